@@ -1,0 +1,3 @@
+"""hubbub: a WebRTC SFU for interactive streaming."""
+
+__version__ = "0.1.0"
