@@ -1,0 +1,217 @@
+"""DTLS-SRTP in the server role through memory BIOs (RFC 5763, RFC 5764).
+
+We answer `a=setup:passive`, so the peer sends the ClientHello. OpenSSL never touches a
+socket: datagrams go in with `bio_write`, flights come out with `bio_read` and are split
+into datagrams at record boundaries (a memory BIO has no datagram semantics).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+
+from hubbub.media import ice
+
+# RFC 5764 §4.1.2 profile names as OpenSSL spells them -> (pylibsrtp profile, key len, salt len)
+SRTP_PROFILES: dict[bytes, tuple[str, int, int]] = {
+    b"SRTP_AEAD_AES_128_GCM": ("SRTP_PROFILE_AEAD_AES_128_GCM", 16, 12),
+    b"SRTP_AES128_CM_SHA1_80": ("SRTP_PROFILE_AES128_CM_SHA1_80", 16, 14),
+}
+
+_RECORD_HEADER = struct.Struct("!BHH6sH")  # type, version, epoch, sequence, length (RFC 6347 §4.1)
+
+
+def fingerprint_of(der: bytes, algorithm: str = "sha-256") -> str:
+    """The `a=fingerprint` value of a DER certificate (RFC 8122 §5): uppercase colon hex."""
+    name = algorithm.lower().replace("-", "")
+    digest = hashlib.new(name, der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+class Certificate:
+    """A self-signed ECDSA P-256 certificate shared by every transport of a node."""
+
+    def __init__(self) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ice.random_credential(16))])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256())
+        )
+        self._key = key
+        self._cert = cert
+        self.fingerprint = fingerprint_of(cert.public_bytes(Encoding.DER))
+
+    def context(self) -> SSL.Context:
+        ctx = SSL.Context(SSL.DTLS_METHOD)
+        # The peer's certificate is self-signed: accept it during the handshake and check it
+        # against the SDP fingerprint afterwards (RFC 5763 §5).
+        ctx.set_verify(
+            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True
+        )
+        ctx.use_certificate(self._cert)
+        ctx.use_privatekey(self._key)
+        ctx.set_cipher_list(b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                            b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
+        ctx.set_options(SSL.OP_NO_QUERY_MTU | SSL.OP_NO_TICKET)
+        ctx.set_tlsext_use_srtp(b":".join(SRTP_PROFILES))
+        return ctx
+
+
+@dataclass(frozen=True)
+class SrtpKeys:
+    profile: str  # pylibsrtp Policy attribute name
+    rx_key: bytes  # key + salt for packets from the peer (the DTLS client)
+    tx_key: bytes  # key + salt for packets we send (the DTLS server)
+
+
+class DtlsError(Exception):
+    pass
+
+
+class DtlsServer:
+    """One DTLS association; `send` writes datagrams to the peer."""
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        remote_fingerprints: list[tuple[str, str]],
+        send: Callable[[bytes], None],
+        mtu: int = 1200,
+    ) -> None:
+        self._conn = SSL.Connection(context)
+        self._conn.set_accept_state()
+        self._conn.set_ciphertext_mtu(mtu)
+        self._remote_fingerprints = [(a.lower(), v.upper()) for a, v in remote_fingerprints]
+        self._send = send
+        self._mtu = mtu
+        self.done = False
+        self.closed = False
+
+    def receive(self, data: bytes) -> SrtpKeys | None:
+        """Feed one datagram. Returns the SRTP keys once the handshake has completed.
+
+        Raises DtlsError when the handshake fails or the certificate does not match.
+        """
+        if self.closed:
+            return None
+        self._conn.bio_write(data)
+        if self.done:
+            # Post-handshake traffic: a close_notify or a retransmitted Finished.
+            try:
+                self._conn.recv(1500)
+            except SSL.ZeroReturnError:
+                self.closed = True
+            except SSL.Error:
+                pass
+            self._flush()
+            return None
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            self._flush()
+            return None
+        except SSL.Error as exc:
+            self._flush()
+            raise DtlsError(f"DTLS handshake failed: {exc}") from exc
+        self._flush()
+        self.done = True
+        self._check_fingerprint()
+        return self._export_keys()
+
+    def timeout(self) -> float | None:
+        """Seconds until the handshake retransmission timer fires, or None."""
+        if self.done or self.closed:
+            return None
+        t = self._conn.DTLSv1_get_timeout()
+        return float(t) if t is not None else None
+
+    def handle_timeout(self) -> None:
+        if not self.done and not self.closed:
+            self._conn.DTLSv1_handle_timeout()
+            self._flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.done:
+            try:
+                self._conn.shutdown()
+            except SSL.Error:
+                pass
+            self._flush()
+
+    def _flush(self) -> None:
+        pending = b""
+        while True:
+            try:
+                pending += self._conn.bio_read(16384)
+            except SSL.WantReadError:
+                break
+        for datagram in split_records(pending, self._mtu):
+            self._send(datagram)
+
+    def _check_fingerprint(self) -> None:
+        cert = self._conn.get_peer_certificate()
+        if cert is None:
+            raise DtlsError("DTLS peer sent no certificate")
+        der = cert.to_cryptography().public_bytes(Encoding.DER)
+        for algorithm, value in self._remote_fingerprints:
+            try:
+                if fingerprint_of(der, algorithm) == value:
+                    return
+            except ValueError:
+                continue
+        raise DtlsError("DTLS peer certificate does not match the SDP fingerprint")
+
+    def _export_keys(self) -> SrtpKeys:
+        selected = self._conn.get_selected_srtp_profile()
+        if selected not in SRTP_PROFILES:
+            raise DtlsError(f"no common SRTP profile (peer chose {selected!r})")
+        profile, key_len, salt_len = SRTP_PROFILES[selected]
+        material = self._conn.export_keying_material(
+            b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len)
+        )
+        # RFC 5764 §4.2: client key, server key, client salt, server salt.
+        client_key = material[:key_len]
+        server_key = material[key_len : 2 * key_len]
+        client_salt = material[2 * key_len : 2 * key_len + salt_len]
+        server_salt = material[2 * key_len + salt_len :]
+        return SrtpKeys(profile, client_key + client_salt, server_key + server_salt)
+
+
+def split_records(data: bytes, mtu: int) -> list[bytes]:
+    """Group DTLS records into datagrams of at most `mtu` bytes, never splitting a record."""
+    datagrams: list[bytes] = []
+    current = b""
+    pos = 0
+    while pos + _RECORD_HEADER.size <= len(data):
+        length = _RECORD_HEADER.unpack_from(data, pos)[4]
+        end = pos + _RECORD_HEADER.size + length
+        record = data[pos:end]
+        if current and len(current) + len(record) > mtu:
+            datagrams.append(current)
+            current = b""
+        current += record
+        pos = end
+    if current:
+        datagrams.append(current)
+    return datagrams

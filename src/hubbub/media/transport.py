@@ -1,0 +1,247 @@
+"""WebRtcTransport: one peer's ICE-lite + DTLS-SRTP association on the node's media port.
+
+State machine: NEW → CONNECTING (a valid STUN check arrived) → CONNECTED (DTLS done, SRTP
+keyed) → CLOSED, or FAILED (bad certificate, handshake error, timeout, consent lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hubbub.media import ice
+from hubbub.media.dtls import DtlsError, DtlsServer
+from hubbub.media.srtp import SrtpError, SrtpPair
+
+if TYPE_CHECKING:
+    from hubbub.media.udp import MediaPort
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class TransportState(enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass
+class RemoteParameters:
+    """What the peer's SDP told us about its transport."""
+
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprints: list[tuple[str, str]]
+
+
+@dataclass
+class TransportStats:
+    rtp_in: int = 0
+    rtcp_in: int = 0
+    rtp_out: int = 0
+    rtcp_out: int = 0
+    srtp_errors: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def _ignore_bytes(data: bytes) -> None:
+    pass
+
+
+def _ignore_state(state: TransportState, reason: str) -> None:
+    pass
+
+
+class WebRtcTransport:
+    """Created by the control plane per peer connection; registered with a MediaPort."""
+
+    def __init__(self, port: MediaPort, remote: RemoteParameters) -> None:
+        self.port = port
+        self.remote = remote
+        self.local_ufrag, self.local_pwd = ice.new_credentials()
+        self.state = TransportState.NEW
+        self.close_reason = ""
+        self.addr: Address | None = None
+        self.nominated = False
+        self.last_consent = time.monotonic()
+        self.created = self.last_consent
+        self.stats = TransportStats()
+        self.on_rtp: Callable[[bytes], None] = _ignore_bytes
+        self.on_rtcp: Callable[[bytes], None] = _ignore_bytes
+        self.on_state: Callable[[TransportState, str], None] = _ignore_state
+        self._srtp: SrtpPair | None = None
+        self._dtls = DtlsServer(
+            port.certificate_context,
+            remote.fingerprints,
+            self._send_raw,
+            mtu=port.config.dtls_mtu,
+        )
+        self._dtls_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def local_fingerprint(self) -> str:
+        return self.port.certificate.fingerprint
+
+    # --- ICE -----------------------------------------------------------------------------
+
+    def ice_checked(self, addr: Address, nominated: bool) -> None:
+        """A valid Binding request from `addr` (RFC 8445 §7.3.1.4 for a lite agent)."""
+        self.last_consent = time.monotonic()
+        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+            return
+        # Send to the nominated pair; before nomination, to the first address that checked
+        # in, so a DTLS ClientHello that races the nomination can be answered.
+        if self.addr is None or (nominated and (not self.nominated or addr != self.addr)):
+            self.port.bind_address(self, addr)
+            self.addr = addr
+        if nominated:
+            self.nominated = True
+        if self.state is TransportState.NEW:
+            self._set_state(TransportState.CONNECTING)
+
+    # --- DTLS ----------------------------------------------------------------------------
+
+    def receive_dtls(self, data: bytes) -> None:
+        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+            return
+        try:
+            keys = self._dtls.receive(data)
+        except DtlsError as exc:
+            self.fail(str(exc))
+            return
+        except Exception as exc:  # OpenSSL errors on garbage records must not escape
+            self.fail(f"DTLS error: {exc}")
+            return
+        if self._dtls.closed:
+            self.close("DTLS close_notify from peer")
+            return
+        if keys is not None:
+            self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
+            self._cancel_timer()
+            self._set_state(TransportState.CONNECTED)
+        else:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        self._cancel_timer()
+        delay = self._dtls.timeout()
+        if delay is not None:
+            loop = asyncio.get_running_loop()
+            self._dtls_timer = loop.call_later(max(delay, 0.01), self._on_dtls_timer)
+
+    def _on_dtls_timer(self) -> None:
+        self._dtls_timer = None
+        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+            return
+        try:
+            self._dtls.handle_timeout()
+        except Exception as exc:
+            self.fail(f"DTLS retransmission failed: {exc}")
+            return
+        self._arm_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._dtls_timer is not None:
+            self._dtls_timer.cancel()
+            self._dtls_timer = None
+
+    # --- SRTP (hot path) -----------------------------------------------------------------
+
+    def receive_srtp(self, data: bytes) -> None:
+        srtp = self._srtp
+        if srtp is None:
+            return
+        stats = self.stats
+        stats.bytes_in += len(data)
+        # RFC 5761 §4: with rtcp-mux, RTCP packet types 192..223 sit where RTP's M+PT is.
+        if 191 < data[1] < 224:
+            try:
+                plain = srtp.unprotect_rtcp(data)
+            except SrtpError:
+                stats.srtp_errors += 1
+                return
+            stats.rtcp_in += 1
+            self.on_rtcp(plain)
+        else:
+            try:
+                plain = srtp.unprotect(data)
+            except SrtpError:
+                stats.srtp_errors += 1
+                return
+            stats.rtp_in += 1
+            self.on_rtp(plain)
+
+    def send_rtp(self, data: bytes) -> None:
+        srtp = self._srtp
+        addr = self.addr
+        if srtp is None or addr is None:
+            return
+        try:
+            out = srtp.protect(data)
+        except SrtpError:
+            self.stats.srtp_errors += 1
+            return
+        self.stats.rtp_out += 1
+        self.stats.bytes_out += len(out)
+        self.port.sendto(out, addr)
+
+    def send_rtcp(self, data: bytes) -> None:
+        srtp = self._srtp
+        addr = self.addr
+        if srtp is None or addr is None:
+            return
+        try:
+            out = srtp.protect_rtcp(data)
+        except SrtpError:
+            self.stats.srtp_errors += 1
+            return
+        self.stats.rtcp_out += 1
+        self.port.sendto(out, addr)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is TransportState.CONNECTED
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def _send_raw(self, data: bytes) -> None:
+        if self.addr is not None:
+            self.port.sendto(data, self.addr)
+
+    def _set_state(self, state: TransportState, reason: str = "") -> None:
+        self.state = state
+        self.close_reason = reason
+        try:
+            self.on_state(state, reason)
+        except Exception:
+            log.exception("transport state callback failed")
+
+    def fail(self, reason: str) -> None:
+        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+            return
+        log.warning("transport %s failed: %s", self.local_ufrag, reason)
+        self._teardown()
+        self._set_state(TransportState.FAILED, reason)
+
+    def close(self, reason: str = "closed") -> None:
+        if self.state in (TransportState.CLOSED, TransportState.FAILED):
+            return
+        self._dtls.close()
+        self._teardown()
+        self._set_state(TransportState.CLOSED, reason)
+
+    def _teardown(self) -> None:
+        self._cancel_timer()
+        self._srtp = None
+        self.port.unregister(self)

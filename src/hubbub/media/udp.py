@@ -1,0 +1,177 @@
+"""MediaPort: the node's single UDP port, shared by every peer.
+
+Datagrams are told apart by their first byte (RFC 7983 §7): 0–3 STUN, 20–63 DTLS,
+128–191 RTP/RTCP. A peer is found by the STUN USERNAME before ICE and by its address after
+(as mediasoup's WebRtcServer does), so one port serves any number of transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from hubbub.config import MediaConfig
+from hubbub.media import ice
+from hubbub.media.dtls import Certificate
+from hubbub.media.transport import Address, RemoteParameters, TransportState, WebRtcTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PortStats:
+    datagrams: int = 0
+    dropped_unknown_peer: int = 0
+    dropped_garbage: int = 0
+    stun_errors: int = 0
+
+
+class MediaPort(asyncio.DatagramProtocol):
+    def __init__(self, config: MediaConfig | None = None) -> None:
+        self.config = config or MediaConfig()
+        self.certificate = Certificate()
+        self.certificate_context = self.certificate.context()
+        self.stats = PortStats()
+        self._by_ufrag: dict[str, WebRtcTransport] = {}
+        self._by_addr: dict[Address, WebRtcTransport] = {}
+        self._udp: asyncio.DatagramTransport | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.local_addr: Address = ("0.0.0.0", 0)
+        self._logged_drops = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.config.host, self.config.port)
+        )
+        self.local_addr = udp.get_extra_info("sockname")[:2]
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def stop(self) -> None:
+        for transport in list(self._by_ufrag.values()):
+            transport.close("server shutting down")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._udp is not None:
+            self._udp.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._udp = transport  # type: ignore[assignment]
+
+    def candidates(self) -> list[tuple[str, int]]:
+        port = self.local_addr[1]
+        ips = self.config.announced_ips or [
+            self.local_addr[0] if self.local_addr[0] not in ("0.0.0.0", "::") else "127.0.0.1"
+        ]
+        return [(ip, port) for ip in ips]
+
+    # --- registry ------------------------------------------------------------------------
+
+    def create_transport(self, remote: RemoteParameters) -> WebRtcTransport:
+        transport = WebRtcTransport(self, remote)
+        self._by_ufrag[transport.local_ufrag] = transport
+        return transport
+
+    def bind_address(self, transport: WebRtcTransport, addr: Address) -> None:
+        if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
+            del self._by_addr[transport.addr]
+        other = self._by_addr.get(addr)
+        if other is not None and other is not transport:
+            # The same 4-tuple now belongs to a new session (client reused its port).
+            other.close("address taken over by a new session")
+        self._by_addr[addr] = transport
+
+    def unregister(self, transport: WebRtcTransport) -> None:
+        self._by_ufrag.pop(transport.local_ufrag, None)
+        if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
+            del self._by_addr[transport.addr]
+
+    @property
+    def transports(self) -> list[WebRtcTransport]:
+        return list(self._by_ufrag.values())
+
+    # --- I/O -----------------------------------------------------------------------------
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        udp = self._udp
+        if udp is not None:
+            udp.sendto(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
+        if len(data) < 2:
+            self.stats.dropped_garbage += 1
+            return
+        addr = addr[:2]
+        first = data[0]
+        if 127 < first < 192:  # RTP/RTCP first: this is the hot path
+            transport = self._by_addr.get(addr)
+            if transport is not None:
+                transport.receive_srtp(data)
+            else:
+                self.stats.dropped_unknown_peer += 1
+        elif first < 4:
+            self._on_stun(data, addr)
+        elif 19 < first < 64:
+            transport = self._by_addr.get(addr)
+            if transport is not None:
+                transport.receive_dtls(data)
+            else:
+                self.stats.dropped_unknown_peer += 1
+        else:
+            self.stats.dropped_garbage += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (peer went away) arrive here on Linux; the consent timer handles them.
+        pass
+
+    def _on_stun(self, data: bytes, addr: Address) -> None:
+        if not self.config.peer_allowed(addr[0]):
+            self.stats.dropped_unknown_peer += 1
+            return
+        try:
+            request = ice.parse_binding_request(data)
+        except ice.StunError:
+            self.stats.stun_errors += 1
+            return
+        except ValueError:
+            self.stats.dropped_garbage += 1
+            return
+        transport = self._by_ufrag.get(request.local_ufrag)
+        if transport is None:
+            # Unknown ufrag: no session to answer for; staying silent avoids reflection.
+            self.stats.dropped_unknown_peer += 1
+            return
+        try:
+            ice.check_binding_request(request, transport.local_pwd)
+        except ice.StunError as exc:
+            self.stats.stun_errors += 1
+            self._log_drop("STUN request from %s refused: %s", addr, exc)
+            pwd = transport.local_pwd if exc.code != 401 else None
+            self.sendto(ice.error_response(request, exc.code, exc.reason, pwd), addr)
+            return
+        transport.ice_checked(addr, ice.is_nomination(request))
+        self.sendto(ice.success_response(request, addr, transport.local_pwd), addr)
+
+    def _log_drop(self, msg: str, *args: object) -> None:
+        # Bad input is logged, but a flood must not flood the log.
+        self._logged_drops += 1
+        if self._logged_drops <= 20 or self._logged_drops % 1000 == 0:
+            log.info(msg, *args)
+
+    async def _sweep(self) -> None:
+        """Consent freshness (RFC 7675 §5.1) and handshake deadlines, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for transport in list(self._by_ufrag.values()):
+                if now - transport.last_consent > self.config.consent_timeout:
+                    transport.fail("ICE consent expired")
+                elif (
+                    transport.state is not TransportState.CONNECTED
+                    and now - transport.created > self.config.dtls_timeout
+                ):
+                    transport.fail("ICE/DTLS did not complete in time")
