@@ -1,0 +1,236 @@
+"""DownTrack: one viewer m-line — rewrites a Track's packets into the viewer's stream."""
+
+from __future__ import annotations
+
+from hubbub.media import rtp
+from hubbub.sfu import rtcp_io
+from hubbub.sfu.config import SfuConfig
+from hubbub.sfu.mapping import extension_map, viewer_payload_type
+from hubbub.sfu.packet_cache import PacketCache
+from hubbub.sfu.track import Track
+from hubbub.sfu.types import DownTrackParams, RtpSink
+
+_NO_EXTENSIONS = bytes(256)
+# Packets this far past the sync point can no longer be confused with ones from before it.
+_GUARD_SPAN = 0x1000
+
+
+class DownTrack:
+    """Outgoing RTP stream to one viewer m-line, bound to at most one Track at a time.
+
+    The outgoing SSRC never changes. On every (re)bind the next forwarded packet re-bases the
+    offsets (mediasoup SeqManager / LiveKit rtpmunger idea): seq continues at last sent + 1 and
+    the timestamp advances by the wall-clock gap (at least one frame), so the viewer's jitter
+    buffer and libsrtp's ROC guess (RFC 3711 §3.3.1) see one continuous stream. A video DownTrack
+    drops packets after a bind until a keyframe, so the decoder never starts on a delta frame.
+    """
+
+    def __init__(self, params: DownTrackParams, sink: RtpSink, config: SfuConfig) -> None:
+        self.params = params
+        self.kind = params.kind
+        self.mid = params.mid
+        self.ssrc = params.ssrc
+        self.sink = sink
+        self.track: Track | None = None
+        self.cache = PacketCache(
+            config.video_cache_size if params.kind == "video" else config.audio_cache_size
+        )
+        self.packets_sent = 0
+        self.octets_sent = 0  # payload octets, as the SR counts them (RFC 3550 §6.4.1)
+        self.last_seq = 0
+        self.last_ts = 0
+        self.last_time = float("-inf")
+        self.last_clock_rate = 0
+        self.binds = 0
+        self.dropped_no_codec = 0
+        self.dropped_waiting_keyframe = 0
+        self.dropped_old = 0
+        self.dropped_malformed = 0
+        self.nacks_received = 0
+        self.packets_resent = 0
+        self.keyframe_requests = 0
+        # From the viewer's receiver reports (RFC 3550 §6.4.1), for stats.
+        self.fraction_lost = 0
+        self.cumulative_lost = 0
+        self.jitter = 0
+        self.rtt = -1.0
+        self.sr_due = float("-inf")
+        self._mid = params.mid.encode()
+        self._mid_id = params.ext_ids.get(rtp.SDES_MID, 0)
+        self._pt = -1
+        self._ext_map = _NO_EXTENSIONS
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._resync = True
+        self._sync_seq = 0
+        self._guard = False
+        self._waiting_keyframe = False
+        self._nack_guard = config.nack_resend_guard
+        self._cname = config.cname
+        self._sr_sent: dict[int, float] = {}  # LSR (middle 32 NTP bits) -> local send time
+
+    @property
+    def waiting_keyframe(self) -> bool:
+        return self._waiting_keyframe
+
+    @property
+    def payload_type(self) -> int:
+        """Viewer PT for the bound Track's codec; -1 when idle or the codec is not negotiated."""
+        return self._pt
+
+    def bind(self, track: Track | None) -> None:
+        """Forward `track` from now on (None = idle). Rebinding keeps SSRC and continuity."""
+        old = self.track
+        if old is track:
+            return
+        if track is not None and track.kind != self.kind:
+            raise ValueError(f"cannot bind a {track.kind} track to a {self.kind} DownTrack")
+        if old is not None:
+            old.down_tracks.remove(self)
+            if self._waiting_keyframe:
+                old.remove_keyframe_waiter()
+        self._waiting_keyframe = False
+        self._resync = True
+        self.track = track
+        if track is None:
+            self._pt = -1
+            self._ext_map = _NO_EXTENSIONS
+            return
+        self.binds += 1
+        self._pt = viewer_payload_type(track.params, self.params)
+        self._ext_map = extension_map(track.params.ext_ids, self.params.ext_ids)
+        track.down_tracks.append(self)
+        if self.kind == "video" and self._pt >= 0:
+            self._waiting_keyframe = True
+            track.add_keyframe_waiter()
+            track.request_keyframe()
+
+    def forward(self, data: bytes, seq: int, ts: int, length: int, keyframe: bool,
+                now: float) -> None:
+        """Rewrite and send one packet of the bound Track (hot path).
+
+        `length` is the payload size (for the SR octet count); `keyframe` whether the packet
+        starts a keyframe (only computed while some DownTrack waits for one).
+        """
+        pt = self._pt
+        if pt < 0:
+            self.dropped_no_codec += 1
+            return
+        if self._waiting_keyframe:
+            track = self.track
+            assert track is not None
+            if not keyframe:
+                self.dropped_waiting_keyframe += 1
+                track.request_keyframe()
+                return
+            self._waiting_keyframe = False
+            track.remove_keyframe_waiter()
+        if self._resync:
+            self._sync(seq, ts, now)
+        elif self._guard:
+            # Older than the packet we re-based on: its output seq would collide with packets
+            # already sent from the previous binding.
+            d = (seq - self._sync_seq) & 0xFFFF
+            if d >= 0x8000:
+                self.dropped_old += 1
+                return
+            if d >= _GUARD_SPAN:
+                self._guard = False
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        try:
+            out = rtp.rewrite_packet(
+                data, pt, out_seq, out_ts, self.ssrc, self._ext_map, self._mid_id, self._mid
+            )
+        except ValueError:
+            self.dropped_malformed += 1
+            return
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_time = now
+        self.cache.put(out_seq, out, now)
+        self.packets_sent += 1
+        self.octets_sent += length
+        self.sink.send_rtp(out)
+
+    def _sync(self, seq: int, ts: int, now: float) -> None:
+        track = self.track
+        assert track is not None
+        self._resync = False
+        self._sync_seq = seq
+        self._guard = True
+        rate = track.clock_rate
+        if self.packets_sent == 0:
+            self._seq_offset = 0
+            self._ts_offset = 0
+        else:
+            self._seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
+            frame = rate // 50 if self.kind == "audio" else rate // 30  # 20 ms / 30 fps
+            step = max(int((now - self.last_time) * rate), frame, 1)
+            self._ts_offset = (self.last_ts + step - ts) & 0xFFFFFFFF
+        self.last_seq = (seq + self._seq_offset - 1) & 0xFFFF
+        self.last_clock_rate = rate
+
+    def on_nack(self, seqs: list[int], now: float) -> int:
+        """Resend cached packets for NACKed outgoing seqs (RFC 4585 §6.2.1); returns the count."""
+        self.nacks_received += 1
+        sent = 0
+        for seq in seqs:
+            packet = self.cache.take_for_resend(seq, now, self._nack_guard)
+            if packet is not None:
+                self.sink.send_rtp(packet)
+                sent += 1
+        self.packets_resent += sent
+        return sent
+
+    def request_keyframe(self) -> bool:
+        """PLI/FIR from the viewer: ask the bound Track's publisher (rate-limited there)."""
+        self.keyframe_requests += 1
+        return self.track.request_keyframe() if self.track is not None else False
+
+    def on_report_block(self, fraction_lost: int, cumulative_lost: int, jitter: int, lsr: int,
+                        dlsr: int, now: float) -> None:
+        """A viewer report block about our SSRC; RTT from LSR/DLSR (RFC 3550 §6.4.1)."""
+        self.fraction_lost = fraction_lost
+        self.cumulative_lost = cumulative_lost
+        self.jitter = jitter
+        sent = self._sr_sent.get(lsr) if lsr else None
+        if sent is not None:
+            self.rtt = max(0.0, now - sent - dlsr / 65536.0)
+
+    def build_sender_report(self, now: float, ntp_now: int) -> bytes | None:
+        """SR + SDES CNAME compound, or None while idle or before the first packet.
+
+        The NTP/RTP pair is the publisher's SR translated by our timestamp offset when the
+        Track has one (so audio and video of one publisher stay lip-synced in the browser),
+        else extrapolated from the last forwarded packet at `ntp_now`.
+        """
+        track = self.track
+        if track is None or self.packets_sent == 0 or self._resync:
+            return None
+        if track.sr_ntp >= 0:
+            # Both halves of the publisher's pair advance by the same wall time, so the mapping
+            # is unchanged and the SR still carries a current NTP time.
+            elapsed = max(0.0, now - track.sr_arrival)
+            ntp = track.sr_ntp + int(elapsed * 4294967296.0)
+            rtp_ts = (track.sr_rtp + self._ts_offset + int(elapsed * track.clock_rate)) & 0xFFFFFFFF
+        else:
+            ntp = ntp_now
+            elapsed = max(0.0, now - self.last_time)
+            rtp_ts = (self.last_ts + int(elapsed * self.last_clock_rate)) & 0xFFFFFFFF
+        lsr = (ntp >> 16) & 0xFFFFFFFF
+        if len(self._sr_sent) >= 8:
+            self._sr_sent.pop(next(iter(self._sr_sent)))
+        self._sr_sent[lsr] = now
+        return rtcp_io.sender_report(
+            self.ssrc, ntp, rtp_ts, self.packets_sent, self.octets_sent, self._cname
+        )
+
+    def tick(self, now: float, ntp_now: int, interval: float) -> None:
+        if now < self.sr_due:
+            return
+        self.sr_due = now + interval
+        report = self.build_sender_report(now, ntp_now)
+        if report is not None:
+            self.sink.send_rtcp(report)

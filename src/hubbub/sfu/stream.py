@@ -1,0 +1,185 @@
+"""Stream and Streams: the registry, publish/replace/unpublish, viewers and periodic work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from hubbub.media import rtcp
+from hubbub.sfu.config import SfuConfig
+from hubbub.sfu.source import Source
+from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamListener, TrackParams
+from hubbub.sfu.viewer import Viewer
+
+
+class Stream:
+    """Sources by sourceId (None = main) and the Viewers watching them.
+
+    Close cascade: unpublishing the last Source reports `stopped`, but the Stream lives on while
+    viewers wait; it leaves the registry once it has neither sources nor viewers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        listener: StreamListener,
+        config: SfuConfig,
+        clock: Clock,
+        on_empty: Callable[[Stream], None],
+    ) -> None:
+        self.name = name
+        self.sources: dict[str | None, Source] = {}
+        self.viewers: list[Viewer] = []
+        self._listener = listener
+        self._config = config
+        self._clock = clock
+        self._on_empty = on_empty
+        self._order = 0
+
+    def publish(self, source_id: str | None, tracks: list[TrackParams], sink: RtpSink) -> Source:
+        """A new Source; a live one with the same sourceId is replaced without viewers noticing:
+        its DownTracks move to the new Source's Tracks (same kind, same index), no events."""
+        self._order += 1
+        source = Source(source_id, tracks, sink, self._config, self._clock, self._order)
+        old = self.sources.get(source_id)
+        self.sources[source_id] = source
+        if old is None:
+            self._listener.source_active(self, source)
+            self._refresh_viewers()
+            return source
+        source.order = old.order  # the replacement keeps its place in "oldest live source"
+        for track in old.tracks:
+            same_kind = [t for t in old.tracks if t.kind == track.kind]
+            target = source.track(track.kind, same_kind.index(track))
+            for down in list(track.down_tracks):
+                down.bind(target)
+        for viewer in self.viewers:
+            if viewer.main_source is old:
+                viewer.set_main(source)
+        old.replaced = True
+        old.close()
+        if old.on_replaced is not None:
+            old.on_replaced()
+        return source
+
+    def unpublish(self, source: Source) -> None:
+        """Remove a live Source; a Source already replaced or removed is ignored."""
+        if self.sources.get(source.source_id) is not source:
+            return
+        del self.sources[source.source_id]
+        source.close()
+        self._refresh_viewers()
+        self._listener.source_inactive(self, source)
+        if not self.sources:
+            self._listener.stopped(self)
+            self._maybe_empty()
+
+    def add_viewer(
+        self,
+        params: list[DownTrackParams],
+        sink: RtpSink,
+        pinned_source_id: str | None = None,
+        excluded: list[str] | None = None,
+    ) -> Viewer:
+        viewer = Viewer(params, sink, pinned_source_id, excluded or [], self._config, self._clock)
+        self.viewers.append(viewer)
+        viewer.set_main(self.main_source_for(viewer))
+        self._listener.viewer_count(self, len(self.viewers))
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        if viewer not in self.viewers:
+            return
+        self.viewers.remove(viewer)
+        viewer.close()
+        self._listener.viewer_count(self, len(self.viewers))
+        self._maybe_empty()
+
+    def main_source_for(self, viewer: Viewer) -> Source | None:
+        """The pinned source if live, else the one without sourceId, else the oldest live one;
+        excluded sources never qualify."""
+        pinned = viewer.pinned_source_id
+        if pinned is not None and pinned not in viewer.excluded and pinned in self.sources:
+            return self.sources[pinned]
+        if None in self.sources:
+            return self.sources[None]
+        live = [s for s in self.sources.values() if s.source_id not in viewer.excluded]
+        return min(live, key=lambda s: s.order) if live else None
+
+    def _refresh_viewers(self) -> None:
+        for viewer in self.viewers:
+            main = self.main_source_for(viewer)
+            if main is not viewer.main_source:
+                viewer.set_main(main)
+
+    def _maybe_empty(self) -> None:
+        if not self.sources and not self.viewers:
+            self._on_empty(self)
+
+    def tick(self, now: float, ntp_now: int) -> None:
+        """SRs to viewers, RRs to publishers, media-timeout reports (see Streams.tick)."""
+        config = self._config
+        for viewer in self.viewers:
+            viewer.tick(now, ntp_now, config.sr_interval)
+        for source in list(self.sources.values()):
+            for track in source.tracks:
+                if now >= track.rr_due:
+                    track.rr_due = now + config.rr_interval
+                    report = track.build_receiver_report(now)
+                    if report is not None:
+                        source.sink.send_rtcp(report)
+            if not source.timed_out and now - source.last_packet_time >= config.media_timeout:
+                source.timed_out = True  # reported once; cleared when media flows again
+                self._listener.source_timed_out(self, source)
+
+
+def _ntp_int(clock: NtpClock) -> int:
+    seconds, fraction = clock()
+    return (seconds << 32) | fraction
+
+
+class Streams:
+    """Registry of Streams by name; owns the clocks and runs the periodic work."""
+
+    def __init__(
+        self,
+        listener: StreamListener,
+        config: SfuConfig | None = None,
+        clock: Clock = time.monotonic,
+        ntp_clock: NtpClock | None = None,
+    ) -> None:
+        self.config = config or SfuConfig()
+        self._listener = listener
+        self._clock = clock
+        self._ntp_clock: NtpClock = ntp_clock or rtcp.ntp_now
+        self._streams: dict[str, Stream] = {}
+
+    def get(self, name: str) -> Stream | None:
+        return self._streams.get(name)
+
+    def get_or_create(self, name: str) -> Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = Stream(name, self._listener, self.config, self._clock, self._drop)
+            self._streams[name] = stream
+        return stream
+
+    def _drop(self, stream: Stream) -> None:
+        if self._streams.get(stream.name) is stream:
+            del self._streams[stream.name]
+
+    def __iter__(self) -> Iterator[Stream]:
+        return iter(list(self._streams.values()))
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def tick(self, now: float | None = None) -> None:
+        """Periodic work, called by control every ~100 ms: an SR + SDES per DownTrack every
+        `sr_interval`, an RR per publisher Track every `rr_interval`, and
+        `listener.source_timed_out` once for a Source silent for `media_timeout`."""
+        if now is None:
+            now = self._clock()
+        ntp_now = _ntp_int(self._ntp_clock)
+        for stream in list(self._streams.values()):
+            stream.tick(now, ntp_now)

@@ -1,0 +1,125 @@
+"""Track: one publisher m-line — receive state, keyframe requests and its DownTracks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hubbub.media import codecs, rtp
+from hubbub.sfu import rtcp_io
+from hubbub.sfu.config import SfuConfig
+from hubbub.sfu.keyframe import KeyframeLimiter
+from hubbub.sfu.mapping import codec_key
+from hubbub.sfu.receive_stats import ReceiveStats
+from hubbub.sfu.types import Clock, RtpSink, TrackParams
+
+if TYPE_CHECKING:
+    from hubbub.sfu.downtrack import DownTrack
+    from hubbub.sfu.source import Source
+
+
+class Track:
+    """Receive side of one publisher m-line; fans each packet out to its DownTracks.
+
+    Keeps what viewers and reports need: counts, last seq/ts/arrival, RFC 6464 audio level,
+    keyframe state, the publisher's last SR (NTP <-> RTP mapping, for lip sync) and RFC 3550
+    reception statistics for the RR.
+    """
+
+    def __init__(
+        self, source: Source, params: TrackParams, sink: RtpSink, config: SfuConfig, clock: Clock
+    ) -> None:
+        self.source = source
+        self.params = params
+        self.kind = params.kind
+        self.mid = params.mid
+        self.codec = params.codec
+        self.clock_rate = params.clock_rate
+        self.codec_key = codec_key(params)
+        self.media_ssrc = params.ssrcs[0] if params.ssrcs else 0
+        self.down_tracks: list[DownTrack] = []
+        self.packets = 0
+        self.bytes = 0
+        self.last_seq = -1
+        self.last_ts = -1
+        self.last_arrival = float("-inf")
+        self.audio_level = 127  # RFC 6464: 127 = silence
+        self.audio_level_time = float("-inf")
+        self.keyframe_seen = False
+        self.last_keyframe_time = float("-inf")
+        self.sr_ntp = -1  # 64-bit NTP of the publisher's last SR; -1 = none yet
+        self.sr_rtp = 0
+        self.sr_arrival = float("-inf")
+        self.receive = ReceiveStats()
+        self.keyframes = KeyframeLimiter(config.keyframe_min_interval)
+        self.rr_due = float("-inf")
+        self._video = params.kind == "video"
+        self._level_id = params.ext_ids.get(rtp.AUDIO_LEVEL, 0) if params.kind == "audio" else 0
+        self._keyframe_waiters = 0
+        self._sink = sink
+        self._server_ssrc = config.server_ssrc
+        self._clock = clock
+
+    def on_rtp(self, data: bytes, seq: int, ts: int, ssrc: int, offset: int, length: int,
+               now: float) -> None:
+        """One accepted media packet; `offset`/`length` locate its payload (hot path)."""
+        self.media_ssrc = ssrc
+        self.packets += 1
+        self.bytes += len(data)
+        self.last_seq = seq
+        self.last_ts = ts
+        self.last_arrival = now
+        self.receive.update(seq, ts, now, self.clock_rate)
+        if self._level_id:
+            level = rtp.audio_level(data, self._level_id)
+            if level >= 0:
+                self.audio_level = level
+                self.audio_level_time = now
+        keyframe = False
+        if self._video and (self._keyframe_waiters or not self.keyframe_seen):
+            keyframe = codecs.is_keyframe(self.codec, data[offset:offset + length])
+            if keyframe:
+                self.keyframe_seen = True
+                self.last_keyframe_time = now
+        for down in self.down_tracks:
+            down.forward(data, seq, ts, length, keyframe, now)
+
+    def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
+        """The publisher's SR for our media SSRC (RFC 3550 §6.4.1)."""
+        self.sr_ntp = ntp
+        self.sr_rtp = rtp_ts
+        self.sr_arrival = now
+
+    def request_keyframe(self) -> bool:
+        """Send a PLI to the publisher unless one went out within the configured interval."""
+        if not self._video or not self.media_ssrc or self.source.closed:
+            return False
+        if not self.keyframes.allow(self._clock()):
+            return False
+        self._sink.send_rtcp(rtcp_io.pli(self._server_ssrc, self.media_ssrc))
+        return True
+
+    def build_receiver_report(self, now: float) -> bytes | None:
+        """RR with one report block for this track, or None before the first packet."""
+        if not self.receive.started:
+            return None
+        values = self.receive.report()
+        if self.sr_ntp < 0:
+            lsr = dlsr = 0
+        else:
+            # RFC 3550 §6.4.1: LSR = middle 32 bits of the SR's NTP timestamp, DLSR in 1/65536 s.
+            lsr = (self.sr_ntp >> 16) & 0xFFFFFFFF
+            dlsr = min(0xFFFFFFFF, int((now - self.sr_arrival) * 65536))
+        return rtcp_io.receiver_report(self._server_ssrc, self.media_ssrc, values, lsr, dlsr)
+
+    def add_keyframe_waiter(self) -> None:
+        self._keyframe_waiters += 1
+
+    def remove_keyframe_waiter(self) -> None:
+        self._keyframe_waiters -= 1
+
+    def detach_all(self) -> list[DownTrack]:
+        """Unbind every DownTrack (the Source is going away) and return them."""
+        downs = list(self.down_tracks)
+        for down in downs:
+            down.bind(None)
+        return downs

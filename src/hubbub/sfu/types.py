@@ -1,0 +1,61 @@
+"""Parameters and protocols shared by the sfu model and the control layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hubbub.sfu.source import Source
+    from hubbub.sfu.stream import Stream
+
+Clock = Callable[[], float]
+NtpClock = Callable[[], tuple[int, int]]
+
+
+class RtpSink(Protocol):
+    """Where the sfu sends bytes; implemented by `media.transport.WebRtcTransport`."""
+
+    def send_rtp(self, data: bytes) -> None: ...
+
+    def send_rtcp(self, data: bytes) -> None: ...
+
+
+class StreamListener(Protocol):
+    """Stream changes reported to control; called synchronously from sfu methods."""
+
+    def source_active(self, stream: Stream, source: Source) -> None: ...
+
+    def source_inactive(self, stream: Stream, source: Source) -> None: ...
+
+    def stopped(self, stream: Stream) -> None: ...
+
+    def viewer_count(self, stream: Stream, count: int) -> None: ...
+
+    def source_timed_out(self, stream: Stream, source: Source) -> None: ...
+
+
+@dataclass
+class TrackParams:
+    """What the publisher's SDP negotiated for one m-line."""
+
+    kind: str  # "audio" | "video"
+    mid: str
+    codec: str  # "opus" | "VP8" | "VP9" | "H264" | "AV1"
+    payload_type: int
+    clock_rate: int
+    fmtp: str = ""
+    ssrcs: list[int] = field(default_factory=list)  # may be empty: learned from the MID ext
+    ext_ids: dict[str, int] = field(default_factory=dict)  # header-extension URI -> id
+
+
+@dataclass
+class DownTrackParams:
+    """One viewer m-line, from the viewer's answer."""
+
+    kind: str
+    mid: str  # always written in the MID extension
+    ssrc: int  # server-chosen outgoing SSRC
+    payload_types: dict[str, int]  # codec key ("opus", "VP8", "H264/42e01f/1") -> viewer PT
+    ext_ids: dict[str, int] = field(default_factory=dict)  # URI -> viewer's id
