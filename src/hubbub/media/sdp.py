@@ -257,7 +257,11 @@ class _Parser:
                     raise self.fail("bad m= line")
                 formats.append(pt)
         self.media = MediaSection(
-            kind=m.group(1), port=port, protocol=m.group(3), formats=formats, mid="",
+            kind=m.group(1),
+            port=port,
+            protocol=m.group(3),
+            formats=formats,
+            mid="",
             raw_formats=raw_formats,
         )
         self.fmtp, self.fbs, self.maps = {}, {}, {}
@@ -379,8 +383,14 @@ class _Parser:
             m.ssrc_groups.append((semantics, [s for s in ssrcs if s is not None]))
         elif name == "rid":
             parts = arg.split(" ", 2)
-            if len(parts) < 2 or not _TOKEN.fullmatch(parts[0]) or parts[1] not in (
-                "send", "recv",
+            if (
+                len(parts) < 2
+                or not _TOKEN.fullmatch(parts[0])
+                or parts[1]
+                not in (
+                    "send",
+                    "recv",
+                )
             ):
                 raise self.fail("bad rid")
             m.rids.append((parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
@@ -657,9 +667,7 @@ def _primary_ssrcs(m: MediaSection) -> list[int]:
     return [s for s in m.ssrcs if s not in repair]
 
 
-def build_answer(
-    offer: SessionDescription, opts: AnswerOptions
-) -> tuple[str, list[Negotiated]]:
+def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, list[Negotiated]]:
     """Answer `offer` as the SFU. Returns the SDP text (CRLF) and one Negotiated per m-line."""
     _check_options(opts)
     ufrag, pwd, fingerprints = remote_credentials(offer)
@@ -678,8 +686,11 @@ def build_answer(
         codecs: list[Codec] = []
         ext_ids: dict[str, int] = {}
         usable = (
-            index in transport and m.kind in ("audio", "video") and m.is_rtp
-            and "SAVP" in m.protocol and direction is not None
+            index in transport
+            and m.kind in ("audio", "video")
+            and m.is_rtp
+            and "SAVP" in m.protocol
+            and direction is not None
         )
         if usable:
             if not m.rtcp_mux:
@@ -706,8 +717,9 @@ def build_answer(
         if not codecs:
             sections.append(_rejected_section(m))
             negotiated.append(
-                Negotiated(m.mid, m.kind, index, "inactive", [], {}, [], [], True,
-                           ufrag, pwd, fingerprints)
+                Negotiated(
+                    m.mid, m.kind, index, "inactive", [], {}, [], [], True, ufrag, pwd, fingerprints
+                )
             )
             continue
         assert direction is not None
@@ -747,8 +759,20 @@ def build_answer(
         lines += _candidate_lines(opts.candidates)
         sections.append(lines)
         negotiated.append(
-            Negotiated(m.mid, m.kind, index, direction, codecs, ext_ids, ssrcs, [], False,
-                       ufrag, pwd, fingerprints)
+            Negotiated(
+                m.mid,
+                m.kind,
+                index,
+                direction,
+                codecs,
+                ext_ids,
+                ssrcs,
+                [],
+                False,
+                ufrag,
+                pwd,
+                fingerprints,
+            )
         )
 
     if not accepted:
@@ -771,5 +795,4 @@ def build_answer(
 def _rejected_section(m: MediaSection) -> list[str]:
     # RFC 8829 §5.3.1 / RFC 3264 §6: a rejected m-line keeps kind, protocol and a format, port 0.
     fmt = m.raw_formats[0] if m.raw_formats else "0"
-    return [f"m={m.kind} 0 {m.protocol} {fmt}", "c=IN IP4 0.0.0.0", f"a=mid:{m.mid}",
-            "a=inactive"]
+    return [f"m={m.kind} 0 {m.protocol} {fmt}", "c=IN IP4 0.0.0.0", f"a=mid:{m.mid}", "a=inactive"]
