@@ -1,0 +1,59 @@
+"""Process-wide adjustments to aioice/aiortc that the hubbub client needs.
+
+Both are idempotent and affect every RTCPeerConnection in the process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import aioice.ice
+from aiortc.rtcdtlstransport import RtpRouter
+
+_original_route_rtp = RtpRouter.route_rtp
+
+
+def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+def use_loopback_only() -> None:
+    """Gather only a 127.0.0.1 host candidate.
+
+    aioice skips 127.0.0.1 when it lists host addresses, and the hubbub server answers STUN only
+    from loopback in tests, so without this an aiortc client on the same machine never connects.
+    """
+    aioice.ice.get_host_addresses = _loopback_addresses
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is ``localhost`` or a loopback IP address."""
+    host = urlsplit(url).hostname
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _route_rtp_by_mid(self: Any, packet: Any) -> Any:
+    # RFC 8843 §9.2: a BUNDLE receiver routes by the MID header extension first. aiortc's router
+    # fills mid_table but routes only by SSRC / payload type, so several audio m-lines sharing one
+    # payload type and announced without a=ssrc (multiplexed audio, projected tracks) get dropped.
+    mid = packet.extensions.mid
+    if mid is not None:
+        receiver = self.mid_table.get(mid)
+        if receiver is not None:
+            self.ssrc_table[packet.ssrc] = receiver  # so SR/BYE for this SSRC reach it too
+            return receiver
+    return _original_route_rtp(self, packet)
+
+
+def use_mid_routing() -> None:
+    """Route incoming RTP by its MID header extension, as browsers do."""
+    RtpRouter.route_rtp = _route_rtp_by_mid  # type: ignore[method-assign]
