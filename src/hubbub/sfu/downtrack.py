@@ -167,7 +167,7 @@ class DownTrack:
         else:
             self._seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
             frame = rate // 50 if self.kind == "audio" else rate // 30  # 20 ms / 30 fps
-            step = max(int((now - self.last_time) * rate), frame, 1)
+            step = max(round((now - self.last_time) * rate), frame, 1)
             self._ts_offset = (self.last_ts + step - ts) & 0xFFFFFFFF
         self.last_seq = (seq + self._seq_offset - 1) & 0xFFFF
         self.last_clock_rate = rate
