@@ -47,10 +47,10 @@ VIDEO_EXTMAPS = {
     6: "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type",
     7: "http://www.webrtc.org/experiments/rtp-hdrext/video-timing",
     8: "http://www.webrtc.org/experiments/rtp-hdrext/color-space",
-    9: "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension",
+    9: "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00",
     10: sdp.URI_RID,
     11: sdp.URI_REPAIRED_RID,
-    12: "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00",
+    12: "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension",
     13: sdp.URI_VIDEO_ORIENTATION,
     14: "urn:ietf:params:rtp-hdrext:toffset",
 }
@@ -208,7 +208,7 @@ def test_parse_chrome_publish_video_section() -> None:
     assert v.codecs[3].fmtp == (
         "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
     )
-    assert v.codecs[7] == Codec(45, "AV1", 90000, None, "level-idx=5;profile=0;tier=1", VIDEO_FBS)
+    assert v.codecs[7] == Codec(45, "AV1", 90000, None, "level-idx=5;profile=0;tier=0", VIDEO_FBS)
     assert [(c.name, c.payload_type) for c in v.aux_codecs] == [
         ("rtx", 97),
         ("rtx", 103),
@@ -309,6 +309,66 @@ def test_parse_aiortc_publish_offer() -> None:
     assert v.rtx == {97: 98, 99: 100, 101: 102}
     assert v.ssrc_groups == [("FID", [4116753593, 1065652268])]
     assert a.rtcp_mux and not a.rtcp_rsize and not offer.extmap_allow_mixed
+
+
+def test_parse_real_chromium_156_offers() -> None:
+    """Offers captured from headless Chromium 156 (fake devices) on this machine."""
+    pub = parse(load("chromium156_publish.sdp"))
+    assert [(m.kind, m.mid, m.direction) for m in pub.media] == [
+        ("audio", "0", "sendonly"),
+        ("video", "1", "sendonly"),
+    ]
+    assert remote_credentials(pub) == (
+        "2vtS",
+        "YtWcZpK2lp7yMhLhog/EFcfr",
+        [
+            (
+                "sha-256",
+                "A4:51:B1:8C:CA:98:C4:17:BF:B3:54:5D:AD:1E:DE:3E:"
+                "20:C9:D6:4A:A0:DE:22:77:9C:70:D9:2A:B6:0F:66:4E",
+            )
+        ],
+    )
+    assert pub.media[1].ssrc_groups == [("FID", [1050364561, 1125866118])]
+    assert pub.media[1].rtx[108] == 109
+    rid = parse(load("chromium156_rid.sdp"))
+    assert [m.kind for m in rid.media] == ["audio", "video", "application"]
+    assert rid.media[1].rids == [("h", "send", ""), ("m", "send", ""), ("l", "send", "")]
+    assert rid.media[1].simulcast == "send h;m;l"
+    view = parse(load("chromium156_view.sdp"))
+    video = view.media[0]
+    assert [c.key for c in video.codecs] == [
+        "VP8", "VP9", "VP9", "VP9", "VP9",
+        "H264/42001f/1", "H264/42001f/0", "H264/42e01f/1", "H264/42e01f/0",
+        "H264/4d001f/1", "H264/4d001f/0", "H264/f4001f/1", "H264/f4001f/0",
+        "AV1", "AV1",
+    ]  # fmt: skip
+    assert [c.name for c in video.aux_codecs][-4:] == ["red", "rtx", "ulpfec", "flexfec-03"]
+    # without senders Chromium numbers the extensions differently than in a publish offer
+    assert view.media[1].extmaps == {
+        14: sdp.URI_AUDIO_LEVEL,
+        2: sdp.URI_ABS_SEND_TIME,
+        4: sdp.URI_TWCC,
+        9: sdp.URI_MID,
+    }
+
+
+def test_chromium_156_view_answer_keeps_forwardable_profiles_only() -> None:
+    text, neg = build_answer(parse(load("chromium156_view.sdp")), opts("view"))
+    assert [c.key for c in neg[0].codecs] == [
+        "VP8", "VP9", "H264/42001f/1", "H264/42e01f/1", "H264/4d001f/1", "H264/f4001f/1", "AV1",
+    ]  # fmt: skip
+    assert [c.fmtp for c in neg[0].codecs if c.name in ("VP9", "AV1")] == [
+        "profile-id=0",
+        "level-idx=5;profile=0;tier=0",
+    ]
+    assert neg[1].ext_ids == {
+        sdp.URI_ABS_SEND_TIME: 2,
+        sdp.URI_TWCC: 4,
+        sdp.URI_MID: 9,
+        sdp.URI_AUDIO_LEVEL: 14,
+    }
+    assert "flexfec" not in text
 
 
 def test_lf_line_endings_parse_the_same() -> None:
