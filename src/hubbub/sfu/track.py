@@ -111,6 +111,11 @@ class Track:
             dlsr = min(0xFFFFFFFF, int((now - self.sr_arrival) * 65536))
         return rtcp_io.receiver_report(self._server_ssrc, self.media_ssrc, values, lsr, dlsr)
 
+    @property
+    def keyframe_waiters(self) -> int:
+        """Bound DownTracks still waiting for a keyframe (keyframe detection runs meanwhile)."""
+        return self._keyframe_waiters
+
     def add_keyframe_waiter(self) -> None:
         self._keyframe_waiters += 1
 
