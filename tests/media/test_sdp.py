@@ -433,6 +433,11 @@ def test_h264_key_defaults_and_matching() -> None:
     assert same_codec(cb31, cb52)  # level may differ (RFC 6184 §8.2.2)
     assert not same_codec(cb31, cb_pm0)
     assert not same_codec(cb31, main)
+    baseline = Codec(5, "H264", 90000, fmtp="profile-level-id=42001f;packetization-mode=1")
+    assert same_codec(cb31, baseline)  # constrained baseline is a subset of baseline
+    assert not same_codec(baseline, cb31)
+    odd = Codec(6, "H264", 90000, fmtp="profile-level-id=ffffff;packetization-mode=1")
+    assert not same_codec(odd, odd)
     assert same_codec(Codec(9, "vp9", 90000), Codec(8, "VP9", 90000, fmtp="profile-id=0"))
     assert not same_codec(Codec(9, "VP9", 90000), Codec(8, "VP9", 90000, fmtp="profile-id=2"))
     assert not same_codec(Codec(9, "VP8", 90000), Codec(9, "VP9", 90000))
@@ -702,6 +707,18 @@ def test_candidates_priority_ipv6_and_none() -> None:
     assert s[-1] == "a=end-of-candidates"
 
 
+def test_answer_uses_canonical_codec_names_and_random_session_id() -> None:
+    text = load("aiortc_publish.sdp").replace("opus/48000/2", "OPUS/48000/2")
+    text = text.replace("H264/90000", "h264/90000")
+    answer, neg = build_answer(parse(text), opts("publish", video_codec="h264", session_id=None))
+    assert [c.name for n in neg for c in n.codecs] == ["opus", "H264"]
+    assert "a=rtpmap:96 opus/48000/2" in answer and "a=rtpmap:101 H264/90000" in answer
+    origin = parse(answer).origin.split()
+    assert origin[0] == "-" and 0 <= int(origin[1]) < 2**62 and origin[2:] == [
+        "2", "IN", "IP4", "127.0.0.1",
+    ]  # fmt: skip
+
+
 def test_supported_extensions_option_limits_the_answer() -> None:
     _, neg = build_answer(
         parse(load("chrome_publish.sdp")),
@@ -819,6 +836,13 @@ def test_utf8_size_limit_counts_bytes() -> None:
     text = HEAD + AUDIO + "s=" + "\u00e9" * 33000 + "\r\n"  # < 64 Ki characters, > 64 KiB
     with pytest.raises(SdpError, match="^SDP is larger than 64 KiB$"):
         parse(text)
+
+
+def test_empty_bundle_group_is_ignored() -> None:
+    offer = parse(HEAD + "a=group:BUNDLE\r\n" + AUDIO)
+    assert offer.bundle == []
+    _, neg = build_answer(offer, opts("publish"))
+    assert [n.rejected for n in neg] == [False]
 
 
 def test_exactly_64_mlines_parse() -> None:

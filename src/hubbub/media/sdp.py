@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 MAX_SDP_BYTES = 64 * 1024
@@ -149,10 +151,10 @@ class AnswerOptions:
     fingerprint: tuple[str, str]  # ("sha-256", "AB:CD:...")
     candidates: list[tuple[str, int]]  # host (ip, port)
     role: str  # "publish" | "view"
-    session_id: int
+    session_id: int | None = None  # o= line session id; None: a random 62-bit number
     video_codec: str | None = None  # publish: "h264" | "vp8" | "vp9" | "av1" | ...
     send_tracks: dict[str, SendTrack] = field(default_factory=dict)  # view: viewer mid -> track
-    supported_extensions: frozenset[str] | None = None  # None: DEFAULT_EXTENSIONS per kind
+    supported_extensions: AbstractSet[str] | None = None  # None: DEFAULT_EXTENSIONS per kind
 
 
 @dataclass
@@ -296,7 +298,7 @@ class _Parser:
         m = self.media
         if name == "group":
             semantics, *mids = arg.split() or [""]
-            if semantics == "BUNDLE":
+            if semantics == "BUNDLE" and mids:
                 if not all(_TOKEN.fullmatch(x) for x in mids):
                     raise self.fail("bad group")
                 self.session.bundle.append(mids)
@@ -535,19 +537,25 @@ def h264_profile(profile_level_id: str) -> str | None:
 
 
 def same_codec(a: Codec, b: Codec) -> bool:
-    """True when media in codec a can be sent as codec b without transcoding.
+    """True when media encoded as codec a can be sent to a receiver that declared codec b.
 
     RFC 6184 §8.2.2: H264 configurations match on profile and packetization-mode; the level may
-    differ (level-asymmetry-allowed). VP9 and AV1 must agree on the profile.
+    differ (level-asymmetry-allowed). Constrained baseline is a subset of baseline (RFC 6184
+    §8.1), so a constrained-baseline stream may go to a baseline receiver, not the reverse.
+    VP9 and AV1 must agree on the profile.
     """
     name = a.name.lower()
     if name != b.name.lower():
         return False
     pa, pb = a.params, b.params
     if name == "h264":
-        return h264_profile(pa.get("profile-level-id", "420010")) == h264_profile(
-            pb.get("profile-level-id", "420010")
-        ) and pa.get("packetization-mode", "0") == pb.get("packetization-mode", "0")
+        if pa.get("packetization-mode", "0") != pb.get("packetization-mode", "0"):
+            return False
+        sent = h264_profile(pa.get("profile-level-id", "420010"))
+        accepted = h264_profile(pb.get("profile-level-id", "420010"))
+        return sent is not None and (
+            sent == accepted or (sent, accepted) == ("constrained-baseline", "baseline")
+        )
     if name == "vp9":
         return pa.get("profile-id", "0") == pb.get("profile-id", "0")
     if name == "av1":
@@ -612,7 +620,9 @@ def _answer_codec(c: Codec, kind: str, ext_uris: set[str]) -> Codec:
     fbs = [f for f in dict.fromkeys(c.rtcp_fbs) if f in allowed]
     if URI_TWCC not in ext_uris:
         fbs = [f for f in fbs if f != "transport-cc"]
-    return Codec(c.payload_type, c.name, c.clock_rate, c.channels, c.fmtp, fbs)
+    # Encoding names are case-insensitive (RFC 4855 §3): answer the canonical spelling.
+    name = "opus" if kind == "audio" else c.name.upper()
+    return Codec(c.payload_type, name, c.clock_rate, c.channels, c.fmtp, fbs)
 
 
 # ---------------------------------------------------------------- answer
@@ -638,7 +648,7 @@ def _check_options(opts: AnswerOptions) -> None:
         raise SdpError("local ice-pwd must be 22-256 ice-chars")
     if not _FINGERPRINT.fullmatch(f"{opts.fingerprint[0]} {opts.fingerprint[1]}"):
         raise SdpError("local fingerprint is malformed")
-    if not 0 <= opts.session_id < 2**63:
+    if opts.session_id is not None and not 0 <= opts.session_id < 2**63:
         raise SdpError("session_id must fit in 63 bits")
     for ip, port in opts.candidates:
         try:
@@ -777,9 +787,10 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
 
     if not accepted:
         raise SdpError("no media section of the offer can be accepted")
+    session_id = secrets.randbits(62) if opts.session_id is None else opts.session_id
     head = [
         "v=0",
-        f"o=- {opts.session_id} 2 IN IP4 127.0.0.1",
+        f"o=- {session_id} 2 IN IP4 127.0.0.1",
         "s=-",
         "t=0 0",
         "a=ice-lite",  # RFC 8445 §2.5: the server only answers connectivity checks
