@@ -39,6 +39,11 @@ class Viewer:
         self._by_ssrc = {d.ssrc: d for d in self.down_tracks}
         self._clock = clock
 
+    @property
+    def extra_audio(self) -> list[DownTrack]:
+        """Audio DownTracks after the main one: the multiplexer's slots."""
+        return [d for d in self.down_tracks if d.kind == "audio" and d is not self.main_audio]
+
     def down_track(self, ssrc: int) -> DownTrack | None:
         return self._by_ssrc.get(ssrc)
 
