@@ -207,7 +207,6 @@ class _Parser:
         self.s_options: str | None = None
         self.s_setup: str | None = None
         self.s_fingerprints: list[tuple[str, str]] = []
-        self.mids: list[str | None] = []
 
     def fail(self, what: str) -> SdpError:
         return SdpError(f"SDP line {self.lineno}: {what}")
@@ -267,7 +266,6 @@ class _Parser:
             raw_formats=raw_formats,
         )
         self.fmtp, self.fbs, self.maps = {}, {}, {}
-        self.mids.append(None)
 
     def finish_media(self) -> None:
         m = self.media
@@ -348,7 +346,6 @@ class _Parser:
             if not (_TOKEN.fullmatch(arg) and len(arg) <= 16):
                 raise self.fail("bad mid")
             m.mid = arg
-            self.mids[-1] = arg
         elif name == "rtpmap":
             r = _RTPMAP.fullmatch(arg)
             pt = _uint(r.group(1), 127) if r else None
