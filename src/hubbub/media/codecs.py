@@ -58,9 +58,9 @@ def _vp9(p: bytes) -> bool:
         if (p[i] >> 1) & 0x07:  # SID != 0
             return False
         i += 1 if b & 0x10 else 2
-    # With P clear there are no P_DIFF bytes in flexible mode; V (scalability structure) only
-    # follows, and it is sent with keyframes, so a complete descriptor is all we require.
-    return n >= i
+    # With P clear there are no P_DIFF bytes in flexible mode; the scalability structure (V)
+    # may follow. Require at least one byte after the fixed part of the descriptor.
+    return n > i
 
 
 def _h264_nal_is_key(nal_type: int) -> bool:
