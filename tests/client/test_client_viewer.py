@@ -171,3 +171,17 @@ async def test_tracks_by_mid_carry_the_media_sent_into_each_m_line(
             recorder = audio[mid]
             assert recorder.sample_rate == 48000
             assert abs(dominant_frequency(recorder.samples(0.5), 48000) - tone) < 3, mid
+
+
+async def test_closing_a_viewer_leaves_no_tasks_behind(
+    make_server: MakeServer, sfu: FakeSfu
+) -> None:
+    server = await make_server(answering(sfu, lambda: {1: ToneTrack(440)}))
+    before = asyncio.all_tasks()
+    async with Viewer(server.url(), "s") as viewer:
+        recorder = AudioRecorder(viewer.tracks_by_mid["1"]).start()
+        await recorder.wait_for_frames(5)
+    await asyncio.sleep(0.1)
+    assert recorder.ended  # the remote track ended with the peer connection
+    leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert not leftover, [t.get_name() for t in leftover]
