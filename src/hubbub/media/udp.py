@@ -101,7 +101,7 @@ class MediaPort(asyncio.DatagramProtocol):
         if udp is not None:
             udp.sendto(data, addr)
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         if len(data) < 2:
             self.stats.dropped_garbage += 1
             return

@@ -1,0 +1,79 @@
+"""Node: one hubbub process — the media port, the stream registry, events and the ticker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+from hubbub.config import Config
+from hubbub.control import messages
+from hubbub.control.events import EventHub
+from hubbub.media.udp import MediaPort
+from hubbub.sfu.config import SfuConfig
+from hubbub.sfu.stream import Stream, Streams
+
+log = logging.getLogger(__name__)
+
+# Stream names travel in URLs and JWT claims: keep them printable and bounded.
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.\-~:@+]{1,128}$")
+
+TICK_INTERVAL = 0.1
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.account_id = "hubbub"
+        self.cluster_id = "local"
+        self.port = MediaPort(config.media)
+        self.hub = EventHub(self)
+        self.streams = Streams(
+            listener=self.hub,
+            config=SfuConfig(media_timeout=config.control.media_timeout),
+        )
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.port.start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        log.info("media port listening on udp %s:%d", *self.port.local_addr)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.port.stop()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            try:
+                self.streams.tick(time.monotonic())
+            except Exception:
+                log.exception("sfu tick failed")
+
+    def discard_if_empty(self, stream: Stream) -> None:
+        """Forget a stream that a session created but never used (e.g. ICE never completed)."""
+        if not stream.sources and not stream.viewers and self.streams.get(stream.name) is stream:
+            self.streams._drop(stream)
+
+    # --- naming --------------------------------------------------------------------------
+
+    def stream_id(self, name: str) -> str:
+        return f"{self.account_id}/{name}"
+
+    def strip_account(self, name: str) -> str:
+        account, sep, rest = name.partition("/")
+        return rest if sep and rest else name
+
+    def check_stream_name(self, name: str) -> None:
+        if not _STREAM_NAME.match(name):
+            raise messages.ProtocolError(
+                "invalid stream name: 1-128 characters of letters, digits and _.-~:@+"
+            )
+
+    def default_stream(self, session: Any) -> str | None:
+        """The stream a client's token is bound to (tokens arrive with the Director issue)."""
+        return getattr(session, "token_stream", None)

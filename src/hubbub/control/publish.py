@@ -1,0 +1,159 @@
+"""PublisherSession: the `publish` command — SDP answer, transport, and a Source in the sfu."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hubbub.control import messages
+from hubbub.control.session import Session, new_id
+from hubbub.media import sdp
+from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTransport
+from hubbub.sfu.types import TrackParams
+
+if TYPE_CHECKING:
+    from hubbub.control.node import Node
+    from hubbub.sfu.source import Source
+    from hubbub.sfu.stream import Stream
+
+log = logging.getLogger(__name__)
+
+VIDEO_CODECS = {"vp8", "vp9", "h264", "av1", "h265"}
+
+
+def track_params(negotiated: list[sdp.Negotiated]) -> list[TrackParams]:
+    tracks = []
+    for media in negotiated:
+        if media.rejected or not media.codecs:
+            continue
+        codec = media.codecs[0]
+        tracks.append(
+            TrackParams(
+                kind=media.kind,
+                mid=media.mid,
+                codec=codec.name,
+                payload_type=codec.payload_type,
+                clock_rate=codec.clock_rate,
+                fmtp=codec.fmtp,
+                ssrcs=list(media.ssrcs),
+                ext_ids=dict(media.ext_ids),
+            )
+        )
+    return tracks
+
+
+class PublisherSession(Session):
+    """One publishing client. The Source goes live when its transport is connected."""
+
+    role = "publish"
+
+    def __init__(self, node: Node, send_text: Any) -> None:
+        super().__init__(send_text)
+        self.node = node
+        self.publisher_id = new_id("pub")
+        self.stream: Stream | None = None
+        self.source_id: str | None = None
+        self.source: Source | None = None
+        self.transport: WebRtcTransport | None = None
+        self._tracks: list[TrackParams] = []
+        self.viewer_count = 0
+
+    async def handle(self, command: messages.Command) -> dict[str, Any]:
+        if command.name == "publish":
+            return self._publish(command.data)
+        if command.name == "unpublish":
+            self.end("unpublished")
+            return {}
+        raise messages.ProtocolError(f"unknown command {command.name!r}")
+
+    def _publish(self, data: dict[str, Any]) -> dict[str, Any]:
+        if self.transport is not None:
+            raise messages.ProtocolError("already publishing on this connection")
+        name = messages.optional_str(data, "name") or self.node.default_stream(self)
+        if not name:
+            raise messages.ProtocolError("missing name (stream name)")
+        self.node.check_stream_name(name)
+        source_id = messages.optional_str(data, "sourceId")
+        codec = (messages.optional_str(data, "codec", 16) or "vp8").lower()
+        if codec not in VIDEO_CODECS:
+            raise messages.ProtocolError(f"unsupported codec {codec!r}")
+        self.set_events(data.get("events"))
+        offer_text = messages.required_str(data, "sdp", 64 * 1024)
+        offer = sdp.parse(offer_text)
+        ufrag, pwd, fingerprints = sdp.remote_credentials(offer)
+        transport = self.node.port.create_transport(RemoteParameters(ufrag, pwd, fingerprints))
+        try:
+            answer, negotiated = sdp.build_answer(
+                offer,
+                sdp.AnswerOptions(
+                    ice_ufrag=transport.local_ufrag,
+                    ice_pwd=transport.local_pwd,
+                    fingerprint=("sha-256", transport.local_fingerprint),
+                    candidates=self.node.port.candidates(),
+                    role="publish",
+                    video_codec=codec,
+                ),
+            )
+            tracks = track_params(negotiated)
+            if not tracks:
+                raise messages.ProtocolError("offer has no audio or video we can receive")
+        except Exception:
+            transport.close("publish refused")
+            raise
+        self.stream = self.node.streams.get_or_create(name)
+        self.source_id = source_id
+        self._tracks = tracks
+        self.transport = transport
+        transport.on_state = self._on_transport_state
+        self.node.hub.add_publisher(name, self)
+        log.info(
+            "publish %s stream=%s source=%s tracks=%s",
+            self.publisher_id, name, source_id, [t.codec for t in tracks],
+        )
+        return {
+            "sdp": answer,
+            "publisherId": self.publisher_id,
+            "clusterId": self.node.cluster_id,
+            "feedId": self.publisher_id,
+            "streamId": self.node.stream_id(name),
+        }
+
+    def _on_transport_state(self, state: TransportState, reason: str) -> None:
+        transport = self.transport
+        if transport is None or self.stream is None:
+            return
+        if state is TransportState.CONNECTED:
+            source = self.stream.publish(self.source_id, self._tracks, transport)
+            self.source = source
+            self.node.hub.bind_source(source, self)
+            source.on_replaced = self.replaced
+            transport.on_rtp = source.on_rtp
+            transport.on_rtcp = source.on_rtcp
+        elif state in (TransportState.FAILED, TransportState.CLOSED):
+            self.end(reason or state.value)
+
+    def replaced(self) -> None:
+        """Another publisher took over our sourceId: drop this feed (PROTOCOL.md publish)."""
+        if self.source is not None:
+            self.node.hub.unbind_source(self.source)
+        self.source = None
+        self.end("replaced by a new publisher with the same sourceId")
+        self.request_close(1000, "replaced")
+
+    def end(self, reason: str) -> None:
+        """Stop publishing: unpublish the Source and close the transport. Idempotent."""
+        source, self.source = self.source, None
+        if source is not None and self.stream is not None:
+            self.node.hub.unbind_source(source)
+            self.stream.unpublish(source)
+        transport = self.transport
+        if transport is not None:
+            transport.on_state = lambda state, reason: None
+            transport.close(reason)
+        if self.stream is not None:
+            self.node.hub.remove_publisher(self.stream.name, self)
+            self.node.discard_if_empty(self.stream)
+
+    def close(self) -> None:
+        self.end("signaling closed")
+        super().close()

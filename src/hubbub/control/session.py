@@ -1,0 +1,79 @@
+"""A signaling session: one WebSocket, its outbound queue and its event filter."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hubbub.control import messages
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = frozenset({"active", "inactive", "stopped"})
+KNOWN_EVENTS = frozenset(
+    {"active", "inactive", "stopped", "viewercount", "vad", "layers", "migrate", "updated"}
+)
+
+_ids = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{next(_ids):x}"
+
+
+class Session:
+    """Serializes everything sent on one socket through a queue drained by one task."""
+
+    def __init__(self, send_text: Callable[[str], Awaitable[None]]) -> None:
+        self._send_text = send_text
+        self._queue: asyncio.Queue[str | asyncio.Event] = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._drain())
+        self.events: frozenset[str] = DEFAULT_EVENTS
+        self.closed = False
+        self.on_close_request: Callable[[int, str], None] = lambda code, reason: None
+
+    def set_events(self, events: Any) -> None:
+        """Clients name the events they want; absent means the default set (PROTOCOL.md)."""
+        if events is None:
+            return
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise messages.ProtocolError("events must be a list of strings")
+        self.events = frozenset(e for e in events if e in KNOWN_EVENTS)
+
+    def send(self, text: str) -> None:
+        if not self.closed:
+            self._queue.put_nowait(text)
+
+    def send_event(self, name: str, data: dict[str, Any] | None) -> None:
+        if name in self.events:
+            self.send(messages.event(name, data))
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the socket owner to close the WebSocket (after queued messages are out)."""
+        self.on_close_request(code, reason)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been written."""
+        done = asyncio.Event()
+        self._queue.put_nowait(done)
+        await done.wait()
+
+    async def _drain(self) -> None:
+        while True:
+            text = await self._queue.get()
+            if isinstance(text, asyncio.Event):
+                text.set()
+                continue
+            try:
+                await self._send_text(text)
+            except Exception:
+                # The socket is gone; the receive loop notices and tears the session down.
+                self.closed = True
+                return
+
+    def close(self) -> None:
+        self.closed = True
+        self._writer.cancel()

@@ -1,0 +1,98 @@
+"""WebSocket endpoints /ws/v2/pub and /ws/v2/sub: the transaction loop of one socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hubbub.control import messages
+from hubbub.control.node import Node
+from hubbub.control.publish import PublisherSession
+from hubbub.control.session import Session
+from hubbub.control.view import ViewerSession
+
+log = logging.getLogger(__name__)
+
+
+async def serve_socket(websocket: WebSocket, node: Node, role: str) -> None:
+    if not node.config.control.allow_any_stream:
+        # Token checks arrive with the Director issue; until then only the explicit
+        # development setting lets anyone in.
+        await websocket.close(code=4401, reason="Unauthorized: token required")
+        return
+    await websocket.accept()
+    session: Session
+    if role == "publish":
+        session = PublisherSession(node, websocket.send_text)
+    else:
+        session = ViewerSession(node, websocket.send_text)
+    closing: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def request_close(code: int, reason: str) -> None:
+        if not closing.done():
+            closing.set_result((code, reason))
+
+    session.on_close_request = request_close
+    receiver: asyncio.Future[None] = asyncio.ensure_future(
+        _receive_loop(websocket, node, session)
+    )
+    try:
+        await asyncio.wait([receiver, closing], return_when=asyncio.FIRST_COMPLETED)
+        if closing.done():
+            code, reason = closing.result()
+            receiver.cancel()
+            await session.flush()
+            try:
+                await websocket.close(code=code, reason=reason[:120])
+            except Exception:
+                pass
+    finally:
+        receiver.cancel()
+        session.close()
+
+
+async def _receive_loop(websocket: WebSocket, node: Node, session: Session) -> None:
+    limit = node.config.control.max_message_bytes
+    while True:
+        try:
+            message = await websocket.receive()
+        except WebSocketDisconnect:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            session.send(messages.error(None, "binary frames are not supported"))
+            continue
+        if len(text) > limit:
+            log.info("oversize message (%d bytes) refused", len(text))
+            session.send(messages.error(None, f"message larger than {limit} bytes"))
+            continue
+        await _dispatch(text, session)
+
+
+async def _dispatch(text: str, session: Session) -> None:
+    trans_id = None
+    try:
+        command = messages.parse_command(text)
+        trans_id = command.trans_id
+        data = await session.handle(command)  # type: ignore[attr-defined]
+    except messages.ProtocolError as exc:
+        log.info("command refused: %s", exc.reason)
+        session.send(messages.error(exc.trans_id if trans_id is None else trans_id, exc.reason))
+        return
+    except ValueError as exc:  # SDP and other parse errors carry a clear message
+        log.info("command refused: %s", exc)
+        session.send(messages.error(trans_id, str(exc)))
+        return
+    except Exception:
+        log.exception("command failed")
+        session.send(messages.error(trans_id, "internal server error"))
+        return
+    session.send(messages.response(trans_id, data))
+    after = getattr(session, "after_reply", None)
+    if after is not None:
+        after()
