@@ -172,6 +172,17 @@ async def test_viewer_page_views_over_millicast_signaling(
     assert stats["1"]["kind"] == "audio" and stats["1"]["totalSamplesReceived"] > 0
     assert stats["2"]["packetsReceived"] == 0 and stats["2"]["hasInbound"] is False
 
+    # Client-side renegotiation like View.addRemoteTrack: answer fabricated from m-line 1.
+    assert await page.evaluate("window.hubbub.addRemoteTrack('audio')") == "4"
+    assert await page.evaluate("window.hubbub.pc.signalingState") == "stable"
+    mids = await page.evaluate("window.hubbub.mids()")
+    assert mids[-1] == {"mid": "4", "kind": "audio", "direction": "recvonly"}
+    remote = await page.evaluate("window.hubbub.pc.remoteDescription.sdp")
+    audio_sections = [s for s in remote.split("m=")[1:] if s.startswith("audio")]
+    assert audio_sections[-1].splitlines()[0] == audio_sections[0].splitlines()[0]
+    assert "a=group:BUNDLE 0 1 2 3 4" in remote
+    await wait_until(page, PACKETS_FLOWING, [["0"], stats["0"]["packetsReceived"] + 30])
+
 
 async def test_viewer_page_reports_signaling_error(
     page_factory: PageFactory, fake_sfu: FakeSfu

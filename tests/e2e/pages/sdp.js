@@ -22,3 +22,19 @@ export function preferVideoCodec(transceiver, codec) {
   transceiver.setCodecPreferences([...chosen, ...rtx]);
   return true;
 }
+
+// View.addRemoteTrack does not ask the server: it fabricates the remote answer for a new
+// recvonly transceiver by cloning the first answered m-section of that kind (same payload types
+// and header-extension ids), with the new mid, the server sending, and no SSRCs. The SFU must
+// therefore tag every packet with the MID extension (RFC 8843 §15) for the browser to route it.
+export function answerWithClonedSection(answerSdp, kind, mid) {
+  const [session, ...sections] = answerSdp.split(/\r\n(?=m=)/);
+  const template = sections.find((s) => s.startsWith(`m=${kind} `));
+  if (!template) throw new Error(`no ${kind} m-section to clone`);
+  const dropped = /^a=(ssrc|ssrc-group|msid|sendrecv|sendonly|recvonly|inactive|mid):/;
+  const lines = template.split("\r\n").filter((l) => l !== "" && !dropped.test(l + ":"));
+  lines.push(`a=mid:${mid}`, "a=sendonly");
+  const bundled = session.replace(/^(a=group:BUNDLE .*)$/m, `$1 ${mid}`);
+  const body = [...sections.map((s) => s.replace(/\r\n$/, "")), lines.join("\r\n")];
+  return [bundled.replace(/\r\n$/, ""), ...body].join("\r\n") + "\r\n";
+}

@@ -1,8 +1,9 @@
 // Views a stream like the Millicast SDK's View.connect(): recvonly video, recvonly audio, then
 // `multiplex` more recvonly audio transceivers, in that order; offer -> `view` -> answer.
 // State for tests: window.hubbub = {state, subscriberId, error, events, reply, tracks,
-// inbound(), mids(), cmd(name, data), stop()}.
+// inbound(), pair(), mids(), cmd(name, data), addRemoteTrack(kind), stop()}.
 import { flag, list, q } from "./params.js";
+import { answerWithClonedSection } from "./sdp.js";
 import { Signaling, withToken } from "./signaling.js";
 import { inboundByMid, selectedPair } from "./stats.js";
 
@@ -24,6 +25,15 @@ const hubbub = {
     return hubbub.pc.getTransceivers().map((t) => ({
       mid: t.mid, kind: t.receiver.track.kind, direction: t.currentDirection,
     }));
+  },
+  // Like the SDK's View.addRemoteTrack(kind): client-side renegotiation; returns the new mid.
+  async addRemoteTrack(kind) {
+    const pc = hubbub.pc;
+    const t = pc.addTransceiver(kind, { direction: "recvonly" });
+    await pc.setLocalDescription(await pc.createOffer());
+    const sdp = answerWithClonedSection(pc.remoteDescription.sdp, kind, t.mid);
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    return t.mid;
   },
   eventsNamed(name) { return hubbub.events.filter((e) => e.name === name); },
   cmd(name, data) { return hubbub.signaling.cmd(name, data); },
