@@ -302,8 +302,14 @@ def rewrite_packet(
         while pos < end:
             b = data[pos]
             i = b >> 4
-            if i == 0:  # RFC 8285 §4.2: padding byte
-                pos += 1
+            if i == 0:  # RFC 8285 §4.2: padding; cut it unless it trails (then `last` cuts it)
+                run = pos + 1
+                while run < end and data[run] == 0:
+                    run += 1
+                if run < end:
+                    del out[pos + k : run + k]
+                    k -= run - pos
+                pos = run
                 continue
             if i == 15:  # reserved id: stop parsing, drop the rest
                 break
