@@ -131,6 +131,7 @@ class PublisherSession(Session):
             transport.on_rtcp = source.on_rtcp
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             self.end(reason or state.value)
+            self.request_close(1000, f"media transport {state.value}: {reason}")
 
     def replaced(self) -> None:
         """Another publisher took over our sourceId: drop this feed (PROTOCOL.md publish)."""

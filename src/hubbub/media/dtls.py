@@ -174,13 +174,20 @@ class DtlsServer:
         if cert is None:
             raise DtlsError("DTLS peer sent no certificate")
         der = cert.to_cryptography().public_bytes(Encoding.DER)
+        # RFC 8122 §5: the certificate must match the fingerprints. Offers often list several
+        # hash functions (aiortc: sha-256/384/512); every one we can compute must match, so a
+        # single forged line is enough to refuse.
+        checked = 0
         for algorithm, value in self._remote_fingerprints:
             try:
-                if fingerprint_of(der, algorithm) == value:
-                    return
+                actual = fingerprint_of(der, algorithm)
             except ValueError:
-                continue
-        raise DtlsError("DTLS peer certificate does not match the SDP fingerprint")
+                continue  # a hash function we do not know
+            if actual != value:
+                raise DtlsError("DTLS peer certificate does not match the SDP fingerprint")
+            checked += 1
+        if not checked:
+            raise DtlsError("no SDP fingerprint with a supported hash function")
 
     def _export_keys(self) -> SrtpKeys:
         selected = self._conn.get_selected_srtp_profile()
