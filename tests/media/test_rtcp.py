@@ -55,7 +55,7 @@ TWCC_PKT = bytes.fromhex(
     "0002"  # padding
 )
 
-SR = SenderReport(A, 0xE9A83C11, 0x4B6F2E00, 0x3A980, 50, 8000)
+SR = SenderReport(A, 0xE9A83C11_4B6F2E00, 0x3A980, 50, 8000)
 SDES = SourceDescription([SdesChunk(A, [(1, CNAME)])])
 RR = ReceiverReport(1, [
     ReportBlock(A, 10, 12, 0x10F2C, 32, 0x3C114B6F, 0x8000),
@@ -109,7 +109,8 @@ def test_aiortc_sr_sdes_compound() -> None:
     assert isinstance(sr, SenderReport) and isinstance(sdes, SourceDescription)
     assert sr.ssrc == A and sr.packet_count == 50 and sr.octet_count == 8000
     assert sr.lsr == 0x3C114B6F
-    assert sdes.chunks[0].cname == CNAME.decode()
+    assert sdes.chunks == [(A, [(1, CNAME)])]
+    assert sdes.cnames() == {A: CNAME.decode()}
     assert sr.serialize() + sdes.serialize() == SR_SDES
     assert list(rtcp.iter_compound(SR_SDES)) == [(200, 0, 0, 28), (202, 1, 28, 76)]
 
@@ -220,12 +221,12 @@ def test_report_block_packets_lost_is_signed_and_saturates() -> None:
 
 
 def test_sr_and_rr_keep_profile_extensions() -> None:
-    sr = SenderReport(1, 2, 3, 4, 5, 6, [], b"\xaa\xbb\xcc\xdd")
+    sr = SenderReport(1, 2, 3, 4, 5, [], b"\xaa\xbb\xcc\xdd")
     assert SenderReport.parse(sr.serialize()) == sr
     rr = ReceiverReport(1, [ReportBlock(2)], b"\x01\x02\x03\x04")
     assert ReceiverReport.parse(rr.serialize()) == rr
     with pytest.raises(ValueError, match=r"^RTCP SR extension must be a multiple of 4 bytes$"):
-        SenderReport(1, 2, 3, 4, 5, 6, [], b"x").serialize()
+        SenderReport(1, 2, 3, 4, 5, [], b"x").serialize()
     with pytest.raises(ValueError, match=r"^RTCP RR report blocks: at most 31 allowed$"):
         ReceiverReport(1, [ReportBlock(i) for i in range(32)]).serialize()
 
@@ -240,8 +241,11 @@ def test_sdes_keeps_all_items_and_chunks() -> None:
     assert data[:4] == bytes.fromhex("83ca000d")
     assert data[40:48] == bytes.fromhex("5e0c2f9a00000000")  # an empty chunk: SSRC + null word
     assert SourceDescription.parse(data) == sdes
-    assert sdes.chunks[0].cname == "user@host"
-    assert sdes.chunks[1].cname is None
+    assert sdes.cnames() == {A: "user@host"}
+    chunk = SourceDescription.parse(data).chunks[0]
+    assert isinstance(chunk, SdesChunk) and chunk.cname == "user@host"
+    plain = SourceDescription([(7, [(1, b"c")])])  # plain tuples work as chunks
+    assert plain.serialize() == bytes.fromhex("81ca0002" "00000007" "01016300")
 
 
 def test_bye_reason_variants() -> None:
@@ -407,7 +411,7 @@ words = st.binary(max_size=12).map(lambda b: b + b"\x00" * (-len(b) & 3))
 
 
 @given(st.one_of(
-    st.builds(SenderReport, u32, u32, u32, u32, u32, u32, blocks, words),
+    st.builds(SenderReport, u32, st.integers(0, 2**64 - 1), u32, u32, u32, blocks, words),
     st.builds(ReceiverReport, u32, blocks, words),
     st.builds(SourceDescription, st.lists(st.builds(SdesChunk, u32, st.lists(
         st.tuples(st.integers(1, 255), st.binary(max_size=20)), max_size=3)), max_size=3)),

@@ -13,7 +13,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 __all__ = [
     "APP",
@@ -52,7 +52,7 @@ _HEADER = struct.Struct("!BBH")  # V/P/count, PT, length in 32-bit words minus o
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TWO_U32 = struct.Struct("!II")
-_SENDER_INFO = struct.Struct("!IIIIII")  # SSRC, NTP sec, NTP frac, RTP ts, packets, octets
+_SENDER_INFO = struct.Struct("!IQIII")  # SSRC, 64-bit NTP, RTP ts, packets, octets
 _BLOCK = struct.Struct("!IIIIII")
 _FIR_ENTRY = struct.Struct("!IB3x")
 _NACK_FCI = struct.Struct("!HH")  # PID, BLP
@@ -140,7 +140,7 @@ class ReportBlock:
     ssrc: int
     fraction_lost: int = 0  # 8-bit fixed point
     packets_lost: int = 0  # cumulative, signed 24-bit
-    highest_seq: int = 0  # extended highest sequence number received
+    highest_sequence: int = 0  # extended highest sequence number received
     jitter: int = 0
     lsr: int = 0  # middle 32 bits of the last SR's NTP timestamp
     dlsr: int = 0  # delay since that SR, 1/65536 s
@@ -159,7 +159,7 @@ class ReportBlock:
         # RFC 3550 A.3: the cumulative count saturates at the signed 24-bit limits.
         lost = max(-0x800000, min(0x7FFFFF, self.packets_lost)) & 0xFFFFFF
         return _BLOCK.pack(self.ssrc, ((self.fraction_lost & 0xFF) << 24) | lost,
-                           self.highest_seq, self.jitter, self.lsr, self.dlsr)
+                           self.highest_sequence, self.jitter, self.lsr, self.dlsr)
 
 
 def _parse_blocks(data: bytes, start: int, count: int, end: int, what: str) -> list[ReportBlock]:
@@ -178,9 +178,8 @@ class SenderReport:
     """RFC 3550 §6.4.1 SR; `extension` holds profile-specific bytes after the report blocks."""
 
     ssrc: int
-    ntp_sec: int
-    ntp_frac: int
-    rtp_ts: int
+    ntp_timestamp: int  # 64-bit NTP: seconds since 1900 << 32 | fraction
+    rtp_timestamp: int
     packet_count: int
     octet_count: int
     reports: list[ReportBlock] = field(default_factory=list)
@@ -189,21 +188,21 @@ class SenderReport:
     @property
     def lsr(self) -> int:
         """The middle 32 bits of the NTP timestamp, as echoed in report blocks (LSR)."""
-        return ((self.ntp_sec & 0xFFFF) << 16) | (self.ntp_frac >> 16)
+        return (self.ntp_timestamp >> 16) & 0xFFFFFFFF
 
     @classmethod
     def parse(cls, data: bytes) -> SenderReport:
         count, end = _open(data, SR)
         if end < 28:
             raise ValueError("RTCP SR shorter than its sender info")
-        ssrc, sec, frac, ts, packets, octets = _SENDER_INFO.unpack_from(data, 4)
+        ssrc, ntp, ts, packets, octets = _SENDER_INFO.unpack_from(data, 4)
         reports = _parse_blocks(data, 28, count, end, "SR")
-        return cls(ssrc, sec, frac, ts, packets, octets, reports, data[28 + 24 * count : end])
+        return cls(ssrc, ntp, ts, packets, octets, reports, data[28 + 24 * count : end])
 
     def serialize(self) -> bytes:
         _check_count(len(self.reports), "SR report blocks")
         _check_extension(self.extension, "SR")
-        info = _SENDER_INFO.pack(self.ssrc, self.ntp_sec, self.ntp_frac, self.rtp_ts,
+        info = _SENDER_INFO.pack(self.ssrc, self.ntp_timestamp, self.rtp_timestamp,
                                  self.packet_count, self.octet_count)
         blocks = b"".join(r.serialize() for r in self.reports)
         return _pack(SR, len(self.reports), info + blocks + self.extension)
@@ -235,46 +234,60 @@ class ReceiverReport:
 # --- RFC 3550 §6.5 SDES, §6.6 BYE ----------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class SdesChunk:
-    """One SSRC and its items as (type, value); type 1 is CNAME (RFC 3550 §6.5.1)."""
+class SdesChunk(NamedTuple):
+    """One SSRC and its items as (type, value); type 1 is CNAME (RFC 3550 §6.5.1). A plain
+    (ssrc, items) tuple works wherever a chunk is expected."""
 
     ssrc: int
-    items: list[tuple[int, bytes]] = field(default_factory=list)
+    items: list[tuple[int, bytes]]
 
     @property
     def cname(self) -> str | None:
-        for kind, value in self.items:
-            if kind == SDES_CNAME:
-                return value.decode("utf-8", "replace")
-        return None
+        return _cname(self.items)
 
-    def serialize(self) -> bytes:
-        parts = [_U32.pack(self.ssrc)]
-        for kind, value in self.items:
-            if not 1 <= kind <= 255 or len(value) > 255:
-                raise ValueError("RTCP SDES item type or length out of range")
-            parts.append(bytes((kind, len(value))) + value)
-        body = b"".join(parts)
-        # RFC 3550 §6.5: a null item type ends the list, more nulls pad to a 32-bit boundary.
-        return body + b"\x00" * (4 - (len(body) & 3))
+
+def _cname(items: list[tuple[int, bytes]]) -> str | None:
+    for kind, value in items:
+        if kind == SDES_CNAME:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def _sdes_chunk(ssrc: int, items: list[tuple[int, bytes]]) -> bytes:
+    parts = [_U32.pack(ssrc)]
+    for kind, value in items:
+        if not 1 <= kind <= 255 or len(value) > 255:
+            raise ValueError("RTCP SDES item type or length out of range")
+        parts.append(bytes((kind, len(value))) + value)
+    body = b"".join(parts)
+    # RFC 3550 §6.5: a null item type ends the list, more nulls pad to a 32-bit boundary.
+    return body + b"\x00" * (4 - (len(body) & 3))
 
 
 @dataclass(slots=True)
 class SourceDescription:
-    """RFC 3550 §6.5 SDES."""
+    """RFC 3550 §6.5 SDES: chunks of (ssrc, [(item type, value), ...])."""
 
-    chunks: list[SdesChunk] = field(default_factory=list)
+    chunks: list[tuple[int, list[tuple[int, bytes]]]] = field(default_factory=list)
+
+    def cnames(self) -> dict[int, str]:
+        """SSRC -> CNAME for every chunk that has one."""
+        out: dict[int, str] = {}
+        for ssrc, items in self.chunks:
+            cname = _cname(items)
+            if cname is not None:
+                out[ssrc] = cname
+        return out
 
     @classmethod
     def parse(cls, data: bytes) -> SourceDescription:
         count, end = _open(data, SDES)
-        chunks = []
+        chunks: list[tuple[int, list[tuple[int, bytes]]]] = []
         pos = 4
         for _ in range(count):
             if pos + 4 > end:
                 raise ValueError("RTCP SDES chunk truncated")
-            chunk = SdesChunk(_U32.unpack_from(data, pos)[0])
+            chunk = SdesChunk(_U32.unpack_from(data, pos)[0], [])
             pos += 4
             while True:
                 if pos >= end:
@@ -295,7 +308,8 @@ class SourceDescription:
 
     def serialize(self) -> bytes:
         _check_count(len(self.chunks), "SDES chunks")
-        return _pack(SDES, len(self.chunks), b"".join(c.serialize() for c in self.chunks))
+        body = b"".join(_sdes_chunk(ssrc, items) for ssrc, items in self.chunks)
+        return _pack(SDES, len(self.chunks), body)
 
 
 @dataclass(slots=True)
