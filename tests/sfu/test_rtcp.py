@@ -161,7 +161,10 @@ def test_receiver_report_to_publisher_with_loss_jitter_and_lsr() -> None:
     clock.advance(0.5)
     streams.tick(clock.now)
     assert len(pub.rtcp_out) == 1  # audio only: the video track has received nothing
-    rr = rtcp.ReceiverReport.parse(pub.rtcp_out[0])
+    (rr_at, sdes_at) = [(s, e) for _, _, s, e in rtcp.iter_compound(pub.rtcp_out[0])]
+    rr = rtcp.ReceiverReport.parse(pub.rtcp_out[0][rr_at[0]:rr_at[1]])
+    sdes = rtcp.SourceDescription.parse(pub.rtcp_out[0][sdes_at[0]:sdes_at[1]])
+    assert sdes.chunks == [(SERVER, [(1, b"hubbub")])]
     assert rr.ssrc == SERVER
     (block,) = rr.reports
     assert block.ssrc == 1
@@ -175,7 +178,8 @@ def test_receiver_report_to_publisher_with_loss_jitter_and_lsr() -> None:
     streams.tick(clock.now)
     streams.tick(clock.now + 0.5)
     assert len(pub.rtcp_out) == 2
-    second = rtcp.ReceiverReport.parse(pub.rtcp_out[1]).reports[0]
+    start, end = next((s, e) for pt, _, s, e in rtcp.iter_compound(pub.rtcp_out[1]) if pt == 201)
+    second = rtcp.ReceiverReport.parse(pub.rtcp_out[1][start:end]).reports[0]
     assert (second.fraction_lost, second.packets_lost) == (0, 1)
 
 

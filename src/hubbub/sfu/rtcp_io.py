@@ -59,8 +59,8 @@ def sender_report(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int,
 
 
 def receiver_report(sender_ssrc: int, media_ssrc: int, values: ReportValues, lsr: int,
-                    dlsr: int) -> bytes:
-    """RR with one report block about `media_ssrc` (RFC 3550 §6.4.2)."""
+                    dlsr: int, cname: str) -> bytes:
+    """RR with one report block about `media_ssrc` (RFC 3550 §6.4.2) + SDES CNAME (§6.1)."""
     block = rtcp.ReportBlock(
         ssrc=media_ssrc,
         fraction_lost=values.fraction_lost,
@@ -70,7 +70,8 @@ def receiver_report(sender_ssrc: int, media_ssrc: int, values: ReportValues, lsr
         lsr=lsr,
         dlsr=dlsr,
     )
-    return rtcp.ReceiverReport(ssrc=sender_ssrc, reports=[block]).serialize()
+    sdes = rtcp.SourceDescription(chunks=[(sender_ssrc, [(1, cname.encode())])])
+    return rtcp.ReceiverReport(ssrc=sender_ssrc, reports=[block]).serialize() + sdes.serialize()
 
 
 def sender_reports(data: bytes) -> list[tuple[int, int, int]]:

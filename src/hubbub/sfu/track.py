@@ -57,6 +57,7 @@ class Track:
         self._keyframe_waiters = 0
         self._sink = sink
         self._server_ssrc = config.server_ssrc
+        self._cname = config.cname
         self._clock = clock
 
     def on_rtp(self, data: bytes, seq: int, ts: int, ssrc: int, offset: int, length: int,
@@ -109,7 +110,9 @@ class Track:
             # RFC 3550 §6.4.1: LSR = middle 32 bits of the SR's NTP timestamp, DLSR in 1/65536 s.
             lsr = (self.sr_ntp >> 16) & 0xFFFFFFFF
             dlsr = min(0xFFFFFFFF, int((now - self.sr_arrival) * 65536))
-        return rtcp_io.receiver_report(self._server_ssrc, self.media_ssrc, values, lsr, dlsr)
+        return rtcp_io.receiver_report(
+            self._server_ssrc, self.media_ssrc, values, lsr, dlsr, self._cname
+        )
 
     @property
     def keyframe_waiters(self) -> int:
