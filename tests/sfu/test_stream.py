@@ -181,3 +181,14 @@ def test_media_timeout_is_reported_once_until_media_resumes() -> None:
     streams.tick(clock.now)
     assert recorder.events == [("timeout", "s", "a"), ("timeout", "s", "a")]
     assert "a" in stream.sources  # control decides; the sfu does not unpublish by itself
+
+
+def test_discard_if_empty_only_drops_unused_streams() -> None:
+    streams, _, _, _ = make_streams()
+    used = streams.get_or_create("used")
+    used.add_viewer([down_audio()], FakeSink())
+    unused = streams.get_or_create("unused")
+    assert streams.discard_if_empty(used) is False
+    assert streams.discard_if_empty(unused) is True
+    assert streams.discard_if_empty(unused) is False
+    assert streams.get("used") is used and streams.get("unused") is None

@@ -164,6 +164,14 @@ class Streams:
             self._streams[name] = stream
         return stream
 
+    def discard_if_empty(self, stream: Stream) -> bool:
+        """Forget a Stream that has neither sources nor viewers (e.g. created for a session that
+        never connected); True if it was removed."""
+        if stream.sources or stream.viewers or self._streams.get(stream.name) is not stream:
+            return False
+        del self._streams[stream.name]
+        return True
+
     def _drop(self, stream: Stream) -> None:
         if self._streams.get(stream.name) is stream:
             del self._streams[stream.name]
