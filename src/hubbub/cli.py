@@ -92,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _serve_args(serve_parser)
     serve_parser.set_defaults(func=serve)
     try:
-        from hubbub.client import commands
-    except ImportError:  # the client extras (aiortc) are optional for a server-only install
-        commands = None  # type: ignore[assignment]
+        import hubbub.client.commands as commands
+    except ImportError:  # the client (aiortc) is optional for a server-only install
+        commands = None
     if commands is not None:
         pub = sub.add_parser("publish", help="publish a tone / test pattern / media file")
         commands.add_publish_arguments(pub)

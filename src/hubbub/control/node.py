@@ -56,8 +56,7 @@ class Node:
 
     def discard_if_empty(self, stream: Stream) -> None:
         """Forget a stream that a session created but never used (e.g. ICE never completed)."""
-        if not stream.sources and not stream.viewers and self.streams.get(stream.name) is stream:
-            self.streams._drop(stream)
+        self.streams.discard_if_empty(stream)
 
     # --- naming --------------------------------------------------------------------------
 
