@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from hubbub.config import Config
 
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = sub.add_parser("serve", help="run a node (HTTP+WebSocket, UDP media)")
     _serve_args(serve_parser)
     serve_parser.set_defaults(func=serve)
+    commands: ModuleType | None
     try:
         import hubbub.client.commands as commands
     except ImportError:  # the client (aiortc) is optional for a server-only install
