@@ -311,6 +311,33 @@ def test_rewrite_skips_padding_bytes_and_stops_at_id_15() -> None:
     assert out[12:] == bytes.fromhex("bede0001" "10052006") + b"Z"
 
 
+def test_rewrite_fan_out_reuses_work_but_not_results() -> None:
+    # the same input packet for several viewers: only the fixed header differs
+    first = rtp.rewrite_packet(CHROME_OPUS, 111, 7, 0x01020304, 0xDEADBEEF,
+                               ext_map(i1=1, i3=5), 9, b"a1")
+    again = rtp.rewrite_packet(CHROME_OPUS, 100, 8, 5, 6, ext_map(i1=1, i3=5), 9, b"a1")
+    assert first[12:] == again[12:]
+    assert again[:12] == bytes.fromhex("9064000800000005" "00000006")
+    other = rtp.rewrite_packet(CHROME_OPUS, 100, 8, 5, 6, ext_map(i1=2), 9, b"a1")
+    assert rtp.read_extensions(other) == [(2, b"\x9e"), (9, b"a1")]
+    other = rtp.rewrite_packet(CHROME_OPUS, 100, 8, 5, 6, ext_map(i1=2), 10, b"a1")
+    assert rtp.read_extensions(other) == [(2, b"\x9e"), (10, b"a1")]
+    other = rtp.rewrite_packet(CHROME_OPUS, 100, 8, 5, 6, ext_map(i1=2), 10, b"a2")
+    assert rtp.read_extensions(other) == [(2, b"\x9e"), (10, b"a2")]
+    # mutable inputs (outside the typed contract, but possible) are never remembered
+    rewrite: Callable[..., bytes] = rtp.rewrite_packet
+    buf = bytearray(CHROME_OPUS)
+    table = bytearray(ext_map(i1=1))
+    assert rtp.read_extensions(rewrite(buf, 111, 1, 2, 3, table, 0, b"")) == [
+        (1, b"\x9e")
+    ]
+    buf[17] = 0x11
+    table[1] = 3
+    assert rtp.read_extensions(rewrite(buf, 111, 1, 2, 3, table, 0, b"")) == [
+        (3, b"\x11")
+    ]
+
+
 # --- fuzzing --------------------------------------------------------------------------------------
 
 
@@ -418,6 +445,11 @@ def test_rewrite_round_trip(
             assert out[found[0] : found[0] + found[1]] == first
     else:
         assert not out[0] & 0x10
+    # a second viewer with equal (not identical) mapping: same bytes after the fixed header
+    again = rtp.rewrite_packet(pkt, pt ^ 1, seq ^ 1, ts, ssrc, bytes(bytearray(table)), mid_id,
+                               bytes(bytearray(mid)))
+    assert again[12:] == out[12:]
+    assert rtp.read_header(again) == (pt ^ 1, marker, seq ^ 1, ts, ssrc)
     start = rtp.payload_offset(out)
     assert out[start:] == pkt[rtp.payload_offset(pkt) :]  # payload and padding unchanged
     assert bool(out[0] & 0x20) == bool(padding)
