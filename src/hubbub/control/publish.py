@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubbub.control import messages
 from hubbub.control.session import Session, new_id
-from hubbub.media import sdp
+from hubbub.media import rtp, sdp
 from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTransport
 from hubbub.sfu.types import TrackParams
 
@@ -104,6 +104,12 @@ class PublisherSession(Session):
         self.source_id = source_id
         self._tracks = tracks
         self.transport = transport
+        # BUNDLE: one transport-wide seq space, so any m-line's id is the transport's id.
+        twcc_id = next(
+            (t.ext_ids[rtp.TRANSPORT_CC] for t in tracks if rtp.TRANSPORT_CC in t.ext_ids), 0
+        )
+        if twcc_id:
+            transport.enable_twcc(twcc_id, self.node.streams.config.server_ssrc)
         transport.on_state = self._on_transport_state
         self.node.hub.add_publisher(name, self)
         log.info(

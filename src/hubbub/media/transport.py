@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hubbub.media import ice
 from hubbub.media.dtls import DtlsError, DtlsServer
 from hubbub.media.srtp import SrtpError, SrtpPair
+from hubbub.media.twcc import TwccResponder
 
 if TYPE_CHECKING:
     from hubbub.media.udp import MediaPort
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+
+TWCC_INTERVAL = 0.1
+"""Seconds between transport-cc feedback packets (the draft suggests ~100 ms)."""
 
 
 class TransportState(enum.Enum):
@@ -88,6 +92,12 @@ class WebRtcTransport:
             mtu=port.config.dtls_mtu,
         )
         self._dtls_timer: asyncio.TimerHandle | None = None
+        self._twcc: TwccResponder | None = None
+        self._twcc_timer: asyncio.TimerHandle | None = None
+
+    def enable_twcc(self, ext_id: int, sender_ssrc: int) -> None:
+        """Answer the peer's transport-wide seq numbers with feedback (we receive media)."""
+        self._twcc = TwccResponder(ext_id, sender_ssrc)
 
     @property
     def local_fingerprint(self) -> str:
@@ -129,6 +139,10 @@ class WebRtcTransport:
         if keys is not None:
             self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
             self._cancel_timer()
+            if self._twcc is not None:
+                self._twcc_timer = asyncio.get_running_loop().call_later(
+                    TWCC_INTERVAL, self._send_twcc
+                )
             self._set_state(TransportState.CONNECTED)
         else:
             self._arm_timer()
@@ -150,6 +164,15 @@ class WebRtcTransport:
             self.fail(f"DTLS retransmission failed: {exc}")
             return
         self._arm_timer()
+
+    def _send_twcc(self) -> None:
+        self._twcc_timer = None
+        if self._twcc is None or self._srtp is None:
+            return
+        feedback = self._twcc.build()
+        if feedback is not None:
+            self.send_rtcp(feedback)
+        self._twcc_timer = asyncio.get_running_loop().call_later(TWCC_INTERVAL, self._send_twcc)
 
     def _cancel_timer(self) -> None:
         if self._dtls_timer is not None:
@@ -180,6 +203,8 @@ class WebRtcTransport:
                 stats.srtp_errors += 1
                 return
             stats.rtp_in += 1
+            if self._twcc is not None:
+                self._twcc.record(plain, time.monotonic_ns() // 1000)
             self.on_rtp(plain)
 
     def send_rtp(self, data: bytes) -> None:
@@ -243,5 +268,8 @@ class WebRtcTransport:
 
     def _teardown(self) -> None:
         self._cancel_timer()
+        if self._twcc_timer is not None:
+            self._twcc_timer.cancel()
+            self._twcc_timer = None
         self._srtp = None
         self.port.unregister(self)
