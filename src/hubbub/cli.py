@@ -1,10 +1,11 @@
-"""Command line: `hubbub serve | publish | view`."""
+"""Command line: `hubbub serve | token | publish | view`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -29,6 +30,37 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="DEVELOPMENT ONLY: accept publish/view on any stream without a token",
     )
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("HUBBUB_DATA_DIR", "./hubbub-data"),
+        help="token database, JWT signing key and API secret (created on first start)",
+    )
+    parser.add_argument(
+        "--database-url", default=os.environ.get("HUBBUB_DATABASE_URL", ""),
+        help="token database URL, e.g. postgresql+asyncpg://user:pw@host/db "
+        "(env HUBBUB_DATABASE_URL); default: SQLite in the data dir",
+    )
+    parser.add_argument(
+        "--api-secret", default=os.environ.get("HUBBUB_API_SECRET", ""),
+        help="admin API bearer secret (env HUBBUB_API_SECRET); default: generated once and "
+        "kept in the data dir",
+    )
+    parser.add_argument(
+        "--public-url", default="",
+        help="base URL clients reach this node at, e.g. https://media.example.com "
+        "(Director replies); default: the Host of each request",
+    )
+    parser.add_argument("--jwt-minutes", type=float, default=10.0,
+                        help="lifetime of Director JWTs (default 10)")
+    parser.add_argument(
+        "--open-viewing", action="append", default=[], metavar="PATTERN",
+        help="streams (* wildcard) anyone may view without a subscribe token; repeatable. "
+        "Default: every stream requires subscribe auth",
+    )
+    parser.add_argument(
+        "--trusted-proxy", action="append", default=[], metavar="IP",
+        help="reverse proxy whose X-Forwarded-For/-Proto are believed (client IP checks); "
+        "repeatable. Default: none",
+    )
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -44,6 +76,12 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.media.port = args.media_port
     config.media.announced_ips = list(args.announce_ip)
     config.media.consent_timeout = args.consent_timeout
+    config.control.public_url = args.public_url
+    config.auth.data_dir = args.data_dir
+    config.auth.database_url = args.database_url
+    config.auth.api_secret = args.api_secret
+    config.auth.jwt_minutes = args.jwt_minutes
+    config.auth.open_viewing = list(args.open_viewing)
     return config
 
 
@@ -51,28 +89,44 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hubbub.control.app import create_app
+    from hubbub.control.auth import datadir
+    from hubbub.control.auth.service import Auth
     from hubbub.control.node import Node
 
     config = _config_from(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        data = datadir.prepare(config.auth)
+    except (OSError, ValueError) as exc:
+        print(f"hubbub serve: {exc}", file=sys.stderr)
+        return 2
     node = Node(config)
-    app = create_app(node)
+    app = create_app(node, Auth(config.auth, data))
     host = config.control.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"hubbub serving on http://{shown}:{config.control.http_port}")
+    base = f"http://{shown}:{config.control.http_port}"
+    print(f"hubbub serving on {base}")
+    print(f"  director: {base}/api/director/publish  {base}/api/director/subscribe")
     print(f"  publish:  ws://{shown}:{config.control.http_port}/ws/v2/pub")
     print(f"  view:     ws://{shown}:{config.control.http_port}/ws/v2/sub")
     print(f"  media:    udp {config.media.host}:{config.media.port}")
+    print(f"  tokens:   {data.database_url.split('@')[-1]}  (API docs: {base}/docs)")
+    if data.api_secret_created:
+        print(f"  admin API secret (new, kept in {data.api_secret_file}):")
+        print(f"            {data.api_secret}")
+    dir_flag = "" if args.data_dir == "./hubbub-data" else f" --data-dir {args.data_dir}"
+    print(f"  get a publish token:  hubbub token create --publish --stream 'demo*'{dir_flag}")
+    print(f"  or over HTTP:         curl -H 'Authorization: Bearer <admin API secret>' "
+          f"-H 'Content-Type: application/json' -d '{{\"streams\": [{{\"streamName\": "
+          f"\"demo*\"}}]}}' {base}/api/publish_token")
     if config.control.allow_any_stream:
         print("  WARNING: --allow-any-stream: anyone may publish or view any stream")
         print(f"  try:      hubbub publish --stream demo --url ws://{shown}:"
               f"{config.control.http_port}/ws/v2/pub")
         print(f"            hubbub view --stream demo --url ws://{shown}:"
               f"{config.control.http_port}/ws/v2/sub")
-    else:
-        print("  tokens are required; start with --allow-any-stream for local development")
     sys.stdout.flush()
     uvicorn.run(
         app,
@@ -82,6 +136,9 @@ def serve(args: argparse.Namespace) -> int:
         ws_max_size=config.control.max_message_bytes,
         log_level="warning",
         lifespan="on",
+        # Client addresses (allowedIpAddresses) come from the socket unless a proxy is trusted.
+        proxy_headers=bool(args.trusted_proxy),
+        forwarded_allow_ips=",".join(args.trusted_proxy) or None,
     )
     return 0
 
@@ -92,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = sub.add_parser("serve", help="run a node (HTTP+WebSocket, UDP media)")
     _serve_args(serve_parser)
     serve_parser.set_defaults(func=serve)
+    from hubbub.control.auth.cli import add_token_commands
+
+    add_token_commands(sub)
     commands: ModuleType | None
     try:
         import hubbub.client.commands as commands

@@ -67,7 +67,40 @@ class ControlConfig:
 
 
 @dataclass
+class AuthConfig:
+    """Tokens, the Director and the JWTs it hands out (control/auth/)."""
+
+    data_dir: str = "./hubbub-data"
+    """Holds the SQLite token store, the JWT signing key and the admin API secret; created on
+    first start."""
+
+    database_url: str = ""
+    """SQLAlchemy async URL of the token store (`postgresql+asyncpg://...`); empty = SQLite file
+    `tokens.db` in `data_dir`."""
+
+    api_secret: str = ""
+    """Bearer secret of the admin REST API; empty = generated once and kept in `data_dir`."""
+
+    jwt_minutes: float = 10.0
+    """Lifetime of a Director JWT. Short, because a revoked token's JWTs live until they expire."""
+
+    jwt_leeway: float = 45.0
+    """Clock skew tolerated on `exp`/`nbf`/`iat` (RFC 8725 §3.10 asks for a small one)."""
+
+    issuer: str = "hubbub"
+    """`iss` of issued JWTs; nodes that share a signing key must share it."""
+
+    open_viewing: list[str] = field(default_factory=list)
+    """Stream patterns (`*` wildcards) anyone may view without a subscribe token; empty = every
+    stream requires subscribe auth."""
+
+    max_body_bytes: int = 64 * 1024
+    """Largest HTTP request body on /api (413 above it); a token is well under 1 KiB."""
+
+
+@dataclass
 class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     log_level: str = "info"

@@ -1,44 +1,73 @@
-"""The Starlette application of a node: health, WebSocket signaling, static pages."""
+"""The HTTP application of a node: health, Director, token API, WebSocket signaling.
+
+FastAPI (a Starlette app) so the token API is described at /openapi.json and /docs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+import hubbub
+from hubbub.control.auth import datadir
+from hubbub.control.auth.api import api_router
+from hubbub.control.auth.director import director_router
+from hubbub.control.auth.http import BodyLimit, PathCors, install_handlers
+from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 from hubbub.control.signaling import serve_socket
 
 
-def create_app(node: Node) -> Starlette:
+def create_app(node: Node, auth: Auth | None = None) -> FastAPI:
+    """The app of `node`; `auth` defaults to one prepared from `node.config.auth` (data dir)."""
+    if auth is None:
+        auth = Auth(node.config.auth, datadir.prepare(node.config.auth))
+    node_auth = auth
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await node_auth.start()
+        try:
+            await node.start()
+            try:
+                yield
+            finally:
+                await node.stop()
+        finally:
+            await node_auth.stop()
+
+    app = FastAPI(
+        title="hubbub",
+        version=getattr(hubbub, "__version__", "0"),
+        description="Director and token API of a hubbub node (Millicast-shaped).",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "streams": len(node.streams)})
 
+    @app.websocket("/ws/v2/pub")
     async def ws_pub(websocket: WebSocket) -> None:
-        await serve_socket(websocket, node, "publish")
+        await serve_socket(websocket, node, "publish", node_auth)
 
+    @app.websocket("/ws/v2/sub")
     async def ws_sub(websocket: WebSocket) -> None:
-        await serve_socket(websocket, node, "view")
+        await serve_socket(websocket, node, "view", node_auth)
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        await node.start()
-        try:
-            yield {}
-        finally:
-            await node.stop()
-
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            WebSocketRoute("/ws/v2/pub", ws_pub),
-            WebSocketRoute("/ws/v2/sub", ws_sub),
-        ],
-        lifespan=lifespan,
+    app.include_router(
+        director_router(
+            auth, node.account_id, node.check_stream_name, node.config.control.public_url
+        )
     )
+    app.include_router(api_router(auth))
+    app.add_middleware(BodyLimit, limit=node.config.auth.max_body_bytes)
+    app.add_middleware(PathCors, prefixes=("/api/director/", "/.well-known/"))
+    app.state.auth = auth
+    return app

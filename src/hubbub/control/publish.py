@@ -12,6 +12,7 @@ from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTrans
 from hubbub.sfu.types import TrackParams
 
 if TYPE_CHECKING:
+    from hubbub.control.auth.jwts import Grant
     from hubbub.control.node import Node
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
@@ -57,6 +58,13 @@ class PublisherSession(Session):
         self.transport: WebRtcTransport | None = None
         self._tracks: list[TrackParams] = []
         self.viewer_count = 0
+        self.grant: Grant | None = None
+        """The JWT the socket was opened with; None only with --allow-any-stream."""
+
+    @property
+    def token_stream(self) -> str | None:
+        """Read by Node.default_stream: a publish without a name uses the JWT's stream."""
+        return self.grant.stream if self.grant is not None else None
 
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "publish":
@@ -74,6 +82,16 @@ class PublisherSession(Session):
             raise messages.ProtocolError("missing name (stream name)")
         self.node.check_stream_name(name)
         source_id = messages.optional_str(data, "sourceId")
+        grant = self.grant
+        if grant is not None:
+            if name != grant.stream:
+                raise messages.ProtocolError(
+                    f"stream not allowed by token: {name!r} (the token is for {grant.stream!r})"
+                )
+            if source_id is not None and not grant.multisource:
+                raise messages.ProtocolError(
+                    "sourceId not allowed by token: multisource publishing is not enabled"
+                )
         codec = (messages.optional_str(data, "codec", 16) or "vp8").lower()
         if codec not in VIDEO_CODECS:
             raise messages.ProtocolError(f"unsupported codec {codec!r}")

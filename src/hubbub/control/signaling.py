@@ -9,6 +9,8 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hubbub.control import messages
+from hubbub.control.auth import gate
+from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 from hubbub.control.publish import PublisherSession
 from hubbub.control.session import Session
@@ -17,18 +19,30 @@ from hubbub.control.view import ViewerSession
 log = logging.getLogger(__name__)
 
 
-async def serve_socket(websocket: WebSocket, node: Node, role: str) -> None:
-    if not node.config.control.allow_any_stream:
-        # Token checks arrive with the Director issue; until then only the explicit
-        # development setting lets anyone in.
-        await websocket.close(code=4401, reason="Unauthorized: token required")
-        return
+async def serve_socket(
+    websocket: WebSocket, node: Node, role: str, auth: Auth | None = None
+) -> None:
+    # Every socket shows a JWT of its role (`?token=`, as the SDK sends it) unless the node runs
+    # with the development flag; a token given is verified either way.
+    verdict = gate.check(
+        auth,
+        role,
+        websocket.query_params.get("token"),
+        websocket.headers.get("origin"),
+        websocket.client.host if websocket.client else None,
+        node.config.control.allow_any_stream,
+    )
     await websocket.accept()
-    session: Session
+    if isinstance(verdict, gate.Refusal):
+        log.info("%s socket refused: %s", role, verdict.reason)
+        await websocket.close(code=verdict.code, reason=verdict.reason[:120])
+        return
+    session: PublisherSession | ViewerSession
     if role == "publish":
         session = PublisherSession(node, websocket.send_text)
     else:
         session = ViewerSession(node, websocket.send_text)
+    session.grant = verdict  # binds the session to the JWT's stream and rights
     closing: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     def request_close(code: int, reason: str) -> None:

@@ -13,6 +13,7 @@ from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTrans
 from hubbub.sfu.types import DownTrackParams
 
 if TYPE_CHECKING:
+    from hubbub.control.auth.jwts import Grant
     from hubbub.control.node import Node
     from hubbub.sfu.stream import Stream
     from hubbub.sfu.viewer import Viewer
@@ -41,6 +42,13 @@ class ViewerSession(Session):
         self.pinned_source_id: str | None = None
         self.excluded: list[str] = []
         self._params: list[DownTrackParams] = []
+        self.grant: Grant | None = None
+        """The JWT the socket was opened with; None only with --allow-any-stream."""
+
+    @property
+    def token_stream(self) -> str | None:
+        """Read by Node.default_stream: a view without a streamId uses the JWT's stream."""
+        return self.grant.stream if self.grant is not None else None
 
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "view":
@@ -56,6 +64,10 @@ class ViewerSession(Session):
         # Millicast clients send either "streamName" or "accountId/streamName".
         name = self.node.strip_account(name)
         self.node.check_stream_name(name)
+        if self.grant is not None and name != self.grant.stream:
+            raise messages.ProtocolError(
+                f"stream not allowed by token: {name!r} (the token is for {self.grant.stream!r})"
+            )
         self.pinned_source_id = messages.optional_str(data, "pinnedSourceId")
         self.excluded = messages.str_list(data, "excludedSourceIds")
         self.set_events(data.get("events"))

@@ -1,0 +1,177 @@
+"""The Director: trade a long-lived token for a short-lived, stream-bound JWT (PROTOCOL.md).
+
+POST /api/director/publish    Authorization: Bearer <publish token>, {"streamName", "streamType"}
+POST /api/director/subscribe  [Authorization: Bearer <subscribe token>],
+                              {"streamAccountId", "streamName"}
+GET  /.well-known/jwks.json   the public keys the JWTs verify with (RFC 7517 §5)
+
+Status codes: 401 bad/expired/revoked token or missing one (the SDK stops retrying only on 401),
+403 a token that does not cover the stream, origin or client address, 400 a bad body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubbub.control.auth import patterns
+from hubbub.control.auth.http import ApiError, bearer, success, unauthorized
+from hubbub.control.auth.jwts import PUBLISH, SUBSCRIBE, Grant
+from hubbub.control.auth.service import Auth
+from hubbub.control.auth.store import TokenRecord
+
+OPEN_TOKEN_ID = "open"
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the SDK may grow fields
+
+    streamName: str = Field(min_length=1, max_length=256)
+    streamType: str | None = Field(None, max_length=32, description='"WebRtc" (the default)')
+
+
+class SubscribeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    streamName: str = Field(min_length=1, max_length=256)
+    streamAccountId: str | None = Field(None, max_length=256)
+
+
+class DirectorData(BaseModel):
+    urls: list[str]
+    wsUrl: str
+    jwt: str
+    streamAccountId: str
+    iceServers: list[dict[str, object]]
+    subscribeRequiresAuth: bool
+
+
+class DirectorReply(BaseModel):
+    status: str = "success"
+    data: DirectorData
+
+
+def ws_base(public_url: str, request: Request) -> str:
+    """ws(s)://host[:port] clients reach us at: `--public-url`, else the request's Host."""
+    if public_url:
+        parts = urlsplit(public_url)
+        scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{scheme}://{host}"
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def director_router(
+    auth: Auth,
+    account_id: str,
+    check_stream_name: Callable[[str], None],
+    public_url: str,
+) -> APIRouter:
+    router = APIRouter(tags=["director"])
+
+    def stream_name(raw: str) -> str:
+        try:
+            check_stream_name(raw)
+        except ValueError as exc:
+            raise ApiError(400, f"Bad Request: {exc}") from None
+        return raw
+
+    async def long_lived(kind: str, secret: str) -> TokenRecord:
+        record = await auth.store.find_by_secret(kind, secret)
+        if record is None:
+            raise unauthorized("Unauthorized: Invalid token")
+        refusal = record.refusal(time.time())
+        if refusal is not None:
+            # A revoked or expired token gets no new JWTs; those already out run to `exp`.
+            raise unauthorized(f"Unauthorized: {refusal}")
+        return record
+
+    def check_where_from(record: TokenRecord, request: Request) -> None:
+        if not patterns.origin_allowed(record.spec.allowed_origins, request.headers.get("origin")):
+            raise ApiError(403, "Forbidden: origin not allowed by token")
+        if not patterns.ip_allowed(record.spec.allowed_ips, client_ip(request)):
+            raise ApiError(403, "Forbidden: client address not allowed by token")
+
+    def reply(request: Request, path: str, grant: Grant, requires_auth: bool) -> JSONResponse:
+        url = f"{ws_base(public_url, request)}{path}"
+        return success(
+            {
+                "urls": [url],
+                "wsUrl": url,
+                "jwt": auth.issue(grant),
+                "streamAccountId": account_id,
+                "iceServers": [],
+                "subscribeRequiresAuth": requires_auth,
+            }
+        )
+
+    @router.post("/api/director/publish", response_model=DirectorReply)
+    async def director_publish(body: PublishRequest, request: Request) -> JSONResponse:
+        secret = bearer(request.headers.get("authorization"), required=True)
+        assert secret is not None
+        name = stream_name(body.streamName)
+        if body.streamType is not None and body.streamType.lower() != "webrtc":
+            raise ApiError(400, f"Bad Request: unsupported streamType {body.streamType!r}")
+        record = await long_lived(PUBLISH, secret)
+        if not record.covers(name):
+            raise ApiError(403, f"Forbidden: token does not cover stream {name!r}")
+        check_where_from(record, request)
+        await auth.store.touch(record.id)
+        grant = Grant(
+            kind=PUBLISH,
+            stream=name,
+            token_id=str(record.id),
+            multisource=record.spec.multisource,
+            record=record.spec.record,
+            origins=record.spec.allowed_origins,
+            ips=record.spec.allowed_ips,
+        )
+        return reply(request, "/ws/v2/pub", grant, auth.subscribe_requires_auth(name))
+
+    @router.post("/api/director/subscribe", response_model=DirectorReply)
+    async def director_subscribe(body: SubscribeRequest, request: Request) -> JSONResponse:
+        secret = bearer(request.headers.get("authorization"), required=False)
+        name = stream_name(body.streamName)
+        if body.streamAccountId not in (None, "", account_id):
+            raise ApiError(
+                400,
+                f"Bad Request: unknown streamAccountId {body.streamAccountId!r} "
+                f"(this node's account is {account_id!r})",
+            )
+        requires_auth = auth.subscribe_requires_auth(name)
+        if secret is None:
+            if requires_auth:
+                raise unauthorized(
+                    "Unauthorized: this stream requires a subscribe token", "invalid_request"
+                )
+            grant = Grant(kind=SUBSCRIBE, stream=name, token_id=OPEN_TOKEN_ID)
+            return reply(request, "/ws/v2/sub", grant, requires_auth)
+        record = await long_lived(SUBSCRIBE, secret)
+        if not record.covers(name):
+            raise ApiError(403, f"Forbidden: token does not cover stream {name!r}")
+        check_where_from(record, request)
+        await auth.store.touch(record.id)
+        grant = Grant(
+            kind=SUBSCRIBE,
+            stream=name,
+            token_id=str(record.id),
+            origins=record.spec.allowed_origins,
+            ips=record.spec.allowed_ips,
+        )
+        return reply(request, "/ws/v2/sub", grant, requires_auth)
+
+    @router.get("/.well-known/jwks.json")
+    async def jwks() -> JSONResponse:
+        return JSONResponse(auth.key.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    return router
