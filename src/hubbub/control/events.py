@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hubbub.control.view import ViewerSession
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
+    from hubbub.sfu.viewer import Viewer
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ class EventHub:
         self._viewers: dict[str, set[ViewerSession]] = {}
         self._publishers: dict[str, set[PublisherSession]] = {}
         self._owners: dict[int, PublisherSession] = {}  # id(Source) -> its publisher session
+        # id(media transport) -> session: an sfu Viewer's sink is its session's transport, known
+        # before the Viewer exists (the first slots are filled inside Stream.add_viewer).
+        self._by_sink: dict[int, ViewerSession] = {}
         self._counts: dict[str, int] = {}
         self._count_due: dict[str, asyncio.TimerHandle] = {}
         self._count_sent: dict[str, int] = {}
@@ -34,8 +38,12 @@ class EventHub:
 
     def add_viewer(self, stream: str, session: ViewerSession) -> None:
         self._viewers.setdefault(stream, set()).add(session)
+        if session.transport is not None:
+            self._by_sink[id(session.transport)] = session
 
     def remove_viewer(self, stream: str, session: ViewerSession) -> None:
+        if session.transport is not None and self._by_sink.get(id(session.transport)) is session:
+            del self._by_sink[id(session.transport)]
         sessions = self._viewers.get(stream)
         if sessions is not None:
             sessions.discard(session)
@@ -94,6 +102,14 @@ class EventHub:
             owner.request_close(1000, "no media received")
         else:
             stream.unpublish(source)
+
+    def slot_changed(
+        self, stream: Stream, viewer: Viewer, mid: str, source_id: str | None
+    ) -> None:
+        """PROTOCOL.md `vad`: to that viewer only, when a multiplexed track changes source."""
+        session = self._by_sink.get(id(viewer.sink))
+        if session is not None:
+            session.send_event("vad", {"mediaId": mid, "sourceId": source_id})
 
     def viewer_count(self, stream: Stream, count: int) -> None:
         previous = self._counts.get(stream.name, 0)

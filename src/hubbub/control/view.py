@@ -75,13 +75,20 @@ class ViewerSession(Session):
         ufrag, pwd, fingerprints = sdp.remote_credentials(offer)
         stream_label = new_id("s")
         taken: set[int] = set()
-        send_tracks = {
-            m.mid: sdp.SendTrack(
-                ssrc=new_ssrc(taken), cname="hubbub", stream_id=stream_label, track_id=f"t{m.mid}"
+        send_tracks: dict[str, sdp.SendTrack] = {}
+        audio_seen = False
+        for m in offer.media:
+            if m.kind not in ("audio", "video") or m.mid is None:
+                continue
+            label = stream_label
+            if m.kind == "audio":
+                # Multiplexed slots (audio after the first) get a stream of their own: they
+                # carry changing sources, so the browser must not lip-sync them to the main video.
+                label = f"{stream_label}-{m.mid}" if audio_seen else stream_label
+                audio_seen = True
+            send_tracks[m.mid] = sdp.SendTrack(
+                ssrc=new_ssrc(taken), cname="hubbub", stream_id=label, track_id=f"t{m.mid}"
             )
-            for m in offer.media
-            if m.kind in ("audio", "video") and m.mid is not None
-        }
         transport = self.node.port.create_transport(RemoteParameters(ufrag, pwd, fingerprints))
         try:
             answer, negotiated = sdp.build_answer(

@@ -2,7 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MultiplexerConfig:
+    """Voice-activity ranking and slot assignment for multiplexed audio (docs/ARCHITECTURE.md,
+    "Multiplexer"). Levels are dBov (RFC 6464: 0 loudest, -127 silence); times in seconds.
+
+    attack / release: time constants of the smoothed linear amplitude when the packet level is
+        above / below it. 10 ms attack: one loud 20 ms packet after silence already crosses the
+        speech threshold (switch target <= 60 ms). 250 ms release falls ~35 dB/s, so a talker at
+        -20 dBov stays "speaking" about 1 s after the last word and pauses between words never
+        flip the state.
+    speech_on_dbov / speech_off_dbov: a source starts speaking when its smoothed level reaches
+        -50 dBov and stops below -60 dBov; the 10 dB hysteresis keeps a level near the threshold
+        from toggling (room noise is typically -60..-70 dBov, speech -15..-40 dBov).
+    stale_after: a source whose last packet is older than this decays as if it sent silence
+        (DTX, mute, a publisher that vanished): longer than any gap of a sending source (20-60 ms
+        frames plus jitter), shorter than the 400 ms between Opus DTX keep-alive frames.
+    hold: a speaking source keeps its slot at least this long after it got it, so turn-taking
+        among more talkers than slots cannot make a slot flap faster than a listener can follow.
+    switch_margin_db: to take the slot of a source that still speaks, a newcomer must be this much
+        louder (smoothed); a silent slot or an idle one is taken without margin.
+    """
+
+    attack: float = 0.01
+    release: float = 0.25
+    speech_on_dbov: float = -50.0
+    speech_off_dbov: float = -60.0
+    stale_after: float = 0.25
+    hold: float = 1.0
+    switch_margin_db: float = 6.0
+
+    def __post_init__(self) -> None:
+        for name in ("attack", "release", "stale_after"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.hold < 0 or self.switch_margin_db < 0:
+            raise ValueError("hold and switch_margin_db must not be negative")
+        if not -127 <= self.speech_off_dbov <= self.speech_on_dbov <= 0:
+            raise ValueError(
+                "need -127 <= speech_off_dbov <= speech_on_dbov <= 0, got "
+                f"{self.speech_off_dbov} and {self.speech_on_dbov}"
+            )
 
 
 @dataclass(frozen=True)
@@ -24,6 +67,7 @@ class SfuConfig:
         against a publisher spraying random SSRCs).
     server_ssrc: sender SSRC of the RTCP we originate (PLI, RR) towards publishers.
     cname: SDES CNAME (RFC 3550 §6.5.1) sent with every SR to viewers.
+    multiplexer: voice-activity ranking and slot parameters (see MultiplexerConfig).
     """
 
     keyframe_min_interval: float = 0.3
@@ -36,6 +80,7 @@ class SfuConfig:
     max_learned_ssrcs: int = 16
     server_ssrc: int = 0x48554242
     cname: str = "hubbub"
+    multiplexer: MultiplexerConfig = field(default_factory=MultiplexerConfig)
 
     def __post_init__(self) -> None:
         for name in ("video_cache_size", "audio_cache_size"):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from hubbub.media import rtcp
 from hubbub.sfu.config import SfuConfig
+from hubbub.sfu.multiplexer import Multiplexer
 from hubbub.sfu.source import Source
 from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamListener, TrackParams
 from hubbub.sfu.viewer import Viewer
@@ -35,6 +36,7 @@ class Stream:
         self._clock = clock
         self._on_empty = on_empty
         self._order = 0
+        self.multiplexer = Multiplexer(config.multiplexer, self._slot_changed)
 
     def publish(self, source_id: str | None, tracks: list[TrackParams], sink: RtpSink) -> Source:
         """A new Source; a live one with the same sourceId is replaced without viewers noticing:
@@ -46,6 +48,7 @@ class Stream:
         if old is None:
             self._listener.source_active(self, source)
             self._refresh_viewers()
+            self._sources_changed()
             return source
         source.order = old.order  # the replacement keeps its place in "oldest live source"
         for track in old.tracks:
@@ -58,6 +61,7 @@ class Stream:
                 viewer.set_main(source)
         old.replaced = True
         old.close()
+        self._sources_changed()
         if old.on_replaced is not None:
             old.on_replaced()
         return source
@@ -69,6 +73,7 @@ class Stream:
         del self.sources[source.source_id]
         source.close()
         self._refresh_viewers()
+        self._sources_changed()
         self._listener.source_inactive(self, source)
         if not self.sources:
             self._listener.stopped(self)
@@ -84,6 +89,7 @@ class Stream:
         viewer = Viewer(params, sink, pinned_source_id, excluded or [], self._config, self._clock)
         self.viewers.append(viewer)
         viewer.set_main(self.main_source_for(viewer))
+        self.multiplexer.add_viewer(viewer, self._clock())
         self._listener.viewer_count(self, len(self.viewers))
         return viewer
 
@@ -91,6 +97,7 @@ class Stream:
         if viewer not in self.viewers:
             return
         self.viewers.remove(viewer)
+        self.multiplexer.remove_viewer(viewer)
         viewer.close()
         self._listener.viewer_count(self, len(self.viewers))
         self._maybe_empty()
@@ -112,6 +119,17 @@ class Stream:
             if main is not viewer.main_source:
                 viewer.set_main(main)
 
+    def _sources_changed(self) -> None:
+        self.multiplexer.sources_changed(list(self.sources.values()), self._clock())
+
+    def _slot_changed(self, viewer: Viewer, mid: str, source_id: str | None) -> None:
+        self._listener.slot_changed(self, viewer, mid, source_id)
+
+    def tick_multiplexer(self, now: float) -> None:
+        """Re-rank voice activity and move slots; runs from `tick`, and may be called more
+        often (e.g. every 20 ms) for finer hold and silence timing."""
+        self.multiplexer.tick(now)
+
     def _maybe_empty(self) -> None:
         if not self.sources and not self.viewers:
             self._on_empty(self)
@@ -119,6 +137,7 @@ class Stream:
     def tick(self, now: float, ntp_now: int) -> None:
         """SRs to viewers, RRs to publishers, media-timeout reports (see Streams.tick)."""
         config = self._config
+        self.multiplexer.tick(now)
         for viewer in self.viewers:
             viewer.tick(now, ntp_now, config.sr_interval)
         for source in list(self.sources.values()):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hubbub.media import codecs, rtp
 from hubbub.sfu import rtcp_io
+from hubbub.sfu.activity import ActivityMeter
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.keyframe import KeyframeLimiter
 from hubbub.sfu.mapping import codec_key
@@ -44,6 +46,10 @@ class Track:
         self.last_arrival = float("-inf")
         self.audio_level = 127  # RFC 6464: 127 = silence
         self.audio_level_time = float("-inf")
+        self.activity = ActivityMeter(config.multiplexer)
+        # Set by the Stream on audio Tracks: called when a packet starts speech, before that
+        # packet fans out, so a slot the multiplexer binds right away already carries it.
+        self.on_speech: Callable[[Track], None] | None = None
         self.keyframe_seen = False
         self.last_keyframe_time = float("-inf")
         self.sr_ntp = -1  # 64-bit NTP of the publisher's last SR; -1 = none yet
@@ -75,6 +81,8 @@ class Track:
             if level >= 0:
                 self.audio_level = level
                 self.audio_level_time = now
+                if self.activity.update(level, now) and self.on_speech is not None:
+                    self.on_speech(self)
         keyframe = False
         if self._video and (self._keyframe_waiters or not self.keyframe_seen):
             keyframe = codecs.is_keyframe(self.codec, data[offset:offset + length])

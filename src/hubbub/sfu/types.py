@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
+    from hubbub.sfu.viewer import Viewer
 
 Clock = Callable[[], float]
 NtpClock = Callable[[], tuple[int, int]]
@@ -34,6 +35,11 @@ class StreamListener(Protocol):
     def viewer_count(self, stream: Stream, count: int) -> None: ...
 
     def source_timed_out(self, stream: Stream, source: Source) -> None: ...
+
+    def slot_changed(
+        self, stream: Stream, viewer: Viewer, mid: str, source_id: str | None
+    ) -> None:
+        """A multiplexed audio slot (`mid`) of `viewer` now carries `source_id` (None = idle)."""
 
 
 @dataclass
