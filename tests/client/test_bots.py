@@ -23,12 +23,17 @@ from hubbub.client.analysis import dominant_frequency
 from hubbub.client.bots import FrameBook, Schedule, Swarm, alternating, conversation, encode_tone
 from hubbub.client.bots.dtls import DtlsClient
 from hubbub.client.bots.ice import IceClient
-from hubbub.client.bots.offer import listener_offer, parse_answer, publisher_offer
+from hubbub.client.bots.offer import (
+    LocalTransport,
+    listener_offer,
+    parse_answer,
+    publisher_offer,
+)
 from hubbub.client.bots.opus import level_of, read_tag, tag_frame
 from hubbub.client.media import AudioRecorder
 from hubbub.client.viewer import Viewer
 from hubbub.media import ice, sdp
-from hubbub.media.dtls import Certificate, DtlsError, DtlsServer
+from hubbub.media.dtls import Certificate, DtlsError, DtlsServer, SrtpKeys
 from hubbub.media.srtp import SrtpPair
 
 _names = itertools.count()
@@ -115,7 +120,7 @@ def test_conversation_is_two_valid_alternating_speakers() -> None:
     assert a.intervals and b.intervals
     merged = sorted(a.intervals + b.intervals)
     assert merged[0][0] == 1.0 and merged[-1][1] <= 120
-    for (a1, b1), (a2, _) in itertools.pairwise(merged):
+    for (_, b1), (a2, _) in itertools.pairwise(merged):
         assert a2 >= b1 - 0.8 and a2 <= b1 + 1.0  # overlap or short pause between turns
     for start, end in merged:
         assert end - start <= 5.0
@@ -149,7 +154,7 @@ def test_ice_request_passes_the_servers_checks_and_success_is_recognised() -> No
 
 def handshake(
     fingerprint_for_client: str | None = None,
-) -> tuple[DtlsClient, DtlsServer, list[object]]:
+) -> tuple[DtlsClient, DtlsServer, list[SrtpKeys]]:
     server_cert, client_cert = Certificate(), Certificate()
     to_server: list[bytes] = []
     to_client: list[bytes] = []
@@ -158,7 +163,7 @@ def handshake(
     client = DtlsClient(client_cert,
                         [("sha-256", fingerprint_for_client or server_cert.fingerprint)],
                         to_server.append)
-    results: list[object] = []
+    results: list[SrtpKeys] = []
     client.start()
     for _ in range(10):
         while to_server:
@@ -178,7 +183,7 @@ def test_dtls_client_and_server_agree_on_srtp_keys() -> None:
     server_keys, client_keys = results
     assert client_keys.profile == server_keys.profile == "SRTP_PROFILE_AEAD_AES_128_GCM"
     assert client_keys.tx_key == server_keys.rx_key and client_keys.rx_key == server_keys.tx_key
-    bot, srv = SrtpPair(client_keys), SrtpPair(server_keys)  # type: ignore[arg-type]
+    bot, srv = SrtpPair(client_keys), SrtpPair(server_keys)
     packet = bytes([0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]) + b"opus"
     assert srv.unprotect(bot.protect(packet)) == packet
     assert bot.unprotect(srv.protect(packet)) == packet
@@ -194,8 +199,6 @@ def test_dtls_client_refuses_a_server_with_another_fingerprint() -> None:
 
 def test_bot_offers_are_answerable_by_the_server_sdp_module() -> None:
     local_ufrag, local_pwd = ice.new_credentials()
-    from hubbub.client.bots.offer import LocalTransport
-
     local = LocalTransport(local_ufrag, local_pwd, Certificate().fingerprint)
     pub = sdp.parse(publisher_offer(local, 1234, "bot1", dtx=True))
     assert [m.direction for m in pub.media] == ["sendonly"]

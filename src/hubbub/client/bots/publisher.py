@@ -40,7 +40,12 @@ def _extensions(level_byte: int, mid: bytes) -> bytes:
 
 
 class PublisherBot:
-    """One publishing bot. `await start()` publishes and connects; `begin(t0)` starts sending."""
+    """One publishing bot. `await start()` publishes and connects; `begin(t0)` starts sending.
+
+    `dtx=True`: silence sends nothing, or with `dtx_keepalive=k` one silence frame every k
+    frames (libopus DTX: k = 20, i.e. 400 ms). A source that sends nothing for the server's
+    media timeout (10 s) is dropped, so long silent bots want `dtx=False` or a keepalive.
+    """
 
     def __init__(
         self,
@@ -52,6 +57,7 @@ class PublisherBot:
         source_id: str | None = None,
         schedule: Schedule | None = None,
         dtx: bool = True,
+        dtx_keepalive: int = 0,
         token: str | None = None,
         certificate: Certificate | None = None,
     ) -> None:
@@ -62,6 +68,8 @@ class PublisherBot:
         self.source_id = source_id
         self.schedule = schedule if schedule is not None else Schedule.always()
         self.dtx = dtx
+        # libopus DTX sends one silence frame every 400 ms (20 frames); 0 = send nothing at all.
+        self.dtx_keepalive = dtx_keepalive
         self.token = token
         self.peer = BotPeer(certificate or Certificate())
         self.ssrc = secrets.randbits(32) or 1
@@ -110,7 +118,7 @@ class PublisherBot:
             ext = self._talk_ext
             # RFC 3551 §4.1: marker on the first packet of a talkspurt after DTX silence
             marker = 0x80 if not self._was_talking and self.dtx else 0
-        elif self.dtx:
+        elif self.dtx and (not self.dtx_keepalive or n % self.dtx_keepalive):
             self._was_talking = False
             return
         else:

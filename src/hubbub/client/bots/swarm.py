@@ -66,12 +66,14 @@ class Swarm:
         frequency: float | None = None,
         schedule: Schedule | None = None,
         dtx: bool = True,
+        dtx_keepalive: int = 0,
     ) -> PublisherBot:
         """A bot with id = its index; default frequency 300 + 50 * id Hz."""
         bot_id = len(self.publishers)
         frames = encode_tone(bot_id, frequency if frequency is not None else 300 + 50 * bot_id)
         bot = PublisherBot(self.pub_url, self.stream, frames, self.book, source_id=source_id,
-                           schedule=schedule, dtx=dtx, token=self.token,
+                           schedule=schedule, dtx=dtx, dtx_keepalive=dtx_keepalive,
+                           token=self.token,
                            certificate=self.certificate)
         self.publishers.append(bot)
         return bot
