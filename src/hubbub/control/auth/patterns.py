@@ -28,11 +28,17 @@ _REPEATS: tuple[Any, ...] = (
 )
 
 
-def _check_regex_shape(items: Any, inside_repeat: bool) -> None:
-    """Refuse the shapes that backtrack exponentially: a repeat inside a repeat, backreferences.
+MAX_REGEX_REPEATS = 3
+"""Adjacent repeats backtrack polynomially (n^k for k of them): k <= 3 keeps a 128-character
+name to a few million steps at worst."""
 
-    Python's `re` has no timeout; with these gone and names capped at 128 characters a match
-    is polynomial at worst.
+
+def _check_regex_shape(items: Any, inside_repeat: bool, repeats: list[int]) -> None:
+    """Refuse the shapes that backtrack exponentially (Python's `re` has no timeout).
+
+    Inside a repeat only plain items may stand (literals, classes, groups of those): a repeat in
+    a repeat (`(a+)+`) or an alternation in a repeat (`(a|aa)*`) is refused, as are
+    backreferences and more than MAX_REGEX_REPEATS repeats in all.
     """
     for op, arg in items:
         if op is sre_constants.GROUPREF or op is sre_constants.GROUPREF_EXISTS:
@@ -40,16 +46,26 @@ def _check_regex_shape(items: Any, inside_repeat: bool) -> None:
         if op in _REPEATS:
             if inside_repeat:
                 raise ValueError("nested repetition (like (a+)+) is not allowed in stream patterns")
-            _check_regex_shape(arg[2], True)
+            repeats[0] += 1
+            if repeats[0] > MAX_REGEX_REPEATS:
+                raise ValueError(
+                    f"stream pattern regexes may use at most {MAX_REGEX_REPEATS} repeats "
+                    "(*, +, ?, {m,n})"
+                )
+            _check_regex_shape(arg[2], True, repeats)
         elif op is sre_constants.SUBPATTERN:
-            _check_regex_shape(arg[3], inside_repeat)
+            _check_regex_shape(arg[3], inside_repeat, repeats)
         elif op is sre_constants.BRANCH:
+            if inside_repeat:
+                raise ValueError(
+                    "alternation inside repetition (like (a|aa)*) is not allowed in stream patterns"
+                )
             for branch in arg[1]:
-                _check_regex_shape(branch, inside_repeat)
+                _check_regex_shape(branch, inside_repeat, repeats)
         elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            _check_regex_shape(arg[1], inside_repeat)
+            _check_regex_shape(arg[1], inside_repeat, repeats)
         elif op is sre_constants.ATOMIC_GROUP:
-            _check_regex_shape(arg, inside_repeat)
+            _check_regex_shape(arg, inside_repeat, repeats)
 
 
 def validate_stream_pattern(name: str, is_regex: bool) -> None:
@@ -68,7 +84,7 @@ def validate_stream_pattern(name: str, is_regex: bool) -> None:
         parsed = sre_parse.parse(name)
     except re.error as exc:
         raise ValueError(f"streamName {name!r} is not a valid regex: {exc}") from None
-    _check_regex_shape(parsed, False)
+    _check_regex_shape(parsed, False, [0])
 
 
 @functools.lru_cache(maxsize=1024)
