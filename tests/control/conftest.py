@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
 from tests.helpers.server import free_tcp_port
+
 from hubbub.control.auth.store import TokenStore, default_url
 
 
