@@ -22,12 +22,14 @@ RESULTS_DIR = BENCH_DIR / "results"
 HOST = "127.0.0.1"
 
 
-def parser(description: str, default_output: str) -> argparse.ArgumentParser:
+def parser(description: str, default_output: str, server: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ws", default=None,
-                   help="base ws:// URL of a running hubbub (…/ws/v2/pub and /sub are added); "
-                        "default: start `hubbub serve --allow-any-stream` on free ports")
+    if server:
+        p.add_argument("--ws", default=None,
+                       help="base ws:// URL of a running hubbub (/ws/v2/pub and /sub are "
+                            "added); default: start `hubbub serve --allow-any-stream` on free "
+                            "ports")
     p.add_argument("--output", default=str(RESULTS_DIR / default_output),
                    help="JSON result file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
