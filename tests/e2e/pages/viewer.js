@@ -1,7 +1,8 @@
 // Views a stream like the Millicast SDK's View.connect(): recvonly video, recvonly audio, then
 // `multiplex` more recvonly audio transceivers, in that order; offer -> `view` -> answer.
 // State for tests: window.hubbub = {state, subscriberId, error, events, reply, tracks,
-// inbound(), pair(), mids(), cmd(name, data), addRemoteTrack(kind), stop()}.
+// inbound(), pair(), mids(), cmd(name, data), addRemoteTrack(kind), audioSamples(mid), stop()}.
+import { audioSamples } from "./audio.js";
 import { flag, list, q } from "./params.js";
 import { answerWithClonedSection } from "./sdp.js";
 import { Signaling, withToken } from "./signaling.js";
@@ -34,6 +35,12 @@ const hubbub = {
     const sdp = answerWithClonedSection(pc.remoteDescription.sdp, kind, t.mid);
     await pc.setRemoteDescription({ type: "answer", sdp });
     return t.mid;
+  },
+  // {sampleRate, playedSeconds, samples} of the received audio on `mid` (see audio.js).
+  audioSamples(mid, size = 16384) {
+    const t = hubbub.pc.getTransceivers().find((x) => x.mid === mid);
+    if (!t) throw new Error(`no transceiver with mid ${mid}`);
+    return audioSamples(t.receiver.track, size);
   },
   eventsNamed(name) { return hubbub.events.filter((e) => e.name === name); },
   cmd(name, data) { return hubbub.signaling.cmd(name, data); },
