@@ -77,7 +77,9 @@ class Source:
                 self.packets_unknown += 1
                 return
         end = len(data) - data[-1] if data[0] & 0x20 else len(data)
-        if pt != track.params.payload_type or end == offset:
+        # Padding-only packets (bandwidth probes, RFC 3550 §5.1 P bit) are forwarded: they hold
+        # sequence numbers, and dropping them would leave holes no NACK can fill.
+        if pt != track.params.payload_type:
             self.packets_dropped += 1
             return
         now = self._clock()
