@@ -67,14 +67,17 @@ def test_ssrc_learning_is_bounded() -> None:
     assert source.packets_unknown == 2
 
 
-def test_rtx_payload_type_and_padding_only_packets_are_dropped() -> None:
+def test_rtx_payload_type_is_dropped_but_padding_only_packets_keep_their_seq() -> None:
     source, _ = make_source(audio_params(ssrc=1))
     source.on_rtp(audio_packet(1, 960, ssrc=1, pt=97))
+    assert source.packets_dropped == 1
+    assert source.tracks[0].packets == 0
+    # A bandwidth probe holds a sequence number: dropping it would leave a hole downstream.
     padding_only = bytearray(rtp.build_packet(111, 2, 960, 1, b"\x00\x00\x00\x04"))
     padding_only[0] |= 0x20
     source.on_rtp(bytes(padding_only))
-    assert source.packets_dropped == 2
-    assert source.tracks[0].packets == 0
+    assert source.packets_dropped == 1
+    assert source.tracks[0].packets == 1
 
 
 def test_malformed_rtp_is_counted_not_raised() -> None:
