@@ -132,3 +132,21 @@ async def test_a_database_newer_than_the_code_is_refused(database_url: str) -> N
     await store.close()
     with pytest.raises(RuntimeError, match="schema v99, newer than this hubbub"):
         await TokenStore.open(database_url)
+
+
+async def test_concurrent_first_starts_migrate_once(database_url: str) -> None:
+    import asyncio
+
+    stores = await asyncio.gather(*(TokenStore.open(database_url) for _ in range(3)))
+    try:
+        async with stores[0].engine.connect() as conn:
+            versions = (await conn.execute(
+                text("SELECT version FROM hubbub_schema_version ORDER BY version")
+            )).scalars().all()
+        assert list(versions) == [1, 2]
+        record, secret = await stores[1].create("publish", spec())
+        found = await stores[2].find_by_secret("publish", secret)
+        assert found is not None and found.id == record.id
+    finally:
+        for s in stores:
+            await s.close()

@@ -84,6 +84,9 @@ def _v2(dialect: str) -> list[str]:
 MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2)]
 LATEST = MIGRATIONS[-1][0]
 
+SQLITE_IMMEDIATE = "hubbub_sqlite_immediate"
+"""Execution option: on SQLite, begin with BEGIN IMMEDIATE (see store._make_engine)."""
+
 _LOCK_ID = 0x68756262  # "hubb": serializes migrations of concurrent PostgreSQL starts
 
 
@@ -98,22 +101,28 @@ async def schema_version(conn: AsyncConnection) -> int:
 async def migrate(engine: AsyncEngine, target: int = LATEST) -> tuple[int, int]:
     """Bring the database to `target`; (version before, version after)."""
     dialect = engine.dialect.name
-    async with engine.begin() as conn:
-        if dialect == "postgresql":
-            await conn.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
-        before = await schema_version(conn)
-        if before > LATEST:
-            raise RuntimeError(
-                f"the token database has schema v{before}, newer than this hubbub "
-                f"understands (v{LATEST}): upgrade hubbub"
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(**{SQLITE_IMMEDIATE: True})
+        async with conn.begin():
+            return await _migrate_locked(conn, dialect, target)
+
+
+async def _migrate_locked(conn: AsyncConnection, dialect: str, target: int) -> tuple[int, int]:
+    if dialect == "postgresql":
+        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
+    before = await schema_version(conn)
+    if before > LATEST:
+        raise RuntimeError(
+            f"the token database has schema v{before}, newer than this hubbub "
+            f"understands (v{LATEST}): upgrade hubbub"
+        )
+    for version, statements in MIGRATIONS:
+        if before < version <= target:
+            for statement in statements(dialect):
+                await conn.execute(text(statement))
+            await conn.execute(
+                text("INSERT INTO hubbub_schema_version (version) VALUES (:v)"), {"v": version}
             )
-        for version, statements in MIGRATIONS:
-            if before < version <= target:
-                for statement in statements(dialect):
-                    await conn.execute(text(statement))
-                await conn.execute(
-                    text("INSERT INTO hubbub_schema_version (version) VALUES (:v)"), {"v": version}
-                )
-                log.info("token database migrated to schema v%d", version)
-        after = await schema_version(conn)
+            log.info("token database migrated to schema v%d", version)
+    after = await schema_version(conn)
     return before, after
