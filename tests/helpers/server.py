@@ -105,6 +105,9 @@ class RunningServer:
             self.args.append("--allow-any-stream")
         self.args += options_to_args(options or {})
         self.args += list(extra_args)
+        if "--data-dir" not in self.args and "data_dir" not in (options or {}):
+            # Each server gets its own token store and keys, never the checkout's ./hubbub-data.
+            self.args += ["--data-dir", str(ARTIFACTS_DIR / "data" / self.log_path.stem)]
         self._env = dict(os.environ)
         self._env["PYTHONUNBUFFERED"] = "1"
         if env:
