@@ -1043,3 +1043,18 @@ async def test_aiortc_accepts_the_answer(role: str, monkeypatch: pytest.MonkeyPa
         assert kinds["video"]._codecs[0].mimeType == expected_video
     finally:
         await pc.close()
+
+
+def test_fmtp_with_spaces_after_semicolons_is_accepted_and_normalized() -> None:
+    """The Millicast SDK's dtx munging writes "useinbandfec=1; usedtx=1"."""
+    fp = ":".join(["AB"] * 32)
+    text = (
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
+        "a=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+        f"a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n"
+        "a=fmtp:111 minptime=10;useinbandfec=1; usedtx=1\r\n"
+    )
+    codec = parse(text).media[0].codecs[0]
+    assert codec.fmtp == "minptime=10;useinbandfec=1;usedtx=1"
+    assert codec.params["usedtx"] == "1"

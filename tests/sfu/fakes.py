@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hubbub.media import rtp
-from hubbub.sfu import DownTrackParams, SfuConfig, Source, Stream, Streams, TrackParams
+from hubbub.sfu import DownTrackParams, SfuConfig, Source, Stream, Streams, TrackParams, Viewer
 
 MID_IN = 3  # publisher's MID extension id
 LEVEL_IN = 1  # publisher's audio-level extension id
@@ -76,6 +76,11 @@ class Recorder:
 
     def source_timed_out(self, stream: Stream, source: Source) -> None:
         self.events.append(("timeout", stream.name, source.source_id))
+
+    def slot_changed(
+        self, stream: Stream, viewer: Viewer, mid: str, source_id: str | None
+    ) -> None:
+        self.events.append(("slot", stream.name, (mid, source_id)))
 
 
 PUB_EXT = {rtp.SDES_MID: MID_IN, rtp.AUDIO_LEVEL: LEVEL_IN, rtp.ABS_SEND_TIME: ABS_IN}

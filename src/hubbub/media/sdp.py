@@ -179,6 +179,7 @@ _INT = re.compile(r"[0-9]{1,10}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 4566 §9 token
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 §5.4 ice-char
 _VISIBLE = re.compile(r"[\x21-\x7e]+")
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _M_LINE = re.compile(r"([a-z]+) ([0-9]{1,5})(?:/[0-9]{1,5})? ([A-Za-z0-9/_.-]+)((?: \S+)+)")
 _RTPMAP = re.compile(r"([0-9]{1,3}) ([A-Za-z0-9_.-]+)/([0-9]{1,9})(?:/([0-9]{1,2}))?")
@@ -357,9 +358,11 @@ class _Parser:
         elif name == "fmtp":
             pt_text, _, params = arg.partition(" ")
             pt = _uint(pt_text, 127)
-            if pt is None or not _VISIBLE.fullmatch(params.strip() or "x"):
+            # Browsers' munged offers (e.g. "useinbandfec=1; usedtx=1" from the Millicast SDK)
+            # put spaces after ';': accept printable text and store it normalized.
+            if pt is None or not _PRINTABLE.fullmatch(params.strip() or "x"):
                 raise self.fail("bad fmtp")
-            self.fmtp[pt] = params.strip()
+            self.fmtp[pt] = ";".join(p.strip() for p in params.split(";") if p.strip())
         elif name == "rtcp-fb":
             pt_text, _, fb = arg.partition(" ")
             pt = -1 if pt_text == "*" else _uint(pt_text, 127)
