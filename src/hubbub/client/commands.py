@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRecorder, MediaRelay
 
+from hubbub.client import director
 from hubbub.client.analysis import dominant_frequency, rms
 from hubbub.client.media import AudioRecorder, PatternTrack, ToneTrack, VideoCounter, file_tracks
 from hubbub.client.publisher import PROTOCOL_CODECS, Publisher
@@ -34,7 +35,10 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws/v2/pub")
     parser.add_argument("--stream", required=True, help="stream name")
     parser.add_argument("--source-id", default=None, help="sourceId (default: the main source)")
-    parser.add_argument("--token", default=None, help="publish JWT (sent as ?token=)")
+    parser.add_argument("--token", default=None,
+                        help="publish JWT (sent as ?token=), or with --director the publish token")
+    parser.add_argument("--director", default=None, metavar="URL",
+                        help="node base URL (http://host:8080): trade --token for a JWT there")
     parser.add_argument("--codec", default="vp8", choices=PROTOCOL_CODECS)
     media = parser.add_mutually_exclusive_group()
     media.add_argument("--tone", type=float, default=440.0, metavar="HZ", help="sine tone")
@@ -47,7 +51,11 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws/v2/sub")
     parser.add_argument("--stream", required=True, help="stream name")
-    parser.add_argument("--token", default=None, help="subscribe JWT (sent as ?token=)")
+    parser.add_argument("--token", default=None,
+                        help="subscribe JWT (sent as ?token=), or with --director the "
+                        "subscribe token (none for streams open for viewing)")
+    parser.add_argument("--director", default=None, metavar="URL",
+                        help="node base URL (http://host:8080): trade --token for a JWT there")
     parser.add_argument("--pin", default=None, metavar="SOURCE_ID", help="pinnedSourceId")
     parser.add_argument("--exclude", action="append", default=None, metavar="SOURCE_ID",
                         help="excludedSourceIds entry (repeatable)")
@@ -60,8 +68,25 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record the main audio (and video for .mp4/.mkv/.webm) to PATH")
 
 
+async def _resolve(args: argparse.Namespace, kind: str, emit: Callable[[dict[str, Any]], None]
+                   ) -> bool:
+    """With --director, replace --url/--token by the Director's WebSocket URL and JWT."""
+    if args.director is None:
+        return True
+    try:
+        info = await director.connect_info(args.director, kind, args.stream, args.token)
+    except (director.DirectorError, OSError) as exc:
+        sys.stderr.write(json.dumps({"error": str(exc), "director": args.director}) + "\n")
+        return False
+    args.url, args.token = info.url, info.jwt
+    emit({"director": {"url": info.url}})
+    return True
+
+
 async def publish(args: argparse.Namespace, out: TextIO | None = None) -> int:
     emit = _emitter(out or sys.stdout)
+    if not await _resolve(args, "publish", emit):
+        return 1
     if args.file is not None:
         tracks = file_tracks(args.file)
     else:
@@ -90,6 +115,8 @@ async def publish(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 async def view(args: argparse.Namespace, out: TextIO | None = None) -> int:
     emit = _emitter(out or sys.stdout)
+    if not await _resolve(args, "subscribe", emit):
+        return 1
     viewer = Viewer(
         args.url, args.stream, token=args.token, pinned_source_id=args.pin,
         excluded_source_ids=args.exclude, multiplexed_audio_tracks=args.multiplex,
