@@ -18,7 +18,6 @@ from aioice import stun
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers.server import REPO_ROOT, RunningServer
 from hubbub.client.analysis import dominant_frequency
 from hubbub.client.bots import FrameBook, Schedule, Swarm, alternating, conversation, encode_tone
 from hubbub.client.bots.dtls import DtlsClient
@@ -35,6 +34,7 @@ from hubbub.client.viewer import Viewer
 from hubbub.media import ice, sdp
 from hubbub.media.dtls import Certificate, DtlsError, DtlsServer, SrtpKeys
 from hubbub.media.srtp import SrtpPair
+from tests.helpers.server import REPO_ROOT, RunningServer
 
 _names = itertools.count()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.server import RunningServer
 from hubbub.client import commands, director
+from tests.helpers.server import RunningServer
 
 ADMIN = "cli-admin-secret-0123456789abcdef0123"
 

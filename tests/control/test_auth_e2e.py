@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
+from tests.helpers.server import RunningServer
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from helpers.server import RunningServer
 from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, ToneTrack
 from hubbub.client.publisher import Publisher

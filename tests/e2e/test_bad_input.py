@@ -16,8 +16,8 @@ import websockets
 from aioice import stun
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
+from tests.helpers.server import RunningServer
 
-from helpers.server import RunningServer
 from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, ToneTrack
 from hubbub.client.patches import use_loopback_only

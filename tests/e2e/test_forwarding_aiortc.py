@@ -7,8 +7,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from tests.helpers.server import RunningServer
 
-from helpers.server import RunningServer
 from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, PatternTrack, ToneTrack, VideoCounter
 from hubbub.client.publisher import Publisher

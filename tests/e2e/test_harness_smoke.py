@@ -16,7 +16,13 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 from tests.helpers.browser import PageFactory, page_url, wait_for_state, wait_until
-from tests.helpers.server import RunningServer, ServerStartError, options_to_args, start_server
+from tests.helpers.server import (
+    ARTIFACTS_DIR,
+    RunningServer,
+    ServerStartError,
+    options_to_args,
+    start_server,
+)
 from websockets.asyncio.server import ServerConnection, serve
 
 pytestmark = pytest.mark.chromium
@@ -260,7 +266,10 @@ def test_options_become_cli_flags() -> None:
     assert srv.args[1:] == [
         "-m", "hubbub", "serve", "--host", "127.0.0.1", "--http-port", str(srv.http_port),
         "--media-port", str(srv.media_port), "--allow-any-stream", "--max-viewers", "3",
-        "--log-level", "debug"]
+        "--log-level", "debug", "--data-dir", str(ARTIFACTS_DIR / "data" / srv.log_path.stem)]
+    # A data dir named by the caller is kept as given.
+    own = start_server(name="own", extra_args=["--data-dir", "/tmp/x"])
+    assert own.args.count("--data-dir") == 1
 
 
 def test_page_url_encodes_query() -> None:
