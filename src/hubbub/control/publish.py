@@ -38,6 +38,7 @@ def track_params(negotiated: list[sdp.Negotiated]) -> list[TrackParams]:
                 fmtp=codec.fmtp,
                 ssrcs=list(media.ssrcs),
                 ext_ids=dict(media.ext_ids),
+                rtcp_fbs=list(codec.rtcp_fbs),
             )
         )
     return tracks

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hubbub.sfu.nack import NackConfig
+
 
 @dataclass(frozen=True)
 class MultiplexerConfig:
@@ -68,6 +70,7 @@ class SfuConfig:
     server_ssrc: sender SSRC of the RTCP we originate (PLI, RR) towards publishers.
     cname: SDES CNAME (RFC 3550 §6.5.1) sent with every SR to viewers.
     multiplexer: voice-activity ranking and slot parameters (see MultiplexerConfig).
+    nack: upstream NACK timing towards publishers (see hubbub.sfu.nack.NackConfig).
     """
 
     keyframe_min_interval: float = 0.3
@@ -81,6 +84,7 @@ class SfuConfig:
     server_ssrc: int = 0x48554242
     cname: str = "hubbub"
     multiplexer: MultiplexerConfig = field(default_factory=MultiplexerConfig)
+    nack: NackConfig = field(default_factory=NackConfig)
 
     def __post_init__(self) -> None:
         for name in ("video_cache_size", "audio_cache_size"):

@@ -43,6 +43,11 @@ def pli(sender_ssrc: int, media_ssrc: int) -> bytes:
     return rtcp.Pli(sender_ssrc=sender_ssrc, media_ssrc=media_ssrc).serialize()
 
 
+def nack(sender_ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
+    """RFC 4585 §6.2.1 generic NACK asking the publisher to resend `lost`."""
+    return rtcp.Nack(sender_ssrc, media_ssrc, lost).serialize()
+
+
 def sender_report(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int,
                   cname: str) -> bytes:
     """SR without report blocks + SDES CNAME (RFC 3550 §6.4.1, §6.5.1; §6.1 compound rules)."""

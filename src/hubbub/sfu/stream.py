@@ -142,6 +142,7 @@ class Stream:
             viewer.tick(now, ntp_now, config.sr_interval)
         for source in list(self.sources.values()):
             for track in source.tracks:
+                track.send_due_nacks(now)
                 if now >= track.rr_due:
                     track.rr_due = now + config.rr_interval
                     report = track.build_receiver_report(now)

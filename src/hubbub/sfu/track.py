@@ -11,6 +11,7 @@ from hubbub.sfu.activity import ActivityMeter
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.keyframe import KeyframeLimiter
 from hubbub.sfu.mapping import codec_key
+from hubbub.sfu.nack import NackGenerator
 from hubbub.sfu.receive_stats import ReceiveStats
 from hubbub.sfu.types import Clock, RtpSink, TrackParams
 
@@ -65,6 +66,10 @@ class Track:
         self._server_ssrc = config.server_ssrc
         self._cname = config.cname
         self._clock = clock
+        # Ask the publisher again for lost video packets when it negotiated generic NACK.
+        self.nacks: NackGenerator | None = (
+            NackGenerator(config.nack) if self._video and "nack" in params.rtcp_fbs else None
+        )
 
     def on_rtp(self, data: bytes, seq: int, ts: int, ssrc: int, offset: int, length: int,
                now: float) -> None:
@@ -76,6 +81,10 @@ class Track:
         self.last_ts = ts
         self.last_arrival = now
         self.receive.update(seq, ts, now, self.clock_rate)
+        if self.nacks is not None:
+            lost = self.nacks.on_seq(seq, now)
+            if lost:
+                self._sink.send_rtcp(rtcp_io.nack(self._server_ssrc, ssrc, lost))
         if self._level_id:
             level = rtp.audio_level(data, self._level_id)
             if level >= 0:
@@ -91,6 +100,13 @@ class Track:
                 self.last_keyframe_time = now
         for down in self.down_tracks:
             down.forward(data, seq, ts, length, keyframe, now)
+
+    def send_due_nacks(self, now: float) -> None:
+        """Retry requests for packets still missing (called from the ticker)."""
+        if self.nacks is not None and self.media_ssrc and not self.source.closed:
+            lost = self.nacks.due(now)
+            if lost:
+                self._sink.send_rtcp(rtcp_io.nack(self._server_ssrc, self.media_ssrc, lost))
 
     def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
         """The publisher's SR for our media SSRC (RFC 3550 §6.4.1)."""

@@ -54,6 +54,7 @@ class TrackParams:
     fmtp: str = ""
     ssrcs: list[int] = field(default_factory=list)  # may be empty: learned from the MID ext
     ext_ids: dict[str, int] = field(default_factory=dict)  # header-extension URI -> id
+    rtcp_fbs: list[str] = field(default_factory=list)  # negotiated a=rtcp-fb ("nack", ...)
 
 
 @dataclass
