@@ -61,6 +61,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         help="reverse proxy whose X-Forwarded-For/-Proto are believed (client IP checks); "
         "repeatable. Default: none",
     )
+    parser.add_argument(
+        "--no-spaces", action="store_true",
+        help="do not serve the Spaces audio-room app at /spaces",
+    )
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -103,15 +107,22 @@ def serve(args: argparse.Namespace) -> int:
         print(f"hubbub serve: {exc}", file=sys.stderr)
         return 2
     node = Node(config)
-    app = create_app(node, Auth(config.auth, data))
     host = config.control.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{config.control.http_port}"
+    apps = []
+    if not args.no_spaces:
+        from hubbub.apps.spaces.cli import embedded
+
+        apps.append(embedded(base, data.api_secret, str(data.path), config.auth.database_url))
+    app = create_app(node, Auth(config.auth, data), apps)
     print(f"hubbub serving on {base}")
     print(f"  director: {base}/api/director/publish  {base}/api/director/subscribe")
     print(f"  publish:  ws://{shown}:{config.control.http_port}/ws/v2/pub")
     print(f"  view:     ws://{shown}:{config.control.http_port}/ws/v2/sub")
     print(f"  media:    udp {config.media.host}:{config.media.port}")
+    if apps:
+        print(f"  spaces:   {base}/spaces/  (audio rooms in the browser)")
     print(f"  tokens:   {data.database_url.split('@')[-1]}  (API docs: {base}/docs)")
     if data.api_secret_created:
         print(f"  admin API secret (new, kept in {data.api_secret_file}):")
@@ -152,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hubbub.control.auth.cli import add_token_commands
 
     add_token_commands(sub)
+    from hubbub.apps.spaces.cli import add_spaces_command
+
+    add_spaces_command(sub)
     commands: ModuleType | None
     try:
         import hubbub.client.commands as commands

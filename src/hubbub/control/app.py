@@ -5,25 +5,41 @@ FastAPI (a Starlette app) so the token API is described at /openapi.json and /do
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 import hubbub
+from hubbub.control.admin_streams import admin_streams_router
+from hubbub.control.admin_viewers import admin_viewers_router
 from hubbub.control.auth import datadir
 from hubbub.control.auth.api import api_router
 from hubbub.control.auth.director import director_router
 from hubbub.control.auth.http import BodyLimit, PathCors, install_handlers
 from hubbub.control.auth.service import Auth
+from hubbub.control.examples import examples_router
 from hubbub.control.node import Node
 from hubbub.control.signaling import serve_socket
 
 
-def create_app(node: Node, auth: Auth | None = None) -> FastAPI:
+class MountedApp(Protocol):
+    """An application served beside the platform (e.g. apps/spaces): mounted at `path`,
+    started after the node and stopped before it (mounted apps get no lifespan of their own)."""
+
+    path: str
+    asgi: ASGIApp
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] = ()) -> FastAPI:
     """The app of `node`; `auth` defaults to one prepared from `node.config.auth` (data dir)."""
     if auth is None:
         auth = Auth(node.config.auth, datadir.prepare(node.config.auth))
@@ -35,8 +51,12 @@ def create_app(node: Node, auth: Auth | None = None) -> FastAPI:
         try:
             await node.start()
             try:
+                for mounted in apps:
+                    await mounted.start()
                 yield
             finally:
+                for mounted in reversed(apps):
+                    await mounted.stop()
                 await node.stop()
         finally:
             await node_auth.stop()
@@ -67,6 +87,11 @@ def create_app(node: Node, auth: Auth | None = None) -> FastAPI:
         )
     )
     app.include_router(api_router(auth))
+    app.include_router(admin_streams_router(auth, node))
+    app.include_router(admin_viewers_router(auth, node))
+    app.include_router(examples_router())
+    for mounted in apps:
+        app.mount(mounted.path, mounted.asgi)
     app.add_middleware(BodyLimit, limit=node.config.auth.max_body_bytes)
     app.add_middleware(PathCors, prefixes=("/api/director/", "/.well-known/"))
     app.state.auth = auth

@@ -1,0 +1,1 @@
+"""Applications built on the platform as ordinary clients (Director + WebSocket protocol)."""

@@ -1,0 +1,305 @@
+"""SpacesApp: the REST API, the presence WebSocket and the web UI, as one ASGI app.
+
+Mounted at `config.path` (default /spaces) by `hubbub serve`, or served alone by
+`hubbub spaces` against a remote node. Routes, relative to the mount point:
+
+    GET  /                          the web UI (static/index.html; static/ holds its modules)
+    POST /api/users {name}          a new identity -> {id, name, secret} (the browser keeps it)
+    GET  /api/me, PUT /api/me       who the Bearer secret is; rename
+    GET  /api/rooms                 open rooms;  POST /api/rooms {name, audioOnly} -> a room
+    GET  /api/rooms/{id}            room state
+    POST /api/rooms/{id}/join       -> {room, selfId, role, viewer, publisher|null} (Director data)
+    POST /api/rooms/{id}/leave | hand {raised} | mute {muted} | close
+    POST /api/rooms/{id}/promote | demote | kick  {userId}     (owner only)
+    WS   /ws                        presence: send {"type": "hello", "roomId", "secret"}, then
+                                    receive state / promoted / demoted / kicked / closed
+
+Every call but POST /api/users carries `Authorization: Bearer <secret>`; errors are
+`{"error": "..."}` with 400/401/403/404/409/410/429/502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hubbub.apps.spaces.config import SpacesConfig
+from hubbub.apps.spaces.models import User
+from hubbub.apps.spaces.platform import PlatformClient
+from hubbub.apps.spaces.presence import Connection
+from hubbub.apps.spaces.rooms import RoomService, SpacesError
+from hubbub.apps.spaces.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+HELLO_TIMEOUT = 10.0
+MAX_WS_MESSAGE = 4096
+
+# Presence socket close codes (RFC 6455 §7.4.2 leaves 4000-4999 to applications).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_FORBIDDEN = 4403
+CLOSE_GONE = 4410
+CLOSE_BAD_HELLO = 4400
+
+
+def _plain(value: str) -> str:
+    value = " ".join(value.split())  # no control characters, newlines or runs of spaces
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=40)]
+RoomName = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=80)]
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+
+
+class NewRoom(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: RoomName
+    audioOnly: StrictBool = False
+
+
+class Hand(BaseModel):
+    raised: StrictBool
+
+
+class Mute(BaseModel):
+    muted: StrictBool
+
+
+class Target(BaseModel):
+    userId: str = Field(min_length=1, max_length=64)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class SpacesApp:
+    """`asgi` serves the app; `start()`/`stop()` open and close its database and timers."""
+
+    def __init__(self, config: SpacesConfig) -> None:
+        self.config = config
+        self.path = config.path.rstrip("/") or "/"
+        self._service: RoomService | None = None
+        self._store: RoomStore | None = None
+        self.asgi: ASGIApp = self._build()
+
+    @property
+    def service(self) -> RoomService:
+        if self._service is None:
+            raise SpacesError(503, "Spaces is starting; try again in a moment")
+        return self._service
+
+    async def start(self) -> None:
+        store = await RoomStore.open(self.config.database_url)
+        platform = PlatformClient(
+            self.config.hubbub_url, self.config.api_secret, store, self.config.http_timeout
+        )
+        service = RoomService(
+            store, platform, self.config.presence_grace, self.config.max_open_rooms
+        )
+        await service.start()
+        self._store, self._service = store, service
+
+    async def stop(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            await service.stop()
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _user(self, request: Request) -> User:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise SpacesError(401, "missing Authorization: Bearer <secret>")
+        user = await self.service.store.user_by_secret(secret.strip())
+        if user is None:
+            raise SpacesError(401, "session expired: this identity is unknown here")
+        return user
+
+    def _host(self, request: Request) -> str | None:
+        return request.headers.get("host") if self.config.forward_host else None
+
+    # --- the ASGI app --------------------------------------------------------------------
+
+    def _build(self) -> FastAPI:
+        app = FastAPI(title="hubbub Spaces", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                      redoc_url=None)
+
+        @app.exception_handler(SpacesError)
+        async def spaces_error(request: Request, exc: Exception) -> JSONResponse:
+            assert isinstance(exc, SpacesError)
+            return _error(exc.status, exc.message)
+
+        @app.exception_handler(RequestValidationError)
+        async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+            assert isinstance(exc, RequestValidationError)
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+            return _error(400, f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.post("/api/users", status_code=201)
+        async def create_user(body: NewUser) -> JSONResponse:
+            user, secret = await self.service.store.create_user(body.name)
+            return JSONResponse({"id": user.id, "name": user.name, "secret": secret}, 201)
+
+        @app.get("/api/me")
+        async def me(request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"id": user.id, "name": user.name}
+
+        @app.put("/api/me")
+        async def rename(body: NewUser, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            await self.service.store.rename_user(user.id, body.name)
+            return {"id": user.id, "name": body.name}
+
+        @app.get("/api/rooms")
+        async def rooms(request: Request) -> dict[str, Any]:
+            await self._user(request)
+            return {"rooms": await self.service.list_rooms()}
+
+        @app.post("/api/rooms", status_code=201)
+        async def create_room(body: NewRoom, request: Request) -> JSONResponse:
+            user = await self._user(request)
+            room = await self.service.create_room(user, body.name, body.audioOnly)
+            return JSONResponse({"room": self.service.state(room)}, 201)
+
+        @app.get("/api/rooms/{room_id}")
+        async def get_room(room_id: str, request: Request) -> dict[str, Any]:
+            await self._user(request)
+            return {"room": self.service.state(await self.service.open_room(room_id))}
+
+        @app.post("/api/rooms/{room_id}/join")
+        async def join(room_id: str, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return await self.service.join(user, room_id, self._host(request))
+
+        @app.post("/api/rooms/{room_id}/leave")
+        async def leave(room_id: str, request: Request) -> dict[str, Any]:
+            await self.service.leave(await self._user(request), room_id)
+            return {"left": True}
+
+        @app.post("/api/rooms/{room_id}/hand")
+        async def hand(room_id: str, body: Hand, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"room": await self.service.raise_hand(user, room_id, body.raised)}
+
+        @app.post("/api/rooms/{room_id}/mute")
+        async def mute(room_id: str, body: Mute, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"room": await self.service.set_muted(user, room_id, body.muted)}
+
+        @app.post("/api/rooms/{room_id}/promote")
+        async def promote(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            state = await self.service.promote(user, room_id, body.userId, self._host(request))
+            return {"room": state}
+
+        @app.post("/api/rooms/{room_id}/demote")
+        async def demote(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"room": await self.service.demote(user, room_id, body.userId)}
+
+        @app.post("/api/rooms/{room_id}/kick")
+        async def kick(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"room": await self.service.kick(user, room_id, body.userId)}
+
+        @app.post("/api/rooms/{room_id}/close")
+        async def close(room_id: str, request: Request) -> dict[str, Any]:
+            await self.service.close(await self._user(request), room_id)
+            return {"closed": True}
+
+        @app.websocket("/ws")
+        async def presence(websocket: WebSocket) -> None:
+            await self._presence(websocket)
+
+        return app
+
+    # --- presence socket -----------------------------------------------------------------
+
+    async def _hello(self, websocket: WebSocket) -> tuple[User, str] | tuple[int, str]:
+        try:
+            text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
+            hello = json.loads(text) if len(text) <= MAX_WS_MESSAGE else None
+        except (TimeoutError, ValueError, KeyError):
+            return CLOSE_BAD_HELLO, "expected {type: hello, roomId, secret}"
+        if not (isinstance(hello, dict) and hello.get("type") == "hello"
+                and isinstance(hello.get("roomId"), str) and isinstance(hello.get("secret"), str)):
+            return CLOSE_BAD_HELLO, "expected {type: hello, roomId, secret}"
+        user = await self.service.store.user_by_secret(hello["secret"])
+        if user is None:
+            return CLOSE_UNAUTHORIZED, "session expired"
+        try:
+            await self.service.member_of(user, hello["roomId"])
+        except SpacesError as exc:
+            code = {404: CLOSE_NOT_FOUND, 410: CLOSE_GONE}.get(exc.status, CLOSE_FORBIDDEN)
+            return code, exc.message
+        return user, hello["roomId"]
+
+    async def _presence(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            verdict = await self._hello(websocket)
+        except (WebSocketDisconnect, SpacesError):
+            return
+        if isinstance(verdict[0], int):
+            await websocket.close(code=verdict[0], reason=str(verdict[1])[:120])
+            return
+        user, room_id = verdict
+        assert isinstance(user, User) and isinstance(room_id, str)
+
+        async def close(code: int, reason: str) -> None:
+            await websocket.close(code=code, reason=reason)
+
+        conn = Connection(room_id, user.id, websocket.send_text, close)
+        service = self.service
+        service.presence.add(conn)
+        try:
+            await service.connected(room_id)  # the full state, to everyone including them
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                # Clients may send {"type": "ping"} to keep proxies from idling the socket.
+                if message.get("text") and '"ping"' in message["text"][:64]:
+                    conn.send({"type": "pong"})
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            conn.stop()
+            if service.presence.remove(conn):
+                try:
+                    await service.connected(room_id)
+                except SpacesError:
+                    pass

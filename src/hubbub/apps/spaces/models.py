@@ -1,0 +1,103 @@
+"""Rooms, members and users as plain values, and their JSON shape (the UI's room state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OWNER = "owner"
+SPEAKER = "speaker"
+LISTENER = "listener"
+ROLES = (OWNER, SPEAKER, LISTENER)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    name: str
+    role: str
+    hand_raised_on: float | None
+    muted: bool
+    banned: bool
+    joined_on: float
+
+    @property
+    def speaks(self) -> bool:
+        """Owner and speakers may publish into the room's stream."""
+        return self.role in (OWNER, SPEAKER)
+
+
+@dataclass(frozen=True)
+class Room:
+    id: str
+    name: str
+    owner_id: str
+    audio_only: bool
+    created_on: float
+    closed_on: float | None
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_on is not None
+
+    def member(self, user_id: str) -> Member | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+    def present(self) -> list[Member]:
+        """Members in the room (the banned are kept only to refuse their return)."""
+        return [m for m in self.members if not m.banned]
+
+
+def room_json(room: Room, online: set[str]) -> dict[str, Any]:
+    """The room as the UI sees it (PROTOCOL.md "The reference Spaces app's API" shape, plus
+    roles, hands in raise order and who is connected right now)."""
+    present = sorted(room.present(), key=lambda m: (m.joined_on, m.user_id))
+    hands = sorted(
+        (m for m in present if m.hand_raised_on is not None),
+        key=lambda m: (m.hand_raised_on or 0.0, m.user_id),
+    )
+    return {
+        "id": room.id,
+        "name": room.name,
+        "ownerId": room.owner_id,
+        "audioOnly": room.audio_only,
+        "createdOn": room.created_on,
+        "closed": room.closed,
+        "participants": [
+            {
+                "id": m.user_id,
+                "username": m.name,
+                "role": m.role,
+                "muted": m.muted,
+                "raisedHand": m.hand_raised_on is not None,
+                "online": m.user_id in online,
+            }
+            for m in present
+        ],
+        "speakers": [m.user_id for m in present if m.speaks],
+        "hands": [m.user_id for m in hands],
+    }
+
+
+def room_summary(room: Room, online: set[str]) -> dict[str, Any]:
+    """A lobby entry: enough to choose a room, without the member list."""
+    present = room.present()
+    owner = room.member(room.owner_id)
+    return {
+        "id": room.id,
+        "name": room.name,
+        "ownerId": room.owner_id,
+        "ownerName": owner.name if owner is not None else "",
+        "audioOnly": room.audio_only,
+        "createdOn": room.created_on,
+        "speakers": [m.name for m in present if m.speaks],
+        "listeners": sum(1 for m in present if not m.speaks),
+        "online": len(online),
+    }

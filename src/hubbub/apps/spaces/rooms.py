@@ -1,0 +1,269 @@
+"""RoomService: the rules of a room — who may do what, and what everyone is told.
+
+Roles: the owner (creates the room, always on stage, publishes audio + video unless the room
+is audio-only), speakers (publish audio) and listeners. Only the owner promotes, demotes,
+removes and closes. Every change is stored first, then pushed: the full room state to everyone
+in the room (rooms are small, so a full state is simpler than deltas and resyncs for free), and
+`promoted` / `demoted` / `kicked` to that participant only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from hubbub.apps.spaces.models import (
+    LISTENER,
+    OWNER,
+    SPEAKER,
+    Member,
+    Room,
+    User,
+    room_json,
+    room_summary,
+)
+from hubbub.apps.spaces.platform import PUBLISH, SUBSCRIBE, PlatformClient, PlatformError
+from hubbub.apps.spaces.presence import Presence
+from hubbub.apps.spaces.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+# Presence socket close codes (4000-4999: application-defined, RFC 6455 §7.4.2).
+CLOSE_KICKED = 4003
+CLOSE_ROOM_CLOSED = 4010
+
+
+class SpacesError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RoomService:
+    def __init__(
+        self, store: RoomStore, platform: PlatformClient, grace: float, max_open_rooms: int
+    ) -> None:
+        self.store = store
+        self.platform = platform
+        self.max_open_rooms = max_open_rooms
+        self.presence = Presence(grace, self._on_absent)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        """After a restart nobody is connected: members who do not come back within the grace
+        period leave, as if their socket had just closed."""
+        for room in await self.store.open_rooms():
+            for member in room.present():
+                if member.role != OWNER:
+                    self.presence.expect(room.id, member.user_id)
+
+    async def stop(self) -> None:
+        await self.presence.stop()
+
+    def _lock(self, room_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(room_id, asyncio.Lock())
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def room(self, room_id: str) -> Room:
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise SpacesError(404, f"no room {room_id!r}")
+        return room
+
+    async def open_room(self, room_id: str) -> Room:
+        room = await self.room(room_id)
+        if room.closed:
+            raise SpacesError(410, "this room has been closed by its owner")
+        return room
+
+    def state(self, room: Room) -> dict[str, Any]:
+        return room_json(room, self.presence.online(room.id))
+
+    async def list_rooms(self) -> list[dict[str, Any]]:
+        rooms = await self.store.open_rooms()
+        rooms.sort(key=lambda r: r.created_on, reverse=True)
+        return [room_summary(r, self.presence.online(r.id)) for r in rooms]
+
+    async def member_of(self, user: User, room_id: str) -> tuple[Room, Member]:
+        """The open room and the user's membership; 403 for non-members and the removed."""
+        room = await self.open_room(room_id)
+        member = room.member(user.id)
+        if member is None:
+            raise SpacesError(403, "join the room first")
+        if member.banned:
+            raise SpacesError(403, "you were removed from this room")
+        return room, member
+
+    async def _owner_action(self, user: User, room_id: str, action: str) -> Room:
+        room = await self.open_room(room_id)
+        if room.owner_id != user.id:
+            raise SpacesError(403, f"only the room's owner can {action}")
+        return room
+
+    @staticmethod
+    def _target(room: Room, target_id: str) -> Member:
+        member = room.member(target_id)
+        if member is None or member.banned:
+            raise SpacesError(404, f"{target_id!r} is not in this room")
+        return member
+
+    async def _push_state(self, room_id: str) -> dict[str, Any]:
+        state = self.state(await self.room(room_id))
+        self.presence.broadcast(room_id, {"type": "state", "room": state})
+        return state
+
+    async def _stop_source(self, room_id: str, user_id: str) -> None:
+        try:
+            await self.platform.stop_source(room_id, user_id)
+        except PlatformError as exc:
+            # The role is already gone: their JWT is not renewed, and the UI stops publishing.
+            log.warning("spaces: could not stop %s in %s: %s", user_id, room_id, exc.message)
+
+    # --- lobby ---------------------------------------------------------------------------
+
+    async def create_room(self, user: User, name: str, audio_only: bool) -> Room:
+        if len(await self.store.open_rooms()) >= self.max_open_rooms:
+            raise SpacesError(429, "too many open rooms; try again later")
+        room = await self.store.create_room(user, name, audio_only)
+        log.info("spaces: %s created room %s %r", user.id, room.id, name)
+        return room
+
+    # --- participants --------------------------------------------------------------------
+
+    async def join(self, user: User, room_id: str, host: str | None) -> dict[str, Any]:
+        """Enter (or re-enter) a room: the Director's subscribe reply, and a publish reply for
+        the owner and speakers. Calling it again is how a client renews its JWTs."""
+        async with self._lock(room_id):
+            room = await self.open_room(room_id)
+            member = room.member(user.id)
+            if member is not None and member.banned:
+                raise SpacesError(403, "you were removed from this room")
+            if member is None:
+                await self.store.add_member(room_id, user.id)
+                room = await self.room(room_id)
+                member = room.member(user.id)
+                assert member is not None
+        self.presence.expect(room_id, user.id)  # joined but never connected: leaves later
+        try:
+            viewer = await self.platform.director(SUBSCRIBE, room_id, host)
+            publisher = (
+                await self.platform.director(PUBLISH, room_id, host) if member.speaks else None
+            )
+        except PlatformError as exc:
+            raise SpacesError(502, exc.message) from None
+        state = await self._push_state(room_id)
+        return {"room": state, "selfId": user.id, "role": member.role,
+                "viewer": viewer, "publisher": publisher}
+
+    async def leave(self, user: User, room_id: str) -> None:
+        async with self._lock(room_id):
+            room, member = await self.member_of(user, room_id)
+            self.presence.forget(room_id, user.id)
+            if member.role == OWNER:
+                return  # the owner keeps the room; closing it is explicit
+            await self.store.remove_member(room_id, user.id)
+        if member.role == SPEAKER:
+            await self._stop_source(room_id, user.id)
+        await self._push_state(room_id)
+
+    async def raise_hand(self, user: User, room_id: str, raised: bool) -> dict[str, Any]:
+        async with self._lock(room_id):
+            room, member = await self.member_of(user, room_id)
+            if member.role != LISTENER:
+                raise SpacesError(409, "you are already on stage")
+            if raised != (member.hand_raised_on is not None):
+                await self.store.update_member(
+                    room_id, user.id, hand_raised_on=time.time() if raised else None
+                )
+        return await self._push_state(room_id)
+
+    async def set_muted(self, user: User, room_id: str, muted: bool) -> dict[str, Any]:
+        async with self._lock(room_id):
+            await self.member_of(user, room_id)
+            await self.store.update_member(room_id, user.id, muted=muted)
+        return await self._push_state(room_id)
+
+    # --- the owner's controls ------------------------------------------------------------
+
+    async def promote(
+        self, user: User, room_id: str, target_id: str, host: str | None
+    ) -> dict[str, Any]:
+        async with self._lock(room_id):
+            room = await self._owner_action(user, room_id, "invite speakers")
+            target = self._target(room, target_id)
+            if target.role != LISTENER:
+                raise SpacesError(409, f"{target.name} is already on stage")
+            try:
+                publisher = await self.platform.director(PUBLISH, room_id, host)
+            except PlatformError as exc:
+                raise SpacesError(502, exc.message) from None
+            await self.store.update_member(
+                room_id, target_id, role=SPEAKER, hand_raised_on=None, muted=False
+            )
+        self.presence.send_to(room_id, target_id, {"type": "promoted", "publisher": publisher})
+        log.info("spaces: %s promoted %s in %s", user.id, target_id, room_id)
+        return await self._push_state(room_id)
+
+    async def demote(self, user: User, room_id: str, target_id: str) -> dict[str, Any]:
+        async with self._lock(room_id):
+            room = await self._owner_action(user, room_id, "move speakers to the audience")
+            target = self._target(room, target_id)
+            if target.role != SPEAKER:
+                raise SpacesError(409, f"{target.name} is not a speaker")
+            await self.store.update_member(room_id, target_id, role=LISTENER, muted=False)
+        self.presence.send_to(room_id, target_id, {"type": "demoted"})
+        await self._stop_source(room_id, target_id)
+        log.info("spaces: %s demoted %s in %s", user.id, target_id, room_id)
+        return await self._push_state(room_id)
+
+    async def kick(self, user: User, room_id: str, target_id: str) -> dict[str, Any]:
+        async with self._lock(room_id):
+            room = await self._owner_action(user, room_id, "remove participants")
+            target = self._target(room, target_id)
+            if target.role == OWNER:
+                raise SpacesError(409, "the owner cannot be removed")
+            await self.store.update_member(
+                room_id, target_id, role=LISTENER, banned=True, hand_raised_on=None
+            )
+        self.presence.forget(room_id, target_id)
+        self.presence.send_to(room_id, target_id, {"type": "kicked"})
+        self.presence.close_user(room_id, target_id, CLOSE_KICKED, "removed from the room")
+        if target.role == SPEAKER:
+            await self._stop_source(room_id, target_id)
+        return await self._push_state(room_id)
+
+    async def close(self, user: User, room_id: str) -> None:
+        async with self._lock(room_id):
+            room = await self._owner_action(user, room_id, "close the room")
+            await self.store.close_room(room_id)
+        self.presence.broadcast(room_id, {"type": "closed"})
+        self.presence.close_room(room_id, CLOSE_ROOM_CLOSED, "room closed")
+        for member in room.present():
+            if member.speaks:
+                await self._stop_source(room_id, member.user_id)
+        log.info("spaces: %s closed room %s", user.id, room_id)
+
+    # --- presence ------------------------------------------------------------------------
+
+    async def _on_absent(self, room_id: str, user_id: str) -> None:
+        """Grace period over: a listener or speaker who did not come back leaves."""
+        async with self._lock(room_id):
+            room = await self.store.get_room(room_id)
+            member = room.member(user_id) if room is not None else None
+            if room is None or room.closed or member is None or member.banned:
+                return
+            if member.role == OWNER or user_id in self.presence.online(room_id):
+                return
+            await self.store.remove_member(room_id, user_id)
+        log.info("spaces: %s left %s (presence lost)", user_id, room_id)
+        if member.role == SPEAKER:
+            await self._stop_source(room_id, user_id)
+        await self._push_state(room_id)
+
+    async def connected(self, room_id: str) -> None:
+        """Someone's presence changed: everyone sees the new online set."""
+        await self._push_state(room_id)

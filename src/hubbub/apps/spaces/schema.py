@@ -1,0 +1,124 @@
+"""The Spaces tables and their versioned migrations (own version table; the auth schema is
+untouched). Each migration is applied once, in order, in one transaction; never edit a
+released one, append the next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+metadata = MetaData()
+
+# Times are Unix seconds (float), as in the token store.
+users = Table(
+    "spaces_users",
+    metadata,
+    Column("id", String(36), primary_key=True),          # = sourceId when speaking
+    Column("name", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_on", Float, nullable=False),
+)
+
+rooms = Table(
+    "spaces_rooms",
+    metadata,
+    Column("id", String(36), primary_key=True),          # = the hubbub stream name
+    Column("name", String(80), nullable=False),
+    Column("owner_id", String(36), nullable=False),
+    Column("audio_only", Boolean, nullable=False),
+    Column("created_on", Float, nullable=False),
+    Column("closed_on", Float, nullable=True),
+)
+
+members = Table(
+    "spaces_members",
+    metadata,
+    Column("room_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("role", String(16), nullable=False),           # owner | speaker | listener
+    Column("hand_raised_on", Float, nullable=True),
+    Column("muted", Boolean, nullable=False),
+    Column("banned", Boolean, nullable=False),
+    Column("joined_on", Float, nullable=False),
+    PrimaryKeyConstraint("room_id", "user_id"),
+)
+
+platform_tokens = Table(
+    "spaces_platform_tokens",
+    metadata,
+    Column("kind", String(16), primary_key=True),         # publish | subscribe
+    Column("token_id", String(32), nullable=False),
+    Column("secret", String(512), nullable=False),        # needed in clear to call the Director
+)
+
+
+def _v1(dialect: str) -> list[str]:
+    return [
+        """CREATE TABLE spaces_users (
+            id VARCHAR(36) PRIMARY KEY,
+            name VARCHAR(64) NOT NULL,
+            secret_hash VARCHAR(64) NOT NULL UNIQUE,
+            created_on DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE spaces_rooms (
+            id VARCHAR(36) PRIMARY KEY,
+            name VARCHAR(80) NOT NULL,
+            owner_id VARCHAR(36) NOT NULL,
+            audio_only BOOLEAN NOT NULL,
+            created_on DOUBLE PRECISION NOT NULL,
+            closed_on DOUBLE PRECISION
+        )""",
+        """CREATE TABLE spaces_members (
+            room_id VARCHAR(36) NOT NULL,
+            user_id VARCHAR(36) NOT NULL,
+            role VARCHAR(16) NOT NULL,
+            hand_raised_on DOUBLE PRECISION,
+            muted BOOLEAN NOT NULL,
+            banned BOOLEAN NOT NULL,
+            joined_on DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (room_id, user_id)
+        )""",
+        """CREATE TABLE spaces_platform_tokens (
+            kind VARCHAR(16) PRIMARY KEY,
+            token_id VARCHAR(32) NOT NULL,
+            secret VARCHAR(512) NOT NULL
+        )""",
+    ]
+
+
+MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1)]
+LATEST = MIGRATIONS[-1][0]
+
+
+async def migrate(engine: AsyncEngine, target: int = LATEST) -> tuple[int, int]:
+    """Bring the database to `target`; (version before, version after)."""
+    dialect = engine.dialect.name
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("CREATE TABLE IF NOT EXISTS spaces_schema_version (version INTEGER NOT NULL)")
+        )
+        found = (await conn.execute(text("SELECT MAX(version) FROM spaces_schema_version")))
+        before = int(found.scalar() or 0)
+        if before > LATEST:
+            raise RuntimeError(
+                f"the Spaces database is at schema v{before}, newer than this hubbub (v{LATEST})"
+            )
+        for version, statements in MIGRATIONS:
+            if before < version <= target:
+                for statement in statements(dialect):
+                    await conn.execute(text(statement))
+                await conn.execute(
+                    text("INSERT INTO spaces_schema_version (version) VALUES (:v)"), {"v": version}
+                )
+        return before, max(before, target)
