@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
+from tests.helpers.server import free_tcp_port, free_udp_port
 
 from hubbub.client.media import PatternTrack, VideoCounter
 from hubbub.client.publisher import Publisher
@@ -20,7 +21,6 @@ from hubbub.client.viewer import Viewer
 from hubbub.config import Config
 from hubbub.control.app import create_app
 from hubbub.control.node import Node
-from tests.helpers.server import free_tcp_port, free_udp_port
 
 LOSS = 0.10
 SECONDS = 6.0
