@@ -1,24 +1,63 @@
-"""ViewerSession: the `view` command — SDP answer with our SSRCs and a Viewer in the sfu."""
+"""ViewerSession: the `view` command — SDP answer with our SSRCs and a Viewer in the sfu —
+and the commands after it: `project` / `unproject` (a source's track into a viewer mid) and
+`select` (layer choice, remembered only: simulcast layer selection comes later).
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hubbub.control import messages
 from hubbub.control.session import Session, new_id
-from hubbub.media import sdp
+from hubbub.media import rtp, sdp
 from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTransport
 from hubbub.sfu.types import DownTrackParams
 
 if TYPE_CHECKING:
     from hubbub.control.auth.jwts import Grant
     from hubbub.control.node import Node
+    from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
+    from hubbub.sfu.track import Track
     from hubbub.sfu.viewer import Viewer
 
 log = logging.getLogger(__name__)
+
+MAX_MAPPING = 16  # entries in one `project` (a source has a handful of tracks)
+MAX_PROJECTED = 32  # DownTracks a viewer may add beyond its answer
+KINDS = ("audio", "video")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One `project` mapping entry, resolved: `source_id`'s track (by trackId, else the first of
+    `kind`) goes into the viewer's `mid`. Kept while the session lives, so the track is bound
+    again when that sourceId is republished."""
+
+    source_id: str | None
+    track_id: str | None
+    kind: str
+
+    def track_of(self, source: Source) -> Track | None:
+        if self.track_id is not None:
+            return next((t for t in source.tracks if t.mid == self.track_id), None)
+        return source.track(self.kind)
+
+
+def _media_id(entry: dict[str, Any]) -> str | None:
+    """`mediaId` as the SDK sends it: whatever the app passed (it compares it with toString())."""
+    value = entry.get("mediaId")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise messages.ProtocolError("mapping mediaId must be a string")
+    text = str(value)
+    if not text or len(text) > 32:
+        raise messages.ProtocolError("mapping mediaId must be 1-32 characters")
+    return text
 
 
 def new_ssrc(taken: set[int]) -> int:
@@ -42,6 +81,9 @@ class ViewerSession(Session):
         self.pinned_source_id: str | None = None
         self.excluded: list[str] = []
         self._params: list[DownTrackParams] = []
+        self._ssrcs: set[int] = set()
+        self._projections: dict[str, Projection] = {}  # viewer mid -> what it carries
+        self.layer: dict[str, Any] = {}  # the last `select` (automatic when empty)
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
@@ -53,6 +95,14 @@ class ViewerSession(Session):
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "view":
             return self._view(command.data)
+        if command.name in ("project", "unproject", "select"):
+            if self.stream is None:
+                raise messages.ProtocolError(f"{command.name}: send view first")
+            if command.name == "project":
+                return self._project(command.data)
+            if command.name == "unproject":
+                return self._unproject(command.data)
+            return self._select(command.data)
         raise messages.ProtocolError(f"unknown command {command.name!r}")
 
     def _view(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +124,7 @@ class ViewerSession(Session):
         offer = sdp.parse(messages.required_str(data, "sdp", 64 * 1024))
         ufrag, pwd, fingerprints = sdp.remote_credentials(offer)
         stream_label = new_id("s")
-        taken: set[int] = set()
+        taken = self._ssrcs
         send_tracks: dict[str, sdp.SendTrack] = {}
         audio_seen = False
         for m in offer.media:
@@ -148,9 +198,164 @@ class ViewerSession(Session):
                 self._params, transport, self.pinned_source_id, self.excluded
             )
             transport.on_rtcp = self.viewer.on_rtcp
+            for mid in list(self._projections):
+                self._bind_projection(mid)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             self.end(reason or state.value)
             self.request_close(1000, f"media transport {state.value}: {reason}")
+
+    def send_event(self, name: str, data: dict[str, Any] | None) -> None:
+        super().send_event(name, data)
+        if name == "active" and data is not None and self.viewer is not None:
+            # A projected sourceId that went live again gets its mids back.
+            source_id = data.get("sourceId")
+            for mid, projection in list(self._projections.items()):
+                if projection.source_id == source_id:
+                    self._bind_projection(mid)
+
+    # --- project / unproject / select ----------------------------------------------------
+
+    def _project(self, data: dict[str, Any]) -> dict[str, Any]:
+        """PROTOCOL.md `project`: the client renegotiated locally (the SDK's addRemoteTrack),
+        so a mid we never answered gets a DownTrack cloned from the first answered m-line of
+        its kind (same PTs and extension ids, fresh SSRC, MID extension on every packet)."""
+        assert self.stream is not None
+        source_id = data.get("sourceId")
+        if source_id is not None and not isinstance(source_id, str):
+            raise messages.ProtocolError("sourceId must be a string or null")
+        mapping = data.get("mapping")
+        if not isinstance(mapping, list) or not mapping or len(mapping) > MAX_MAPPING:
+            raise messages.ProtocolError(f"mapping must be a list of 1-{MAX_MAPPING} objects")
+        source = self.stream.sources.get(source_id)
+        if source is None:
+            raise messages.ProtocolError(f"source {source_id!r} is not live")
+        planned: dict[str, Projection] = {}
+        for entry in mapping:
+            if not isinstance(entry, dict):
+                raise messages.ProtocolError("mapping entries must be objects")
+            track_id = messages.optional_str(entry, "trackId", 64)
+            media = messages.optional_str(entry, "media", 8)
+            if track_id is None and media is None:
+                raise messages.ProtocolError("mapping entry needs trackId or media")
+            if media is not None and media not in KINDS:
+                raise messages.ProtocolError(f"mapping media must be audio or video: {media!r}")
+            if track_id is not None:
+                track = next((t for t in source.tracks if t.mid == track_id), None)
+            else:
+                assert media is not None
+                track = source.track(media)
+            if track is None:
+                what = f"trackId {track_id!r}" if track_id is not None else f"{media} track"
+                raise messages.ProtocolError(f"source {source_id!r} has no {what}")
+            if media is not None and track.kind != media:
+                raise messages.ProtocolError(f"trackId {track_id!r} is {track.kind}, not {media}")
+            mid = _media_id(entry) or self._main_mid(track.kind)
+            self._check_target(mid, track.kind)
+            planned[mid] = Projection(source_id, track_id, track.kind)
+        new = [mid for mid in planned if mid not in self._projections and self._is_new_mid(mid)]
+        if len(self._new_mids()) + len(new) > MAX_PROJECTED:
+            raise messages.ProtocolError(f"at most {MAX_PROJECTED} projected mids per viewer")
+        self._projections.update(planned)
+        for mid in planned:
+            self._bind_projection(mid)
+        log.info("view %s project %r -> %s", self.subscriber_id, source_id, sorted(planned))
+        return {
+            "sourceId": source_id,
+            "mapping": [{"mediaId": mid, "trackId": p.track_id, "media": p.kind}
+                        for mid, p in planned.items()],
+        }
+
+    def _unproject(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Stop sending into `mediaIds`. A projected mid keeps its idle DownTrack (same SSRC if
+        projected into again); a main m-line goes back to the main source. Unknown mids are
+        ignored: unprojecting is idempotent."""
+        raw = data.get("mediaIds")
+        if not isinstance(raw, list) or len(raw) > MAX_PROJECTED + len(self._params):
+            raise messages.ProtocolError("mediaIds must be a list of mids")
+        mids = [_media_id({"mediaId": v}) for v in raw]
+        for mid in mids:
+            if mid is None or self._projections.pop(mid, None) is None:
+                continue
+            viewer = self.viewer
+            down = viewer.down_track_for_mid(mid) if viewer is not None else None
+            if viewer is None or down is None:
+                continue
+            if mid in viewer.projected:
+                down.bind(None)
+            else:
+                main = viewer.main_source
+                down.bind(main.track(down.kind) if main is not None else None)
+        log.info("view %s unproject %s", self.subscriber_id, mids)
+        return {"mediaIds": [m for m in mids if m is not None]}
+
+    def _select(self, data: dict[str, Any]) -> dict[str, Any]:
+        """PROTOCOL.md `select`: remembered; the main video has a single layer for now."""
+        layer = data.get("layer", {})
+        if layer is None:
+            layer = {}
+        if not isinstance(layer, dict):
+            raise messages.ProtocolError("layer must be an object")
+        self.layer = layer
+        return {}
+
+    def _main_mid(self, kind: str) -> str:
+        """The SDK's rule for a mapping without mediaId: the main m-line of that kind."""
+        first = next((p for p in self._params if p.kind == kind), None)
+        if first is None:
+            raise messages.ProtocolError(f"this view has no {kind} track to project into")
+        return first.mid
+
+    def _slot_mids(self) -> set[str]:
+        audio = [p.mid for p in self._params if p.kind == "audio"]
+        return set(audio[1:])
+
+    def _is_new_mid(self, mid: str) -> bool:
+        return all(p.mid != mid for p in self._params)
+
+    def _new_mids(self) -> list[str]:
+        return [mid for mid in self._projections if self._is_new_mid(mid)]
+
+    def _check_target(self, mid: str, kind: str) -> None:
+        if mid in self._slot_mids():
+            raise messages.ProtocolError(
+                f"mid {mid!r} is a multiplexed audio track: the server fills it by voice activity"
+            )
+        answered = next((p for p in self._params if p.mid == mid), None)
+        if answered is not None and answered.kind != kind:
+            raise messages.ProtocolError(f"mid {mid!r} is {answered.kind}, cannot carry {kind}")
+        projected = self._projections.get(mid)
+        if projected is not None and projected.kind != kind:
+            raise messages.ProtocolError(f"mid {mid!r} carries {projected.kind}, not {kind}")
+        if self._is_new_mid(mid) and not self._clone_of(kind).ext_ids.get(rtp.SDES_MID):
+            raise messages.ProtocolError(
+                "the view offer negotiated no MID header extension: new mids cannot be routed"
+            )
+
+    def _clone_of(self, kind: str) -> DownTrackParams:
+        """The first answered m-line of `kind`: the SDK clones its codecs and extensions."""
+        first = next((p for p in self._params if p.kind == kind), None)
+        if first is None:
+            raise messages.ProtocolError(f"this view has no {kind} m-line to clone for a new mid")
+        return first
+
+    def _bind_projection(self, mid: str) -> None:
+        """(Re)bind `mid` to its projected track if the viewer and the source are live."""
+        viewer, stream = self.viewer, self.stream
+        projection = self._projections.get(mid)
+        if viewer is None or stream is None or projection is None:
+            return
+        down = viewer.down_track_for_mid(mid)
+        if down is None:
+            first = self._clone_of(projection.kind)
+            down = viewer.add_down_track(DownTrackParams(
+                kind=projection.kind,
+                mid=mid,
+                ssrc=new_ssrc(self._ssrcs),
+                payload_types=dict(first.payload_types),
+                ext_ids=dict(first.ext_ids),
+            ))
+        source = stream.sources.get(projection.source_id)
+        down.bind(projection.track_of(source) if source is not None else None)
 
     def end(self, reason: str) -> None:
         viewer, self.viewer = self.viewer, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hubbub.media import rtp
 from hubbub.sfu import rtcp_io
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.downtrack import DownTrack
@@ -16,7 +17,12 @@ if TYPE_CHECKING:
 class Viewer:
     """One DownTrack per viewer m-line. The first video and first audio DownTracks carry the
     main source (chosen by the Stream); the other audio DownTracks are left to the multiplexer
-    and stay idle until it binds them (`DownTrack.bind`)."""
+    and stay idle until it binds them (`DownTrack.bind`).
+
+    `projected` holds DownTracks added after the answer (`add_down_track`) for mids the client
+    created by local renegotiation (the SDK's `addRemoteTrack`); control binds them to the
+    projected source. They are never part of `down_tracks`, so the multiplexer never sees them.
+    """
 
     def __init__(
         self,
@@ -36,8 +42,10 @@ class Viewer:
         self.main_audio = next((d for d in self.down_tracks if d.kind == "audio"), None)
         self.closed = False
         self.rtcp_malformed = 0
+        self.projected: dict[str, DownTrack] = {}
         self._by_ssrc = {d.ssrc: d for d in self.down_tracks}
         self._clock = clock
+        self._config = config
 
     @property
     def extra_audio(self) -> list[DownTrack]:
@@ -46,6 +54,40 @@ class Viewer:
 
     def down_track(self, ssrc: int) -> DownTrack | None:
         return self._by_ssrc.get(ssrc)
+
+    def down_track_for_mid(self, mid: str) -> DownTrack | None:
+        """The DownTrack of `mid`, answered or projected."""
+        found = self.projected.get(mid)
+        if found is not None:
+            return found
+        return next((d for d in self.down_tracks if d.mid == mid), None)
+
+    def add_down_track(self, params: DownTrackParams) -> DownTrack:
+        """An idle DownTrack for a mid the server never answered (client-side renegotiation).
+
+        `params` must carry the MID extension id: with no SSRC in any SDP the browser can route
+        the packets only by the MID header extension (RFC 8843 §9.2).
+        """
+        if self.closed:
+            raise ValueError("viewer is closed")
+        if self.down_track_for_mid(params.mid) is not None:
+            raise ValueError(f"mid {params.mid!r} already has a DownTrack")
+        if params.ssrc in self._by_ssrc:
+            raise ValueError(f"ssrc {params.ssrc} already in use by this viewer")
+        if not params.ext_ids.get(rtp.SDES_MID):
+            raise ValueError("a projected DownTrack needs the MID header extension id")
+        down = DownTrack(params, self.sink, self._config)
+        self.projected[params.mid] = down
+        self._by_ssrc[params.ssrc] = down
+        return down
+
+    def remove_down_track(self, mid: str) -> DownTrack | None:
+        """Unbind and forget a projected DownTrack; returns it (None if `mid` has none)."""
+        down = self.projected.pop(mid, None)
+        if down is not None:
+            down.bind(None)
+            self._by_ssrc.pop(down.ssrc, None)
+        return down
 
     def set_main(self, source: Source | None) -> None:
         """Bind the main DownTracks to `source`'s first video/audio Tracks (None = idle)."""
@@ -83,9 +125,13 @@ class Viewer:
     def tick(self, now: float, ntp_now: int, sr_interval: float) -> None:
         for down in self.down_tracks:
             down.tick(now, ntp_now, sr_interval)
+        for down in self.projected.values():
+            down.tick(now, ntp_now, sr_interval)
 
     def close(self) -> None:
         self.closed = True
         self.main_source = None
         for down in self.down_tracks:
+            down.bind(None)
+        for down in self.projected.values():
             down.bind(None)
