@@ -160,7 +160,8 @@ class Room:
 
 
 async def _gather_limited(coros: Sequence[Any], concurrency: int, what: str,
-                          quiet: bool) -> None:
+                          quiet: bool) -> list[BaseException | None]:
+    """Run with at most `concurrency` at once; returns each one's exception or None."""
     gate = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -172,8 +173,9 @@ async def _gather_limited(coros: Sequence[Any], concurrency: int, what: str,
         if done % 25 == 0 or done == len(coros):
             log(f"\r  {what} {done}/{len(coros)}", quiet, end="")
 
-    await asyncio.gather(*(one(c) for c in coros))
+    results = await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
     log("", quiet)
+    return [r if isinstance(r, BaseException) else None for r in results]
 
 
 async def build_hubbub(room: Room, base: str, listeners: int, full: int) -> list[Any]:
@@ -242,9 +244,17 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
             await asyncio.sleep(1.5)
             rss0 = rss_bytes(pid)
             joined_at = time.monotonic()
-            await _gather_limited([v.start(timeout=30) for v in room.listeners],
-                                  args.concurrency, "listeners joined", quiet)
+            errors = await _gather_limited([v.start(timeout=30) for v in room.listeners],
+                                           args.concurrency, "listeners joined", quiet)
             join_s = time.monotonic() - joined_at
+            # A listener that could not join (server too busy to finish ICE/DTLS in 30 s) is
+            # reported and left out of the counts; the point then misses the target.
+            join_failures = sum(e is not None for e in errors)
+            if join_failures:
+                log(f"  {join_failures} listeners failed to join: {errors[0]!r}", quiet)
+                keep = [i for i, e in enumerate(errors) if e is None]
+                room.listeners = [room.listeners[i] for i in keep]
+                room.counting = [room.counting[i] for i in keep]
             await asyncio.sleep(args.warmup)
             cpu0, bots0 = common.process_cpu(pid), time.process_time()
             sent0 = sum(p.sent for p in room.talkers)
@@ -282,6 +292,7 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
         "listeners": listeners,
         "window_s": round(window, 3),
         "join_s": round(join_s, 2),
+        "join_failures": join_failures,
         "forwarded_packets": received,
         "forwarded_pps": round(received / window, 1),
         "talker_packets_expected": expected,
@@ -298,7 +309,7 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
     }
     p99 = lat["p99"]
     result["within_target"] = bool(loss_pct < MAX_LOSS_PCT and p99 is not None
-                                   and p99 < MAX_P99_MS)
+                                   and p99 < MAX_P99_MS and not join_failures)
     result["bots_saturated"] = result["bots_cpu_share"] > 0.9
     return result
 
@@ -383,7 +394,9 @@ async def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"p50 {lat['p50']} ms p99 {lat['p99']} ms, "
                 f"{point['rss_per_listener_kb']} KiB/listener, bots "
                 f"{point['bots_cpu_share']:.0%} core", args.quiet)
-            if point["loss_pct"] > args.stop_loss:
+            if args.partial:
+                common.write_result(args.output, vars(args), {"points": points, "partial": True})
+            if point["loss_pct"] > args.stop_loss or point["join_failures"]:
                 log(f"  {kind}: loss above {args.stop_loss}%, sweep stops here", args.quiet)
                 break
     return points
@@ -409,6 +422,8 @@ def main() -> None:
                    help="Janus event_loops (0 = its default, one thread per handle)")
     p.add_argument("--stop-loss", type=float, default=5.0,
                    help="stop a server's sweep after a point with more loss (%%)")
+    p.add_argument("--partial", action="store_true",
+                   help="rewrite the output after every point (long sweeps)")
     p.add_argument("--plot", default=None, help="PNG path (default: output with .png)")
     args = p.parse_args()
     for kind in args.servers:
