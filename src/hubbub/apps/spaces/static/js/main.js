@@ -18,6 +18,7 @@ function go(hash) {
 
 function route() {
   cleanup();
+  document.getElementById("toasts").replaceChildren();
   cleanup = () => {};
   const match = location.hash.match(/^#\/r\/([A-Za-z0-9-]{1,64})$/);
   if (match) {

@@ -1,9 +1,12 @@
-// Tiny DOM helpers: h("div.card", {onclick}, ...children).
+// Tiny DOM helpers: h("div.card#id", {onclick}, ...children).
 
 export function h(tag, props = {}, ...children) {
-  const [name, ...classes] = tag.split(".");
-  const el = document.createElement(name || "div");
+  const name = tag.match(/^[a-z0-9]*/i)[0] || "div";
+  const el = document.createElement(name);
+  const classes = [...tag.matchAll(/\.([\w-]+)/g)].map((m) => m[1]);
+  const id = tag.match(/#([\w-]+)/);
   if (classes.length) el.className = classes.join(" ");
+  if (id) el.id = id[1];
   for (const [key, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);

@@ -1,0 +1,299 @@
+"""The Spaces rooms API against a real `hubbub serve` that enforces tokens: identities, rooms,
+joins with Director JWTs, hands, the owner-only controls, presence events, persistence across a
+restart, and the platform's admin stop-source endpoint (used by demote)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import websockets
+
+from hubbub.client.media import ToneTrack
+from hubbub.client.publisher import Publisher
+from tests.helpers.server import RunningServer
+
+Json = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[RunningServer]:
+    with RunningServer(name="spaces-api", allow_any_stream=False) as s:
+        yield s
+
+
+@pytest_asyncio.fixture
+async def http(srv: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"{srv.http_url}/spaces/api", timeout=10) as client:
+        yield client
+
+
+class Person:
+    def __init__(self, http: httpx.AsyncClient, data: Json) -> None:
+        self.http = http
+        self.id: str = data["id"]
+        self.secret: str = data["secret"]
+        self.headers = {"Authorization": f"Bearer {self.secret}"}
+
+    async def post(self, path: str, body: Json | None = None) -> httpx.Response:
+        return await self.http.post(path, json=body, headers=self.headers)
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(path, headers=self.headers)
+
+
+async def person(http: httpx.AsyncClient, name: str) -> Person:
+    resp = await http.post("/users", json={"name": name})
+    assert resp.status_code == 201, resp.text
+    return Person(http, resp.json())
+
+
+async def room_of(owner: Person, name: str = "Topic", audio_only: bool = False) -> str:
+    resp = await owner.post("/rooms", {"name": name, "audioOnly": audio_only})
+    assert resp.status_code == 201, resp.text
+    room_id: str = resp.json()["room"]["id"]
+    return room_id
+
+
+def claims(jwt: str) -> Json:
+    payload = jwt.split(".")[1]
+    decoded: Json = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+def ws_url(srv: RunningServer) -> str:
+    return f"ws://127.0.0.1:{srv.http_port}/spaces/ws"
+
+
+async def presence(srv: RunningServer, who: Person, room_id: str) -> Any:
+    ws = await websockets.connect(ws_url(srv))
+    await ws.send(json.dumps({"type": "hello", "roomId": room_id, "secret": who.secret}))
+    return ws
+
+
+async def next_message(ws: Any, kind: str, timeout: float = 5.0) -> Json:
+    async def wait() -> Json:
+        while True:
+            msg: Json = json.loads(await ws.recv())
+            if msg["type"] == kind:
+                return msg
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def test_join_returns_director_replies_bound_to_the_room_stream(
+    http: httpx.AsyncClient, srv: RunningServer
+) -> None:
+    owner, guest = await person(http, "Owner"), await person(http, "Guest")
+    room_id = await room_of(owner, "Jazz")
+    joined = (await owner.post(f"/rooms/{room_id}/join")).json()
+    assert joined["role"] == "owner" and joined["selfId"] == owner.id
+    assert joined["viewer"]["urls"] == [f"ws://127.0.0.1:{srv.http_port}/ws/v2/sub"]
+    assert joined["publisher"]["urls"] == [f"ws://127.0.0.1:{srv.http_port}/ws/v2/pub"]
+    pub = claims(joined["publisher"]["jwt"])
+    assert pub["millicast"]["streamName"] == room_id
+    assert pub["hubbub"]["multisource"] is True  # every speaker publishes its own sourceId
+    assert claims(joined["viewer"]["jwt"])["millicast"]["streamName"] == room_id
+
+    reply = (await guest.post(f"/rooms/{room_id}/join")).json()
+    assert reply["role"] == "listener" and reply["publisher"] is None
+    assert claims(reply["viewer"]["jwt"])["millicast"]["streamName"] == room_id
+    room = reply["room"]
+    assert room["ownerId"] == owner.id and room["speakers"] == [owner.id]
+    assert [(p["id"], p["role"]) for p in room["participants"]] == [
+        (owner.id, "owner"), (guest.id, "listener")
+    ]
+    listed = (await guest.get("/rooms")).json()["rooms"]
+    entry = next(r for r in listed if r["id"] == room_id)
+    assert entry["name"] == "Jazz" and entry["ownerName"] == "Owner" and entry["listeners"] == 1
+
+
+async def test_identity_is_required_and_checked(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/rooms")).status_code == 401
+    bad = await http.get("/rooms", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and "session expired" in bad.json()["error"]
+    assert (await http.post("/users", json={"name": "   "})).status_code == 400
+    assert (await http.post("/users", json={"name": "x" * 41})).status_code == 400
+    ann = await person(http, "  Ann   Lee ")
+    assert (await ann.get("/me")).json() == {"id": ann.id, "name": "Ann Lee"}
+    renamed = await ann.http.put("/me", json={"name": "Annie"}, headers=ann.headers)
+    assert renamed.json()["name"] == "Annie"
+
+
+async def test_only_the_owner_promotes_demotes_kicks_and_closes(http: httpx.AsyncClient) -> None:
+    owner, ann, bob = await person(http, "O"), await person(http, "Ann"), await person(http, "Bob")
+    room_id = await room_of(owner)
+    for p in (ann, bob):
+        assert (await p.post(f"/rooms/{room_id}/join")).status_code == 200
+    for action in ("promote", "demote", "kick"):
+        resp = await ann.post(f"/rooms/{room_id}/{action}", {"userId": bob.id})
+        assert resp.status_code == 403, (action, resp.text)
+        assert "only the room's owner" in resp.json()["error"]
+    assert (await ann.post(f"/rooms/{room_id}/close")).status_code == 403
+
+    # Hands: listeners only; the owner sees them in raise order.
+    assert (await bob.post(f"/rooms/{room_id}/hand", {"raised": True})).status_code == 200
+    state = (await ann.post(f"/rooms/{room_id}/hand", {"raised": True})).json()["room"]
+    assert state["hands"] == [bob.id, ann.id]
+    assert (await owner.post(f"/rooms/{room_id}/hand", {"raised": True})).status_code == 409
+
+    promoted = await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
+    assert promoted.status_code == 200
+    assert ann.id in promoted.json()["room"]["speakers"]
+    assert promoted.json()["room"]["hands"] == [bob.id]  # promotion lowers the hand
+    assert (await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})).status_code == 409
+    joined = (await ann.post(f"/rooms/{room_id}/join")).json()  # renewal: a publish JWT now
+    assert joined["role"] == "speaker" and joined["publisher"]["jwt"]
+    assert (await ann.post(f"/rooms/{room_id}/demote", {"userId": owner.id})).status_code == 403
+    assert (await owner.post(f"/rooms/{room_id}/demote", {"userId": owner.id})).status_code == 409
+    demoted = await owner.post(f"/rooms/{room_id}/demote", {"userId": ann.id})
+    assert demoted.status_code == 200 and demoted.json()["room"]["speakers"] == [owner.id]
+    assert (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"] is None  # no renewal
+
+    assert (await owner.post(f"/rooms/{room_id}/kick", {"userId": owner.id})).status_code == 409
+    kicked = await owner.post(f"/rooms/{room_id}/kick", {"userId": bob.id})
+    assert bob.id not in [p["id"] for p in kicked.json()["room"]["participants"]]
+    again = await bob.post(f"/rooms/{room_id}/join")
+    assert again.status_code == 403 and "removed" in again.json()["error"]
+    assert (await bob.post(f"/rooms/{room_id}/hand", {"raised": True})).status_code == 403
+    missing = await owner.post(f"/rooms/{room_id}/promote", {"userId": "nobody"})
+    assert missing.status_code == 404
+
+
+async def test_unknown_and_closed_rooms(http: httpx.AsyncClient) -> None:
+    owner, guest = await person(http, "O"), await person(http, "G")
+    for path in ("/rooms/nope/join", "/rooms/nope/close", "/rooms/nope/leave"):
+        resp = await guest.post(path)
+        assert resp.status_code == 404 and resp.json()["error"] == "no room 'nope'"
+    assert (await guest.get("/rooms/nope")).status_code == 404
+    room_id = await room_of(owner)
+    assert (await guest.post(f"/rooms/{room_id}/hand", {"raised": True})).status_code == 403
+    assert (await guest.post(f"/rooms/{room_id}/join")).status_code == 200
+    assert (await owner.post(f"/rooms/{room_id}/close")).status_code == 200
+    for who, path, body in (
+        (guest, "join", None), (guest, "hand", {"raised": True}), (owner, "close", None),
+        (owner, "promote", {"userId": guest.id}),
+    ):
+        resp = await who.post(f"/rooms/{room_id}/{path}", body)
+        assert resp.status_code == 410, (path, resp.text)
+        assert resp.json()["error"] == "this room has been closed by its owner"
+    assert room_id not in [r["id"] for r in (await guest.get("/rooms")).json()["rooms"]]
+
+
+async def test_presence_events_reach_the_right_people(
+    http: httpx.AsyncClient, srv: RunningServer
+) -> None:
+    owner, ann, bob = await person(http, "O"), await person(http, "Ann"), await person(http, "B")
+    room_id = await room_of(owner)
+    for p in (ann, bob):
+        await p.post(f"/rooms/{room_id}/join")
+    ws_ann, ws_bob = await presence(srv, ann, room_id), await presence(srv, bob, room_id)
+    try:
+        state = await next_message(ws_bob, "state")
+        assert state["room"]["id"] == room_id
+        await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
+        promoted = await next_message(ws_ann, "promoted")
+        assert claims(promoted["publisher"]["jwt"])["millicast"]["streamName"] == room_id
+        # Bob is told about the new speaker, and never gets Ann's publish JWT.
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws_bob.recv(), 5))
+            assert msg["type"] == "state", msg
+            if ann.id in msg["room"]["speakers"]:
+                break
+        await owner.post(f"/rooms/{room_id}/demote", {"userId": ann.id})
+        assert (await next_message(ws_ann, "demoted"))["type"] == "demoted"
+        await owner.post(f"/rooms/{room_id}/kick", {"userId": bob.id})
+        assert (await next_message(ws_bob, "kicked"))["type"] == "kicked"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws_bob.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+        await owner.post(f"/rooms/{room_id}/close")
+        assert (await next_message(ws_ann, "closed"))["type"] == "closed"
+    finally:
+        await ws_ann.close()
+        await ws_bob.close()
+
+
+@pytest.mark.parametrize(
+    ("who", "code"), [("stranger", 4403), ("nobody", 4401), ("closed", 4410), ("missing", 4404)]
+)
+async def test_presence_refusals(
+    http: httpx.AsyncClient, srv: RunningServer, who: str, code: int
+) -> None:
+    owner, stranger = await person(http, "O"), await person(http, "S")
+    room_id = await room_of(owner)
+    secret = {"nobody": "not-a-secret"}.get(who, stranger.secret)
+    if who == "closed":
+        await stranger.post(f"/rooms/{room_id}/join")
+        await owner.post(f"/rooms/{room_id}/close")
+    target = "missing-room" if who == "missing" else room_id
+    async with websockets.connect(ws_url(srv)) as ws:
+        await ws.send(json.dumps({"type": "hello", "roomId": target, "secret": secret}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+
+
+async def test_demote_stops_the_speakers_source_on_the_sfu(
+    http: httpx.AsyncClient, srv: RunningServer
+) -> None:
+    owner, ann = await person(http, "O"), await person(http, "Ann")
+    room_id = await room_of(owner, audio_only=True)
+    await ann.post(f"/rooms/{room_id}/join")
+    await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
+    director = (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"]
+    pub = Publisher(director["urls"][0], room_id, source_id=ann.id, token=director["jwt"],
+                    tracks=[ToneTrack(440.0, amplitude=0.3)])
+    try:
+        await pub.connect()
+        await pub.wait_connected()
+        await owner.post(f"/rooms/{room_id}/demote", {"userId": ann.id})
+        await pub.wait_closed(5)  # the node ended her publisher session
+    finally:
+        await pub.close()
+
+
+async def test_admin_stop_source_endpoint(srv: RunningServer) -> None:
+    url = f"{srv.http_url}/api/streams/some-stream/sources/x/stop"
+    secret = (Path(srv.args[srv.args.index("--data-dir") + 1]) / "api-secret").read_text().strip()
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.post(url)).status_code == 401
+        wrong = await client.post(url, headers={"Authorization": "Bearer wrong-secret-123456"})
+        assert wrong.status_code == 401
+        resp = await client.post(url, headers={"Authorization": f"Bearer {secret}"})
+    assert resp.status_code == 404
+    assert resp.json()["data"]["message"] == "Not Found: no live source 'x' in 'some-stream'"
+
+
+async def test_rooms_survive_a_restart(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    first = RunningServer(name="spaces-restart-1", allow_any_stream=False, extra_args=data)
+    async with first:
+        async with httpx.AsyncClient(base_url=f"{first.http_url}/spaces/api") as http:
+            owner, ann, bob = (
+                await person(http, "Owner"), await person(http, "Ann"), await person(http, "Bob")
+            )
+            room_id = await room_of(owner, "Persistent", audio_only=True)
+            for p in (ann, bob):
+                await p.post(f"/rooms/{room_id}/join")
+            await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
+            await bob.post(f"/rooms/{room_id}/hand", {"raised": True})
+            before = (await owner.get(f"/rooms/{room_id}")).json()["room"]
+    second = RunningServer(name="spaces-restart-2", allow_any_stream=False, extra_args=data)
+    async with second:
+        async with httpx.AsyncClient(base_url=f"{second.http_url}/spaces/api") as http:
+            owner.http = ann.http = bob.http = http
+            after = (await owner.get(f"/rooms/{room_id}")).json()["room"]
+            assert after == before
+            assert after["speakers"] == [owner.id, ann.id] and after["hands"] == [bob.id]
+            # Same identities, same rights: Ann still gets a publish JWT (the app's tokens
+            # were kept too), Bob does not.
+            assert (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"]["jwt"]
+            assert (await bob.post(f"/rooms/{room_id}/join")).json()["publisher"] is None
