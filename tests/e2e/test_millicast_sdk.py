@@ -469,3 +469,41 @@ async def test_a_revoked_token_ends_the_reconnect_loop_with_the_directors_401(
     reconnects = [e for e in await viewer.evaluate("sdk.log('v')") if e["what"] == "reconnect"]
     assert len(reconnects) == 1
     assert await viewer.evaluate("sdk.state('v')") != "connected"
+
+
+# --- examples/ ----------------------------------------------------------------------------
+
+
+async def test_example_pages_served_by_hubbub_publish_and_view(
+    srv: RunningServer, browser: Browser, publish_token: str, subscribe_token: str
+) -> None:
+    sdk = httpx.get(f"{srv.http_url}/examples/sdk/millicast.mjs", timeout=10)
+    assert sdk.status_code == 200
+    assert sdk.headers["content-type"].startswith("text/javascript")
+    assert sdk.content == SDK_FILE.read_bytes()
+    assert httpx.get(f"{srv.http_url}/examples/../pyproject.toml", timeout=10).status_code == 404
+
+    examples = PageFactory(browser, srv.http_url + "/examples", name="sdk-examples")
+    try:
+        stream = "sdk-examples"
+        publisher = await examples("publisher.html", streamName=stream, token=publish_token,
+                                   sourceId="host", codec="h264", autostart=True)
+        await wait_until(publisher, "() => window.example.state === 'publishing'", timeout=20)
+        viewer = await examples("viewer.html", streamName=stream,
+                                subscriberToken=subscribe_token, multiplexedAudioTracks=2,
+                                autostart=True)
+        await wait_until(viewer, "() => window.example.state === 'viewing'", timeout=20)
+        frames = """async () => {
+            const stats = await window.example.view.getRTCPeerConnection().getStats();
+            let frames = 0;
+            stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video')
+                frames = s.framesDecoded; });
+            return frames > 10 && document.getElementById('main').videoWidth > 0;
+        }"""
+        await wait_until(viewer, frames, timeout=20)
+        assert "host" in await viewer.inner_text("#sources")
+        assert await viewer.evaluate("window.example.tracks.map((t) => t.kind)") == [
+            "video", "audio", "audio", "audio"]
+        await wait_until(publisher, "() => document.getElementById('viewers').textContent === '1'")
+    finally:
+        await examples.close()
