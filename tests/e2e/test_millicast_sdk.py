@@ -262,9 +262,15 @@ async def test_a_401_from_the_director_stops_connect_without_retrying(
                                  {"streamName": "sdk-refused", "subscriberToken": "wrong"})
     assert result == {"ok": False, "error": {"name": "FetchError", "status": 401,
                                              "message": "Unauthorized: Invalid token"}}
+    result = await page.evaluate("(o) => sdk.publish('p', o)",
+                                 {"token": "wrong", "streamName": "sdk-refused", "video": False})
+    assert result == {"ok": False, "error": {"name": "FetchError", "status": 401,
+                                             "message": "Unauthorized: Invalid token"}}
     await asyncio.sleep(3)  # a retry would come after 1-2 s
-    assert await page.evaluate("sdk.directorCalls('v')") == 1
-    assert [e for e in await page.evaluate("sdk.log('v')") if e["what"] == "reconnect"] == []
+    for client in ("v", "p"):
+        assert await page.evaluate("(c) => sdk.directorCalls(c)", client) == 1
+        log = await page.evaluate("(c) => sdk.log(c)", client)
+        assert [e for e in log if e["what"] == "reconnect"] == []
 
 
 # --- publish and view ---------------------------------------------------------------------
