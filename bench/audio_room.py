@@ -424,6 +424,9 @@ def main() -> None:
                    help="stop a server's sweep after a point with more loss (%%)")
     p.add_argument("--partial", action="store_true",
                    help="rewrite the output after every point (long sweeps)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="no run: combine the points of earlier result files (later files "
+                        "replace earlier points of the same server and L)")
     p.add_argument("--plot", default=None, help="PNG path (default: output with .png)")
     args = p.parse_args()
     for kind in args.servers:
@@ -435,7 +438,14 @@ def main() -> None:
         args.server_cpu = None
     if args.bots_cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.bots_cpu})
-    points = run_uvloop(sweep(args))
+    if args.merge:
+        merged: dict[tuple[str, int], dict[str, Any]] = {}
+        for name in args.merge:
+            for point in json.loads(Path(name).read_text())["points"]:
+                merged[(point["server"], point["listeners"])] = point
+        points = sorted(merged.values(), key=lambda p: (p["server"], p["listeners"]))
+    else:
+        points = run_uvloop(sweep(args))
     summary = summarize(points)
     result = {"points": points, "summary": summary,
               "targets": {"loss_pct_below": MAX_LOSS_PCT, "p99_ms_below": MAX_P99_MS},
