@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.server import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 sys.path.insert(0, str(REPO_ROOT / "bench" / "janus"))
 import janus_server  # noqa: E402
@@ -45,14 +45,14 @@ def test_janus_offer_is_read_and_answered_as_dtls_client() -> None:
     server = server_description(JANUS_OFFER)
     assert server.address == ("127.0.0.1", 20001)
     assert server.ice_ufrag == "abcd" and server.ssrcs == {"0": [1111], "1": [2222]}
-    local = LocalTransport("uf", "p" * 22, ":".join(["CD"] * 32))
+    local = LocalTransport("ufra", "p" * 22, ":".join(["CD"] * 32))
     text, mids = subscriber_answer(JANUS_OFFER, local)
     assert mids == ["0", "1"]
     answer = sdp.parse(text)
     assert [m.mid for m in answer.media] == ["0", "1"]
     for m in answer.media:
         assert m.setup == "active" and m.direction == "recvonly" and m.rtcp_mux
-        assert m.ice_ufrag == "uf" and [c.payload_type for c in m.codecs] == [111]
+        assert m.ice_ufrag == "ufra" and [c.payload_type for c in m.codecs] == [111]
         # only the extensions we understand are answered, with Janus's ids
         assert m.extmaps == {1: sdp.URI_MID}
     with pytest.raises(ValueError, match="setup:active"):
