@@ -424,7 +424,15 @@ async def test_projection_into_transceivers_added_by_local_renegotiation(
     assert result["ok"], result
     await wait_grows(viewer, video_mid, "framesDecoded", 5)
     assert (await inbound(viewer))[video_mid]["codec"].startswith("video/H264")
+
+    # The projection outlives its source: "a" leaves, publishes again, and the mid resumes.
     await pub_a.evaluate("sdk.stop('p')")
+    await wait_until(viewer, "() => sdk.events('v', 'inactive').length > 0")
+    await asyncio.sleep(0.5)  # packets already on the way when the source left
+    assert await grows(viewer, video_mid, "packetsReceived", 1.0) == 0
+    await sdk_publish(pages, srv, publish_token, stream, sourceId="a", codec="vp8")
+    await wait_grows(viewer, video_mid, "framesDecoded", 5)
+    assert (await inbound(viewer))[video_mid]["codec"].startswith("video/VP8")
 
 
 # --- reconnection -------------------------------------------------------------------------

@@ -208,10 +208,15 @@ class ViewerSession(Session):
         super().send_event(name, data)
         if name == "active" and data is not None and self.viewer is not None:
             # A projected sourceId that went live again gets its mids back.
+            # Called from inside the sfu (Stream.publish): never let a refusal escape there.
             source_id = data.get("sourceId")
             for mid, projection in list(self._projections.items()):
                 if projection.source_id == source_id:
-                    self._bind_projection(mid)
+                    try:
+                        self._bind_projection(mid)
+                    except ValueError as exc:
+                        log.warning("view %s: cannot rebind mid %s: %s",
+                                    self.subscriber_id, mid, exc)
 
     # --- project / unproject / select ----------------------------------------------------
 
