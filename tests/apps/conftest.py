@@ -26,12 +26,15 @@ class UrlPages:
         self.contexts: list[BrowserContext] = []
 
     async def __call__(
-        self, url: str, label: str, viewport: tuple[int, int] = (1280, 860)
+        self, url: str, label: str, viewport: tuple[int, int] = (1280, 860),
+        init_script: str | None = None,
     ) -> Page:
         context = await self.browser.new_context(
             viewport={"width": viewport[0], "height": viewport[1]}
         )
         self.contexts.append(context)
+        if init_script is not None:
+            await context.add_init_script(init_script)
         page = await context.new_page()
 
         def on_console(msg: ConsoleMessage) -> None:

@@ -58,9 +58,9 @@ def spaces_url(srv: RunningServer) -> str:
 
 
 async def person(url_pages: UrlPages, srv: RunningServer, name: str,
-                 viewport: tuple[int, int] = (1280, 860)) -> Page:
+                 viewport: tuple[int, int] = (1280, 860), init_script: str | None = None) -> Page:
     """A new browser context at the lobby with a display name saved."""
-    page = await url_pages(spaces_url(srv), name, viewport)
+    page = await url_pages(spaces_url(srv), name, viewport, init_script)
     await page.fill("#name", name)
     await page.click("#profile button[type=submit]")
     await wait_until(page, "(n) => { const i = JSON.parse(localStorage.getItem("
@@ -277,3 +277,36 @@ async def test_reload_keeps_identity_and_room(srv: RunningServer, url_pages: Url
     await wait_until(guest, "() => window.spaces.state === 'ended' && "
                      "window.spaces.ended === 'closed'")
     assert await guest.is_visible("#ended")
+
+
+DENY_MIC = """navigator.mediaDevices.getUserMedia = async () => {
+  throw new DOMException('Permission denied', 'NotAllowedError');
+};"""
+
+
+async def test_clear_errors_for_denied_microphone_and_expired_session(
+    srv: RunningServer, url_pages: UrlPages, screenshots_dir: Path
+) -> None:
+    owner = await person(url_pages, srv, "Host")
+    room_id = await create_room(owner, "Errors", audio_only=True)
+    guest = await person(url_pages, srv, "No Mic", init_script=DENY_MIC)
+    await join_room(guest, room_id)
+    await listening(guest)
+    guest_id = await self_id(guest)
+    await owner.click(f".tile[data-user-id='{guest_id}'] button.promote")
+    await wait_until(guest, "() => window.spaces.role === 'speaker' && window.spaces.micError")
+    banner = await guest.inner_text("#banner")
+    assert "Microphone access was denied" in banner and "Try again" in banner
+    await guest.screenshot(path=str(screenshots_dir / "mic-denied.png"))
+
+    # The server forgot this identity (e.g. its data was reset): the lobby says so.
+    await guest.evaluate(
+        "() => { const i = JSON.parse(localStorage.getItem('hubbub.spaces.identity'));"
+        " i.secret = 'expired-secret'; localStorage.setItem('hubbub.spaces.identity',"
+        " JSON.stringify(i)); }"
+    )
+    await guest.reload()
+    await wait_until(guest, "() => window.spaces.page === 'lobby'")
+    notice = await guest.wait_for_selector("#notice", timeout=10000)
+    assert "session expired" in (await notice.inner_text()).lower()
+    assert await guest.evaluate("localStorage.getItem('hubbub.spaces.identity')") is None

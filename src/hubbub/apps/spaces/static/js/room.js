@@ -104,8 +104,9 @@ export function renderRoom(root, roomId, { go, notice }) {
     listener.start().catch((err) => mediaLost(`listening: ${err.message}`));
   }
 
+  // Publish our mic (and camera for the owner of a video room); false when the mic is refused.
   async function startSpeaker(director) {
-    if (s.speaker && s.speaker.state !== "closed" && s.speaker.state !== "failed") return;
+    if (s.speaker && s.speaker.state !== "closed" && s.speaker.state !== "failed") return true;
     if (!s.localStream) {
       try {
         s.localStream = await openMic(isOwner() && !s.room.audioOnly);
@@ -114,13 +115,14 @@ export function renderRoom(root, roomId, { go, notice }) {
         s.micError = err.message;
         spaces.micError = err.message;
         showBanner(err.message, "error", h("button.secondary", { onclick: () => retryMic() }, "Try again"));
-        return;
+        render();
+        return false;
       }
       s.micError = null;
       spaces.micError = null;
       showBanner("");
     }
-    if (s.stopped || !s.room || !canSpeak()) return;
+    if (s.stopped || !s.room || !canSpeak()) return false;
     const speaker = new Speaker({
       director, streamName: roomId, sourceId: s.selfId, stream: s.localStream,
       onclose: (reason) => mediaLost(`speaking: ${reason}`),
@@ -130,6 +132,7 @@ export function renderRoom(root, roomId, { go, notice }) {
     spaces.speaker = speaker;
     render();
     await speaker.start().catch((err) => mediaLost(`speaking: ${err.message}`));
+    return true;
   }
 
   async function retryMic() {
@@ -179,8 +182,11 @@ export function renderRoom(root, roomId, { go, notice }) {
     if (msg.type === "state") {
       applyState(msg.room);
     } else if (msg.type === "promoted") {
-      toast("You're on stage — your mic is live.", "success");
-      startSpeaker(msg.publisher);
+      s.role = "speaker"; // the new room state may arrive after this event
+      spaces.role = "speaker";
+      startSpeaker(msg.publisher).then((live) => {
+        if (live) toast(s.muted ? "You're on stage (muted)." : "You're on stage — your mic is live.", "success");
+      });
     } else if (msg.type === "demoted") {
       stopSpeaker();
       toast("The host moved you to the audience.");
@@ -227,6 +233,11 @@ export function renderRoom(root, roomId, { go, notice }) {
     const mine = room.participants.find((p) => p.id === s.selfId);
     const role = mine ? mine.role : "listener";
     if (role !== s.role && role === "listener" && s.speaker) stopSpeaker();
+    if (role === "listener" && s.micError) {
+      s.micError = null; // off stage: the mic is not needed any more
+      spaces.micError = null;
+      showBanner("");
+    }
     s.role = role;
     spaces.role = role;
     s.muted = mine ? mine.muted : false;
@@ -322,7 +333,10 @@ export function renderRoom(root, roomId, { go, notice }) {
   function renderBar() {
     const mine = me();
     const buttons = [];
-    if (canSpeak()) {
+    if (canSpeak() && s.micError) {
+      buttons.push(h("button.round.mic.off#mic", { onclick: () => retryMic(), title: s.micError },
+        icon("micOff"), h("span", {}, "Mic blocked")));
+    } else if (canSpeak()) {
       buttons.push(h(`button.round.mic${s.muted ? ".off" : ""}#mic`, {
         onclick: toggleMute, "aria-pressed": String(s.muted), title: s.muted ? "Unmute" : "Mute",
       }, icon(s.muted ? "micOff" : "mic"), h("span", {}, s.muted ? "Unmute" : "Mute")));
