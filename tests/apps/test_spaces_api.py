@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import websockets
 
 from hubbub.client.media import ToneTrack
 from hubbub.client.publisher import Publisher
-from tests.helpers.server import RunningServer
+from tests.helpers.server import RunningServer, free_tcp_port
 
 Json = dict[str, Any]
 
@@ -297,3 +298,38 @@ async def test_rooms_survive_a_restart(tmp_path: Path) -> None:
             # were kept too), Bob does not.
             assert (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"]["jwt"]
             assert (await bob.post(f"/rooms/{room_id}/join")).json()["publisher"] is None
+
+
+async def test_standalone_spaces_against_a_remote_node(tmp_path: Path) -> None:
+    """`hubbub serve --no-spaces` + `python -m hubbub.apps.spaces --hubbub-url ...`: the app
+    talks to the node over HTTP only, and hands out the node's signaling URLs."""
+    node = RunningServer(name="spaces-remote-node", allow_any_stream=False,
+                         extra_args=["--no-spaces", "--api-secret", "remote-node-secret-0123"])
+    async with node:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{node.http_url}/spaces/")).status_code == 404
+        port = free_tcp_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hubbub.apps.spaces", "--hubbub-url", node.http_url,
+            "--api-secret", "remote-node-secret-0123", "--host", "127.0.0.1",
+            "--http-port", str(port), "--data-dir", str(tmp_path / "spaces"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=f"{base}/spaces/api", timeout=10) as http:
+                for _ in range(200):
+                    try:
+                        if (await http.get(f"{base}/spaces/")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.05)
+                owner = await person(http, "Remote owner")
+                room_id = await room_of(owner)
+                joined = (await owner.post(f"/rooms/{room_id}/join")).json()
+            assert joined["publisher"]["urls"] == [f"ws://127.0.0.1:{node.http_port}/ws/v2/pub"]
+            assert claims(joined["viewer"]["jwt"])["millicast"]["streamName"] == room_id
+        finally:
+            proc.terminate()
+            await proc.wait()
