@@ -40,7 +40,12 @@ function onTrack(event) {
     $("main").srcObject = event.streams[0] ?? new MediaStream([event.track]);
     return;
   }
-  // Main audio plays with the main video's stream; every other audio track on its own element.
+  // Audio tracks after the first are the voice-activity slots: idle until a `vad` names a source.
+  if (example.tracks.filter((t) => t.kind === "audio").length > 1 && !(mid in example.slots)) {
+    example.slots[mid] = null;
+    showSlots();
+  }
+  // Every audio track plays on its own element (video elements stay muted for autoplay).
   const audio = document.createElement("audio");
   audio.autoplay = true;
   audio.dataset.mid = mid;
