@@ -307,6 +307,6 @@ async def test_clear_errors_for_denied_microphone_and_expired_session(
     )
     await guest.reload()
     await wait_until(guest, "() => window.spaces.page === 'lobby'")
-    notice = await guest.wait_for_selector("#notice", timeout=10000)
-    assert "session expired" in (await notice.inner_text()).lower()
+    await guest.wait_for_selector("#notice", timeout=10000)
+    assert "session expired" in (await guest.inner_text("#notice")).lower()
     assert await guest.evaluate("localStorage.getItem('hubbub.spaces.identity')") is None
