@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from hubbub.apps.spaces.cli import add_spaces_command
+from hubbub.apps.spaces.cli import add_spaces_arguments, run_standalone
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m hubbub.apps.spaces")
-    sub = parser.add_subparsers(dest="command")
-    add_spaces_command(sub)
-    args = parser.parse_args(["spaces", *sys.argv[1:]])
-    return int(args.func(args))
+    parser = argparse.ArgumentParser(
+        prog="python -m hubbub.apps.spaces",
+        description="Spaces audio rooms, served against a remote hubbub node",
+    )
+    add_spaces_arguments(parser)
+    return run_standalone(parser.parse_args())
 
 
 if __name__ == "__main__":

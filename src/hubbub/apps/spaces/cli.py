@@ -32,6 +32,11 @@ def embedded(http_base: str, api_secret: str, data_dir: str, database_url: str) 
 
 def add_spaces_command(sub: Any) -> None:
     parser = sub.add_parser("spaces", help="run the Spaces audio-room app against a hubbub node")
+    add_spaces_arguments(parser)
+    parser.set_defaults(func=run_standalone)
+
+
+def add_spaces_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hubbub-url", default=os.environ.get("HUBBUB_URL", ""),
                         help="HTTP base URL of the hubbub node (env HUBBUB_URL)")
     parser.add_argument("--api-secret", default=os.environ.get("HUBBUB_API_SECRET", ""),
@@ -44,7 +49,6 @@ def add_spaces_command(sub: Any) -> None:
     parser.add_argument("--database-url", default=os.environ.get("SPACES_DATABASE_URL", ""),
                         help="SQLAlchemy async URL instead of SQLite in --data-dir")
     parser.add_argument("--log-level", default="info")
-    parser.set_defaults(func=run_standalone)
 
 
 def run_standalone(args: argparse.Namespace) -> int:
