@@ -1,12 +1,14 @@
-"""Admin stream control: end one publisher's session (Bearer <API secret>).
+"""Admin stream control (Bearer <API secret>): apps and operators act on live streams over HTTP
+instead of reaching into the sfu.
 
-POST /api/streams/{streamName}/sources/{sourceId}/stop   -> 200 {"stopped": true}
-                                                            404 when no such source is live
-
-Apps built on the platform (apps/spaces demotes a speaker with it) call this over HTTP instead
-of reaching into the sfu. The publisher's socket is closed with code 1000 and a reason; viewers
-get `inactive` for that sourceId and their multiplexed slot moves on. The publisher's JWT stays
-valid until it expires: an app that ends a publish right must also stop renewing it.
+POST /api/streams/{streamName}/sources/{sourceId}/stop -> 200 {"stopped": true}; 404 if not live
+    Ends that publisher's session: its socket closes (1000, with a reason), viewers get
+    `inactive` for the sourceId and their multiplexed slot moves on (apps/spaces demotes a
+    speaker with this). The publisher's JWT stays valid until it expires: an app that ends a
+    publish right must also stop renewing it.
+POST /api/streams/{streamName}/viewers/disconnect      -> 200 {"disconnected": n}
+    Closes every viewer's socket and media, as when a node goes away. The Millicast SDK sees its
+    peer connection drop and reconnects through the Director; this does not revoke access.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from hubbub.control.node import Node
 log = logging.getLogger(__name__)
 
 STOP_REASON = "source stopped by the operator"
+DISCONNECT_REASON = "disconnected by the operator"
 
 
 def admin_streams_router(auth: Auth, node: Node) -> APIRouter:
     router = APIRouter(prefix="/api/streams", tags=["streams"])
+
+    def require_admin(request: Request) -> None:
+        secret = bearer(request.headers.get("authorization"), required=True)
+        if secret is None or not auth.admin_secret_ok(secret):
+            raise unauthorized("Unauthorized: invalid API secret")
 
     @router.post("/{stream_name}/sources/{source_id}/stop")
     async def stop_source(
@@ -34,21 +42,29 @@ def admin_streams_router(auth: Auth, node: Node) -> APIRouter:
         stream_name: str = Path(min_length=1, max_length=128),
         source_id: str = Path(min_length=1, max_length=256),
     ) -> JSONResponse:
-        secret = bearer(request.headers.get("authorization"), required=True)
-        if secret is None or not auth.admin_secret_ok(secret):
-            raise unauthorized("Unauthorized: invalid API secret")
+        require_admin(request)
         stream = node.streams.get(stream_name)
         source = stream.sources.get(source_id) if stream is not None else None
         if stream is None or source is None:
             raise ApiError(404, f"Not Found: no live source {source_id!r} in {stream_name!r}")
-        # The publisher session owning the Source (EventHub keeps that map for media timeouts).
-        owner = node.hub._owners.get(id(source))
         log.info("admin: stopping source %r of %s", source_id, stream_name)
+        owner = node.hub.owner_of(source)
         if owner is not None:
-            owner.end(STOP_REASON)
-            owner.request_close(1000, STOP_REASON)
+            owner.terminate(STOP_REASON)
         else:
             stream.unpublish(source)
         return success({"streamName": stream_name, "sourceId": source_id, "stopped": True})
+
+    @router.post("/{stream_name}/viewers/disconnect")
+    async def disconnect_viewers(
+        request: Request, stream_name: str = Path(min_length=1, max_length=128)
+    ) -> JSONResponse:
+        require_admin(request)
+        # Sessions, not sfu Viewers: a viewer still in ICE has no Viewer yet and must go too.
+        sessions = node.hub.viewer_sessions(stream_name)
+        for session in sessions:
+            session.terminate(DISCONNECT_REASON)
+        log.info("admin: disconnected %d viewer(s) of %s", len(sessions), stream_name)
+        return success({"streamName": stream_name, "disconnected": len(sessions)})
 
     return router

@@ -17,7 +17,6 @@ from starlette.websockets import WebSocket
 
 import hubbub
 from hubbub.control.admin_streams import admin_streams_router
-from hubbub.control.admin_viewers import admin_viewers_router
 from hubbub.control.auth import datadir
 from hubbub.control.auth.api import api_router
 from hubbub.control.auth.director import director_router
@@ -88,7 +87,6 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     )
     app.include_router(api_router(auth))
     app.include_router(admin_streams_router(auth, node))
-    app.include_router(admin_viewers_router(auth, node))
     app.include_router(examples_router())
     for mounted in apps:
         app.mount(mounted.path, mounted.asgi)

@@ -66,6 +66,14 @@ class EventHub:
     def unbind_source(self, source: Source) -> None:
         self._owners.pop(id(source), None)
 
+    def owner_of(self, source: Source) -> PublisherSession | None:
+        """The publisher session feeding `source`, if it is still bound."""
+        return self._owners.get(id(source))
+
+    def viewer_sessions(self, stream: str) -> list[ViewerSession]:
+        """Every viewer session of a stream, connected or still negotiating."""
+        return list(self._viewers.get(stream, ()))
+
     # --- payloads ------------------------------------------------------------------------
 
     def active_payload(self, stream: Stream, source: Source) -> dict[str, Any]:
@@ -98,8 +106,7 @@ class EventHub:
         owner = self._owners.get(id(source))
         log.info("source %r of %s sent no media: ending it", source.source_id, stream.name)
         if owner is not None:
-            owner.end("no media received")
-            owner.request_close(1000, "no media received")
+            owner.terminate("no media received")
         else:
             stream.unpublish(source)
 

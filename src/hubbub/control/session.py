@@ -51,6 +51,14 @@ class Session:
         if name in self.events:
             self.send(messages.event(name, data))
 
+    def end(self, reason: str) -> None:
+        """Stop the media side of the session (subclasses); the socket stays open."""
+
+    def terminate(self, reason: str) -> None:
+        """End the media side and close the socket with `reason` (normal closure, 1000)."""
+        self.end(reason)
+        self.request_close(1000, reason)
+
     def request_close(self, code: int, reason: str) -> None:
         """Ask the socket owner to close the WebSocket (after queued messages are out)."""
         self.on_close_request(code, reason)
