@@ -120,9 +120,17 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  director: {base}/api/director/publish  {base}/api/director/subscribe")
     print(f"  publish:  ws://{shown}:{config.control.http_port}/ws/v2/pub")
     print(f"  view:     ws://{shown}:{config.control.http_port}/ws/v2/sub")
-    print(f"  media:    udp {config.media.host}:{config.media.port}")
+    if config.media.announced_ips:
+        announced = ", ".join(config.media.announced_ips)
+    elif config.media.host in ("0.0.0.0", "::"):
+        announced = "127.0.0.1 (this machine only: --announce-ip <address> for others)"
+    else:
+        announced = config.media.host
+    print(f"  media:    udp {config.media.host}:{config.media.port}, announced as {announced}")
     if apps:
         print(f"  spaces:   {base}/spaces/  (audio rooms in the browser)")
+    print(f"  examples: {base}/examples/publisher.html  {base}/examples/viewer.html"
+          "  (@millicast/sdk pages; need `npm ci` in the checkout)")
     print(f"  tokens:   {data.database_url.split('@')[-1]}  (API docs: {base}/docs)")
     if data.api_secret_created:
         print(f"  admin API secret (new, kept in {data.api_secret_file}):")
