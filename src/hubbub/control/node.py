@@ -6,7 +6,6 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any
 
 from hubbub.config import Config
 from hubbub.control import messages
@@ -72,7 +71,3 @@ class Node:
             raise messages.ProtocolError(
                 "invalid stream name: 1-128 characters of letters, digits and _.-~:@+"
             )
-
-    def default_stream(self, session: Any) -> str | None:
-        """The stream a client's token is bound to (tokens arrive with the Director issue)."""
-        return getattr(session, "token_stream", None)

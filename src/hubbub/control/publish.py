@@ -6,9 +6,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hubbub.control import messages
+from hubbub.control.negotiate import answer_offer, stream_for
 from hubbub.control.session import Session, new_id
 from hubbub.media import rtp, sdp
-from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTransport
+from hubbub.media.transport import TransportState, WebRtcTransport
 from hubbub.sfu.types import TrackParams
 
 if TYPE_CHECKING:
@@ -62,11 +63,6 @@ class PublisherSession(Session):
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
-    @property
-    def token_stream(self) -> str | None:
-        """Read by Node.default_stream: a publish without a name uses the JWT's stream."""
-        return self.grant.stream if self.grant is not None else None
-
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "publish":
             return self._publish(command.data)
@@ -78,47 +74,25 @@ class PublisherSession(Session):
     def _publish(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.transport is not None:
             raise messages.ProtocolError("already publishing on this connection")
-        name = messages.optional_str(data, "name") or self.node.default_stream(self)
-        if not name:
-            raise messages.ProtocolError("missing name (stream name)")
-        self.node.check_stream_name(name)
+        name = stream_for(self.node, self.grant, messages.optional_str(data, "name"), "name")
         source_id = messages.optional_str(data, "sourceId")
-        grant = self.grant
-        if grant is not None:
-            if name != grant.stream:
-                raise messages.ProtocolError(
-                    f"stream not allowed by token: {name!r} (the token is for {grant.stream!r})"
-                )
-            if source_id is not None and not grant.multisource:
-                raise messages.ProtocolError(
-                    "sourceId not allowed by token: multisource publishing is not enabled"
-                )
+        if source_id is not None and self.grant is not None and not self.grant.multisource:
+            raise messages.ProtocolError(
+                "sourceId not allowed by token: multisource publishing is not enabled"
+            )
         codec = (messages.optional_str(data, "codec", 16) or "vp8").lower()
         if codec not in VIDEO_CODECS:
             raise messages.ProtocolError(f"unsupported codec {codec!r}")
         self.set_events(data.get("events"))
         offer_text = messages.required_str(data, "sdp", 64 * 1024)
         offer = sdp.parse(offer_text)
-        ufrag, pwd, fingerprints = sdp.remote_credentials(offer)
-        transport = self.node.port.create_transport(RemoteParameters(ufrag, pwd, fingerprints))
-        try:
-            answer, negotiated = sdp.build_answer(
-                offer,
-                sdp.AnswerOptions(
-                    ice_ufrag=transport.local_ufrag,
-                    ice_pwd=transport.local_pwd,
-                    fingerprint=("sha-256", transport.local_fingerprint),
-                    candidates=self.node.port.candidates(),
-                    role="publish",
-                    video_codec=codec,
-                ),
-            )
-            tracks = track_params(negotiated)
-            if not tracks:
-                raise messages.ProtocolError("offer has no audio or video we can receive")
-        except Exception:
+        transport, answer, negotiated = answer_offer(
+            self.node, offer, "publish", video_codec=codec
+        )
+        tracks = track_params(negotiated)
+        if not tracks:
             transport.close("publish refused")
-            raise
+            raise messages.ProtocolError("offer has no audio or video we can receive")
         self.stream = self.node.streams.get_or_create(name)
         self.source_id = source_id
         self._tracks = tracks

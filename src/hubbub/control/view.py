@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hubbub.control import messages
+from hubbub.control.negotiate import answer_offer, stream_for
 from hubbub.control.session import Session, new_id
 from hubbub.media import rtp, sdp
-from hubbub.media.transport import RemoteParameters, TransportState, WebRtcTransport
+from hubbub.media.transport import TransportState, WebRtcTransport
 from hubbub.sfu.types import DownTrackParams
 
 if TYPE_CHECKING:
@@ -87,11 +88,6 @@ class ViewerSession(Session):
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
-    @property
-    def token_stream(self) -> str | None:
-        """Read by Node.default_stream: a view without a streamId uses the JWT's stream."""
-        return self.grant.stream if self.grant is not None else None
-
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "view":
             return self._view(command.data)
@@ -108,21 +104,13 @@ class ViewerSession(Session):
     def _view(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.transport is not None:
             raise messages.ProtocolError("already viewing on this connection")
-        name = messages.optional_str(data, "streamId") or self.node.default_stream(self)
-        if not name:
-            raise messages.ProtocolError("missing streamId (stream name)")
-        # Millicast clients send either "streamName" or "accountId/streamName".
-        name = self.node.strip_account(name)
-        self.node.check_stream_name(name)
-        if self.grant is not None and name != self.grant.stream:
-            raise messages.ProtocolError(
-                f"stream not allowed by token: {name!r} (the token is for {self.grant.stream!r})"
-            )
+        name = stream_for(
+            self.node, self.grant, messages.optional_str(data, "streamId"), "streamId"
+        )
         self.pinned_source_id = messages.optional_str(data, "pinnedSourceId")
         self.excluded = messages.str_list(data, "excludedSourceIds")
         self.set_events(data.get("events"))
         offer = sdp.parse(messages.required_str(data, "sdp", 64 * 1024))
-        ufrag, pwd, fingerprints = sdp.remote_credentials(offer)
         stream_label = new_id("s")
         taken = self._ssrcs
         send_tracks: dict[str, sdp.SendTrack] = {}
@@ -139,22 +127,9 @@ class ViewerSession(Session):
             send_tracks[m.mid] = sdp.SendTrack(
                 ssrc=new_ssrc(taken), cname="hubbub", stream_id=label, track_id=f"t{m.mid}"
             )
-        transport = self.node.port.create_transport(RemoteParameters(ufrag, pwd, fingerprints))
-        try:
-            answer, negotiated = sdp.build_answer(
-                offer,
-                sdp.AnswerOptions(
-                    ice_ufrag=transport.local_ufrag,
-                    ice_pwd=transport.local_pwd,
-                    fingerprint=("sha-256", transport.local_fingerprint),
-                    candidates=self.node.port.candidates(),
-                    role="view",
-                    send_tracks=send_tracks,
-                ),
-            )
-        except Exception:
-            transport.close("view refused")
-            raise
+        transport, answer, negotiated = answer_offer(
+            self.node, offer, "view", send_tracks=send_tracks
+        )
         self._params = [
             DownTrackParams(
                 kind=m.kind,
