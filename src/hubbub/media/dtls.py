@@ -86,8 +86,15 @@ class DtlsError(Exception):
     pass
 
 
-class DtlsServer:
-    """One DTLS association; `send` writes datagrams to the peer."""
+class DtlsEndpoint:
+    """One DTLS association over a memory BIO; `send` writes datagrams to the peer.
+
+    The roles differ only in who speaks first and in which half of the exported keying material
+    protects which direction; `DtlsServer` (hubbub, `a=setup:passive`) and `DtlsClient` (our RTP
+    bots, `a=setup:active`) are the two.
+    """
+
+    is_client = False
 
     def __init__(
         self,
@@ -97,7 +104,10 @@ class DtlsServer:
         mtu: int = 1200,
     ) -> None:
         self._conn = SSL.Connection(context)
-        self._conn.set_accept_state()
+        if self.is_client:
+            self._conn.set_connect_state()
+        else:
+            self._conn.set_accept_state()
         self._conn.set_ciphertext_mtu(mtu)
         self._remote_fingerprints = [(a.lower(), v.upper()) for a, v in remote_fingerprints]
         self._send = send
@@ -123,6 +133,33 @@ class DtlsServer:
                 pass
             self._flush()
             return None
+        return self._step()
+
+    def timeout(self) -> float | None:
+        """Seconds until the handshake retransmission timer fires (RFC 6347 §4.2.4), or None."""
+        if self.done or self.closed:
+            return None
+        t = self._conn.DTLSv1_get_timeout()
+        return float(t) if t is not None else None
+
+    def handle_timeout(self) -> None:
+        if not self.done and not self.closed:
+            self._conn.DTLSv1_handle_timeout()
+            self._flush()
+
+    def close(self) -> None:
+        """Send close_notify (RFC 5246 §7.2.1) if the handshake had completed."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.done:
+            try:
+                self._conn.shutdown()
+            except SSL.Error:
+                pass
+            self._flush()
+
+    def _step(self) -> SrtpKeys | None:
         try:
             self._conn.do_handshake()
         except SSL.WantReadError:
@@ -135,29 +172,6 @@ class DtlsServer:
         self.done = True
         self._check_fingerprint()
         return self._export_keys()
-
-    def timeout(self) -> float | None:
-        """Seconds until the handshake retransmission timer fires, or None."""
-        if self.done or self.closed:
-            return None
-        t = self._conn.DTLSv1_get_timeout()
-        return float(t) if t is not None else None
-
-    def handle_timeout(self) -> None:
-        if not self.done and not self.closed:
-            self._conn.DTLSv1_handle_timeout()
-            self._flush()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.done:
-            try:
-                self._conn.shutdown()
-            except SSL.Error:
-                pass
-            self._flush()
 
     def _flush(self) -> None:
         pending = b""
@@ -198,11 +212,33 @@ class DtlsServer:
             b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len)
         )
         # RFC 5764 §4.2: client key, server key, client salt, server salt.
-        client_key = material[:key_len]
-        server_key = material[key_len : 2 * key_len]
-        client_salt = material[2 * key_len : 2 * key_len + salt_len]
-        server_salt = material[2 * key_len + salt_len :]
-        return SrtpKeys(profile, client_key + client_salt, server_key + server_salt)
+        client = material[:key_len] + material[2 * key_len : 2 * key_len + salt_len]
+        server = material[key_len : 2 * key_len] + material[2 * key_len + salt_len :]
+        if self.is_client:
+            return SrtpKeys(profile, rx_key=server, tx_key=client)
+        return SrtpKeys(profile, rx_key=client, tx_key=server)
+
+
+class DtlsServer(DtlsEndpoint):
+    """The server role: hubbub answers `a=setup:passive` and waits for the ClientHello."""
+
+
+class DtlsClient(DtlsEndpoint):
+    """The client role (RTP bots): call `start()` to send the ClientHello."""
+
+    is_client = True
+
+    def __init__(
+        self,
+        certificate: Certificate,
+        remote_fingerprints: list[tuple[str, str]],
+        send: Callable[[bytes], None],
+        mtu: int = 1200,
+    ) -> None:
+        super().__init__(certificate.context(), remote_fingerprints, send, mtu)
+
+    def start(self) -> None:
+        self._step()
 
 
 def split_records(data: bytes, mtu: int) -> list[bytes]:
