@@ -7,45 +7,23 @@ Users authenticate with a random secret kept by their browser; only its SHA-256 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hubbub.apps.spaces import schema
 from hubbub.apps.spaces.models import LISTENER, OWNER, Member, Room, User
+from hubbub.storage import hash_secret, make_engine
 
 MAX_SECRET = 128
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _make_engine(url: str) -> AsyncEngine:
-    if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 10})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-        # pysqlite would run DDL outside transactions: BEGIN ourselves so migrations are atomic.
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 def _member(row: RowMapping) -> Member:
@@ -63,7 +41,7 @@ def _member(row: RowMapping) -> Member:
 class RoomStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
 
     @classmethod
     async def open(cls, url: str) -> RoomStore:

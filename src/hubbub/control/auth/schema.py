@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.storage import SQLITE_IMMEDIATE
+
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
@@ -84,8 +86,6 @@ def _v2(dialect: str) -> list[str]:
 MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2)]
 LATEST = MIGRATIONS[-1][0]
 
-SQLITE_IMMEDIATE = "hubbub_sqlite_immediate"
-"""Execution option: on SQLite, begin with BEGIN IMMEDIATE (see store._make_engine)."""
 
 _LOCK_ID = 0x68756262  # "hubb": serializes migrations of concurrent PostgreSQL starts
 

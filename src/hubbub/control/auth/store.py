@@ -7,7 +7,6 @@ high-entropy bearer strings). The plaintext is returned once, by `create`.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -15,12 +14,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hubbub.control.auth import patterns, schema
 from hubbub.control.auth.jwts import PUBLISH, SUBSCRIBE
+from hubbub.storage import hash_secret, make_engine
 
 KINDS = (PUBLISH, SUBSCRIBE)
 MAX_STREAMS = 64
@@ -97,36 +96,12 @@ class TokenRecord:
         return patterns.covers(((r.name, r.is_regex) for r in self.spec.streams), stream)
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def default_url(data_dir: str) -> str:
     return f"sqlite+aiosqlite:///{data_dir.rstrip('/')}/tokens.db"
 
 
-def _make_engine(url: str) -> AsyncEngine:
-    if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 10})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # WAL: `hubbub token ...` and a running server share the file without blocking reads.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-        # The driver's own implicit transactions skip DDL; we BEGIN ourselves (below).
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: two first starts cannot both migrate.
-        immediate = conn.get_execution_options().get(schema.SQLITE_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
 
 
 def _row_to_record(row: RowMapping) -> TokenRecord:
@@ -169,7 +144,7 @@ def _spec_columns(spec: TokenSpec) -> dict[str, Any]:
 class TokenStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
 
     @classmethod
     async def open(cls, url: str, migrate_to: int = schema.LATEST) -> TokenStore:
