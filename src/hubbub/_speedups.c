@@ -1,9 +1,10 @@
-/* hubbub._speedups: SRTP-protect a batch of RTP packets and send them with sendmmsg(2).
+/* hubbub._speedups: the per-packet forward path in C (optional; pure Python otherwise).
  *
- * The forward path's measured cost on loopback is one sendmsg syscall per packet plus the
- * pylibsrtp call; this moves both out of Python: one call per incoming packet's fan-out,
+ * protect_and_send: SRTP-protect a batch of RTP packets and send them with sendmmsg(2),
  * libsrtp's srtp_protect reached through the function pointer pylibsrtp's cffi module
  * exposes (no link-time dependency on libsrtp), one sendmmsg per 64 datagrams.
+ * Below: rewrite_packet, PacketCache, Target, DownState and fanout(),
+ * the whole fan-out of one incoming packet to every bound DownTrack in one call.
  *
  * protect_and_send(fd, protect_fn, items) -> (sent, errors, leftovers)
  *   items: list of (srtp_t address: int, plain RTP: bytes, sockaddr: bytes, owner: object)
@@ -130,19 +131,775 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * rewrite: the one-byte-extension fast path of hubbub.media.rtp.rewrite_packet, byte for
+ * byte (RFC 3550 §5.1 header, RFC 8285 §4.2 elements, RFC 8843 §15 MID appended). Whatever
+ * the Python version hands to its two-byte slow path comes back as REWRITE_SLOW.
+ * ------------------------------------------------------------------------------------- */
+
+#include <stdint.h>
+#include <structmember.h>
+
+#define REWRITE_SLOW (-2)
+#define REWRITE_ERROR (-1)
+#define REWRITE_ROOM 32 /* output <= input + 4 (block header) + 17 (MID) + 3 (padding) */
+#define OUT_MAX 2048
+
+static const char *E_SHORT = "RTP packet shorter than 12 bytes";
+static const char *E_VERSION = "RTP version must be 2";
+static const char *E_CSRC = "RTP CSRC list truncated";
+static const char *E_EXT = "RTP header extension truncated";
+static const char *E_ELEMENT = "RTP header extension element truncated";
+static const char *E_PADDING = "RTP padding invalid";
+
+/* Writes the rewritten packet to out (room for n + REWRITE_ROOM bytes); returns its length,
+ * REWRITE_ERROR with *err set (malformed input) or REWRITE_SLOW. */
+static Py_ssize_t rewrite_into(const unsigned char *d, Py_ssize_t n, int pt, uint32_t seq,
+                               uint32_t ts, uint32_t ssrc, const unsigned char *ext_map,
+                               int mid_id, const unsigned char *mid, Py_ssize_t ml,
+                               unsigned char *out, const char **err)
+{
+    if (n < 12) {
+        *err = E_SHORT;
+        return REWRITE_ERROR;
+    }
+    unsigned char b0 = d[0];
+    if ((b0 & 0xC0) != 0x80) {
+        *err = E_VERSION;
+        return REWRITE_ERROR;
+    }
+    Py_ssize_t pos = 12 + ((b0 & 0x0F) << 2);
+    if (pos > n) {
+        *err = E_CSRC;
+        return REWRITE_ERROR;
+    }
+    long profile = -1;
+    Py_ssize_t end = pos;
+    if (b0 & 0x10) {
+        if (pos + 4 > n) {
+            *err = E_EXT;
+            return REWRITE_ERROR;
+        }
+        profile = (d[pos] << 8) | d[pos + 1];
+        Py_ssize_t words = (d[pos + 2] << 8) | d[pos + 3];
+        pos += 4;
+        end = pos + (words << 2);
+        if (end > n) {
+            *err = E_EXT;
+            return REWRITE_ERROR;
+        }
+    }
+    if (b0 & 0x20) { /* RFC 3550 §5.1: the last octet counts the padding, itself included */
+        Py_ssize_t count = n > end ? d[n - 1] : 0;
+        if (count == 0 || end + count > n) {
+            *err = E_PADDING;
+            return REWRITE_ERROR;
+        }
+    }
+    out[0] = (unsigned char)(0x90 | (b0 & 0x20)); /* CSRCs dropped, X set for now */
+    out[1] = (unsigned char)((d[1] & 0x80) | (pt & 0x7F));
+    out[2] = (unsigned char)(seq >> 8);
+    out[3] = (unsigned char)seq;
+    out[4] = (unsigned char)(ts >> 24);
+    out[5] = (unsigned char)(ts >> 16);
+    out[6] = (unsigned char)(ts >> 8);
+    out[7] = (unsigned char)ts;
+    out[8] = (unsigned char)(ssrc >> 24);
+    out[9] = (unsigned char)(ssrc >> 16);
+    out[10] = (unsigned char)(ssrc >> 8);
+    out[11] = (unsigned char)ssrc;
+    out[12] = 0xBE;
+    out[13] = 0xDE;
+    Py_ssize_t o = 16;
+    if (profile == 0xBEDE) {
+        /* Kept elements are copied in order; padding, dropped elements and anything after a
+         * reserved id 15 are left out (RFC 8285 §4.2). */
+        while (pos < end) {
+            unsigned char b = d[pos];
+            int i = b >> 4;
+            if (i == 0) {
+                pos++;
+                while (pos < end && d[pos] == 0)
+                    pos++;
+                continue;
+            }
+            if (i == 15)
+                break;
+            Py_ssize_t ln = (b & 0x0F) + 2;
+            if (pos + ln > end) {
+                *err = E_ELEMENT;
+                return REWRITE_ERROR;
+            }
+            int j = ext_map[i];
+            if (j != 0 && j != mid_id) {
+                if (j != i && j > 14)
+                    return REWRITE_SLOW;
+                memcpy(out + o, d + pos, (size_t)ln);
+                out[o] = (unsigned char)((j << 4) | (b & 0x0F));
+                o += ln;
+            }
+            pos += ln;
+        }
+    } else if ((profile & 0xFFF0) == 0x1000) {
+        return REWRITE_SLOW;
+    }
+    if (mid_id) {
+        if (mid_id > 14 || ml == 0 || ml > 16)
+            return REWRITE_SLOW;
+        out[o++] = (unsigned char)((mid_id << 4) | (ml - 1));
+        memcpy(out + o, mid, (size_t)ml);
+        o += ml;
+    }
+    Py_ssize_t size = o - 16;
+    if (size == 0) {
+        o = 12;
+        out[0] &= 0xEF; /* no element left: no X bit, no empty block */
+    } else {
+        Py_ssize_t pad = (-size) & 3;
+        memset(out + o, 0, (size_t)pad);
+        o += pad;
+        out[14] = (unsigned char)(((size + pad) >> 2) >> 8);
+        out[15] = (unsigned char)((size + pad) >> 2);
+    }
+    memcpy(out + o, d + end, (size_t)(n - end));
+    return o + (n - end);
+}
+
+static int ext_map_ok(PyObject *ext_map)
+{
+    return PyBytes_Check(ext_map) && PyBytes_GET_SIZE(ext_map) == 256;
+}
+
+static PyObject *py_rewrite(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    int pt, mid_id;
+    unsigned long seq, ts, ssrc;
+    PyObject *ext_map;
+    Py_buffer mid;
+    if (!PyArg_ParseTuple(args, "y*ikkkSiy*", &data, &pt, &seq, &ts, &ssrc, &ext_map, &mid_id,
+                          &mid))
+        return NULL;
+    PyObject *result = NULL;
+    if (!ext_map_ok(ext_map)) {
+        PyErr_SetString(PyExc_ValueError, "ext_map must have 256 entries");
+        goto done;
+    }
+    if (data.len + REWRITE_ROOM > OUT_MAX) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    unsigned char out[OUT_MAX];
+    const char *err = NULL;
+    Py_ssize_t n = rewrite_into(data.buf, data.len, pt, (uint32_t)seq, (uint32_t)ts,
+                                (uint32_t)ssrc, (const unsigned char *)PyBytes_AS_STRING(ext_map),
+                                mid_id, mid.buf, mid.len, out, &err);
+    if (n == REWRITE_ERROR)
+        PyErr_SetString(PyExc_ValueError, err);
+    else if (n == REWRITE_SLOW)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyBytes_FromStringAndSize((const char *)out, n);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&mid);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * PacketCache: hubbub.sfu.packet_cache.PacketCache with the same API, filled from C.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t mask;
+    long long *seqs;
+    PyObject **packets;
+    double *times;
+    double *resent;
+} CacheObject;
+
+static PyTypeObject CacheType;
+
+static PyObject *cache_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"size", NULL};
+    Py_ssize_t size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n", kwlist, &size))
+        return NULL;
+    if (size <= 0 || (size & (size - 1))) {
+        PyErr_Format(PyExc_ValueError, "cache size must be a power of two, got %zd", size);
+        return NULL;
+    }
+    CacheObject *self = (CacheObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->mask = size - 1;
+    self->seqs = PyMem_Malloc(sizeof(long long) * (size_t)size);
+    self->packets = PyMem_Calloc((size_t)size, sizeof(PyObject *));
+    self->times = PyMem_Malloc(sizeof(double) * (size_t)size);
+    self->resent = PyMem_Malloc(sizeof(double) * (size_t)size);
+    if (!self->seqs || !self->packets || !self->times || !self->resent) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        self->seqs[i] = -1;
+        self->times[i] = 0.0;
+        self->resent[i] = -Py_HUGE_VAL;
+    }
+    return (PyObject *)self;
+}
+
+static void cache_dealloc(CacheObject *self)
+{
+    if (self->packets != NULL) {
+        for (Py_ssize_t i = 0; i <= self->mask; i++)
+            Py_XDECREF(self->packets[i]);
+    }
+    PyMem_Free(self->seqs);
+    PyMem_Free(self->packets);
+    PyMem_Free(self->times);
+    PyMem_Free(self->resent);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Steals a reference to packet. */
+static void cache_put(CacheObject *c, long long seq, PyObject *packet, double now)
+{
+    Py_ssize_t i = (Py_ssize_t)(seq & c->mask);
+    c->seqs[i] = seq;
+    Py_XSETREF(c->packets[i], packet);
+    c->times[i] = now;
+    c->resent[i] = -Py_HUGE_VAL;
+}
+
+static PyObject *cache_py_put(CacheObject *self, PyObject *args)
+{
+    long long seq;
+    PyObject *packet;
+    double now;
+    if (!PyArg_ParseTuple(args, "LOd", &seq, &packet, &now))
+        return NULL;
+    cache_put(self, seq, Py_NewRef(packet), now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cache_py_get(CacheObject *self, PyObject *arg)
+{
+    long long seq = PyLong_AsLongLong(arg);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
+    if (self->seqs[i] == seq && self->packets[i] != NULL)
+        return Py_NewRef(self->packets[i]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cache_py_sent_at(CacheObject *self, PyObject *arg)
+{
+    long long seq = PyLong_AsLongLong(arg);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
+    if (self->seqs[i] == seq)
+        return PyFloat_FromDouble(self->times[i]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cache_py_take(CacheObject *self, PyObject *args)
+{
+    long long seq;
+    double now, guard;
+    if (!PyArg_ParseTuple(args, "Ldd", &seq, &now, &guard))
+        return NULL;
+    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
+    if (self->seqs[i] != seq || now - self->resent[i] < guard || self->packets[i] == NULL)
+        Py_RETURN_NONE;
+    self->resent[i] = now;
+    return Py_NewRef(self->packets[i]);
+}
+
+static PyObject *cache_size(CacheObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->mask + 1);
+}
+
+static PyMethodDef cache_methods[] = {
+    {"put", (PyCFunction)cache_py_put, METH_VARARGS, "put(seq, packet, now)"},
+    {"get", (PyCFunction)cache_py_get, METH_O, "get(seq) -> bytes | None"},
+    {"sent_at", (PyCFunction)cache_py_sent_at, METH_O, "sent_at(seq) -> float | None"},
+    {"take_for_resend", (PyCFunction)cache_py_take, METH_VARARGS,
+     "take_for_resend(seq, now, guard) -> bytes | None"},
+    {NULL},
+};
+
+static PyGetSetDef cache_getset[] = {
+    {"size", (getter)cache_size, NULL, "number of slots", NULL},
+    {NULL},
+};
+
+static PyTypeObject CacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hubbub._speedups.PacketCache",
+    .tp_basicsize = sizeof(CacheObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ring of sent RTP packets by outgoing seq (same API as sfu.packet_cache).",
+    .tp_new = cache_new,
+    .tp_dealloc = (destructor)cache_dealloc,
+    .tp_methods = cache_methods,
+    .tp_getset = cache_getset,
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Target: where one transport's RTP goes (socket fd, srtp_t, peer sockaddr), kept current
+ * by WebRtcTransport; counts what the C path sent for its stats.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    protect_fn_t protect;
+    void *ctx;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    PyObject *keep;     /* keeps the srtp_t alive */
+    PyObject *send_raw; /* callable(bytes): the event loop's send, for what sendmmsg refused */
+    long long packets;
+    long long octets;
+} TargetObject;
+
+static PyTypeObject TargetType;
+
+static PyObject *target_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    TargetObject *self = (TargetObject *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->fd = -1;
+    return (PyObject *)self;
+}
+
+static int target_traverse(TargetObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keep);
+    Py_VISIT(self->send_raw);
+    return 0;
+}
+
+static int target_clear_refs(TargetObject *self)
+{
+    Py_CLEAR(self->keep);
+    Py_CLEAR(self->send_raw);
+    return 0;
+}
+
+static void target_dealloc(TargetObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    target_clear_refs(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *target_set(TargetObject *self, PyObject *args)
+{
+    int fd;
+    unsigned long long fn, ctx;
+    Py_buffer sa;
+    PyObject *keep, *send_raw;
+    if (!PyArg_ParseTuple(args, "iKKy*OO", &fd, &fn, &ctx, &sa, &keep, &send_raw))
+        return NULL;
+    if (sa.len > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
+        PyBuffer_Release(&sa);
+        PyErr_SetString(PyExc_ValueError, "sockaddr too long");
+        return NULL;
+    }
+    memset(&self->sa, 0, sizeof(self->sa));
+    memcpy(&self->sa, sa.buf, (size_t)sa.len);
+    self->salen = (socklen_t)sa.len;
+    PyBuffer_Release(&sa);
+    self->fd = fd;
+    self->protect = (protect_fn_t)(uintptr_t)fn;
+    self->ctx = (void *)(uintptr_t)ctx;
+    Py_XSETREF(self->keep, Py_NewRef(keep));
+    Py_XSETREF(self->send_raw, Py_NewRef(send_raw));
+    Py_RETURN_NONE;
+}
+
+static PyObject *target_clear(TargetObject *self, PyObject *unused)
+{
+    self->fd = -1;
+    self->protect = NULL;
+    self->ctx = NULL;
+    self->salen = 0;
+    target_clear_refs(self);
+    Py_RETURN_NONE;
+}
+
+static int target_ready(TargetObject *t)
+{
+    return t->fd >= 0 && t->protect != NULL && t->ctx != NULL && t->salen > 0;
+}
+
+static PyObject *target_py_ready(TargetObject *self, void *closure)
+{
+    return PyBool_FromLong(target_ready(self));
+}
+
+static PyMethodDef target_methods[] = {
+    {"set", (PyCFunction)target_set, METH_VARARGS,
+     "set(fd, protect_fn, srtp_t, sockaddr, keep, send_raw): send there from now on"},
+    {"clear", (PyCFunction)target_clear, METH_NOARGS, "clear(): not ready (packets go to sink)"},
+    {NULL},
+};
+
+static PyMemberDef target_members[] = {
+    {"packets", T_LONGLONG, offsetof(TargetObject, packets), READONLY, "RTP packets sent"},
+    {"octets", T_LONGLONG, offsetof(TargetObject, octets), READONLY, "SRTP octets sent"},
+    {"send_raw", T_OBJECT, offsetof(TargetObject, send_raw), READONLY, "fallback sender"},
+    {NULL},
+};
+
+static PyGetSetDef target_getset[] = {
+    {"ready", (getter)target_py_ready, NULL, "fd, srtp_t and address are all set", NULL},
+    {NULL},
+};
+
+static PyTypeObject TargetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hubbub._speedups.Target",
+    .tp_basicsize = sizeof(TargetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A transport's send side for the C fan-out (fd, srtp_t, peer address).",
+    .tp_new = target_new,
+    .tp_dealloc = (destructor)target_dealloc,
+    .tp_traverse = (traverseproc)target_traverse,
+    .tp_clear = (inquiry)target_clear_refs,
+    .tp_methods = target_methods,
+    .tp_members = target_members,
+    .tp_getset = target_getset,
+};
+
+/* ---------------------------------------------------------------------------------------
+ * DownState: the per-packet state of one DownTrack, shared by its Python code (slow path:
+ * binds, re-basing, keyframe wait) and fanout() (everything else).
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    long long pt, ssrc, seq_offset, ts_offset, last_seq, last_ts, sync_seq;
+    long long packets_sent, octets_sent, dropped_old, dropped_malformed, mid_id;
+    double last_time;
+    int guard, slow;
+    PyObject *mid, *ext_map, *cache, *target, *sink_send, *owner;
+} StateObject;
+
+static PyTypeObject StateType;
+
+static PyObject *state_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    StateObject *self = (StateObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->pt = -1;
+    self->slow = 1;
+    self->last_time = -Py_HUGE_VAL;
+    self->mid = PyBytes_FromStringAndSize(NULL, 0);
+    self->ext_map = Py_NewRef(Py_None);
+    self->cache = Py_NewRef(Py_None);
+    self->target = Py_NewRef(Py_None);
+    self->sink_send = Py_NewRef(Py_None);
+    self->owner = Py_NewRef(Py_None);
+    if (self->mid == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int state_traverse(StateObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->mid);
+    Py_VISIT(self->ext_map);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->target);
+    Py_VISIT(self->sink_send);
+    Py_VISIT(self->owner);
+    return 0;
+}
+
+static int state_clear(StateObject *self)
+{
+    Py_CLEAR(self->mid);
+    Py_CLEAR(self->ext_map);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->sink_send);
+    Py_CLEAR(self->owner);
+    return 0;
+}
+
+static void state_dealloc(StateObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    state_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define LL(name, doc) {#name, T_LONGLONG, offsetof(StateObject, name), 0, doc}
+static PyMemberDef state_members[] = {
+    LL(pt, "viewer payload type, -1 = none"),
+    LL(ssrc, "outgoing SSRC"),
+    LL(seq_offset, "added to incoming seq (mod 2^16)"),
+    LL(ts_offset, "added to incoming timestamp (mod 2^32)"),
+    LL(last_seq, "highest outgoing seq sent"),
+    LL(last_ts, "timestamp of last_seq"),
+    LL(sync_seq, "incoming seq the offsets were re-based on"),
+    LL(packets_sent, "packets forwarded"),
+    LL(octets_sent, "payload octets forwarded (RFC 3550 §6.4.1)"),
+    LL(dropped_old, "packets older than the re-basing point"),
+    LL(dropped_malformed, "packets rewrite_packet refused"),
+    LL(mid_id, "viewer MID extension id, 0 = none"),
+    {"last_time", T_DOUBLE, offsetof(StateObject, last_time), 0, "arrival time of last_seq"},
+    {"guard", T_BOOL, offsetof(StateObject, guard), 0, "drop packets older than sync_seq"},
+    {"slow", T_BOOL, offsetof(StateObject, slow), 0, "the next packet needs the Python path"},
+    {"mid", T_OBJECT_EX, offsetof(StateObject, mid), 0, "MID value (bytes)"},
+    {"ext_map", T_OBJECT_EX, offsetof(StateObject, ext_map), 0, "256-byte extension id map"},
+    {"cache", T_OBJECT_EX, offsetof(StateObject, cache), 0, "PacketCache"},
+    {"target", T_OBJECT_EX, offsetof(StateObject, target), 0, "Target or None"},
+    {"sink_send", T_OBJECT_EX, offsetof(StateObject, sink_send), 0, "sink.send_rtp"},
+    {"owner", T_OBJECT_EX, offsetof(StateObject, owner), 0, "the DownTrack"},
+    {NULL},
+};
+#undef LL
+
+static PyTypeObject StateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hubbub._speedups.DownState",
+    .tp_basicsize = sizeof(StateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Per-packet state of one DownTrack (see sfu/downtrack.py).",
+    .tp_new = state_new,
+    .tp_dealloc = (destructor)state_dealloc,
+    .tp_traverse = (traverseproc)state_traverse,
+    .tp_clear = (inquiry)state_clear,
+    .tp_members = state_members,
+};
+
+/* ---------------------------------------------------------------------------------------
+ * fanout(states, data, seq, ts, length, now) -> None | (slow, leftovers)
+ *
+ * For each DownState of a Track: drop if older than the re-basing point, rewrite, remember
+ * in the cache, count, then SRTP-protect into a sendmmsg batch (Target ready) or hand the
+ * bytes to sink_send. States flagged slow (or not DownState, or whose rewrite needs the
+ * two-byte form) come back in `slow` (their owners, untouched) for DownTrack.forward;
+ * `leftovers` are (protected bytes, Target) the kernel refused, for Target.send_raw.
+ * ------------------------------------------------------------------------------------- */
+
+#define GUARD_SPAN 0x1000
+
+static unsigned char fo_buffers[BATCH][OUT_MAX + TRAILER];
+static struct mmsghdr fo_msgs[BATCH];
+static struct iovec fo_iovs[BATCH];
+static PyObject *fo_targets[BATCH]; /* strong references while queued */
+
+static int fo_flush(int fd, int n, PyObject **leftovers)
+{
+    int done = 0;
+    while (done < n) {
+        int r = sendmmsg(fd, fo_msgs + done, (unsigned int)(n - done), 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        done += r;
+    }
+    int status = 0;
+    for (int i = 0; i < n; i++) {
+        if (i >= done && status == 0) {
+            if (*leftovers == NULL && (*leftovers = PyList_New(0)) == NULL)
+                status = -1;
+            PyObject *tuple = status ? NULL : Py_BuildValue("(y#O)", (const char *)fo_buffers[i],
+                                                   (Py_ssize_t)fo_iovs[i].iov_len, fo_targets[i]);
+            if (tuple == NULL || PyList_Append(*leftovers, tuple) < 0)
+                status = -1;
+            Py_XDECREF(tuple);
+        }
+        Py_CLEAR(fo_targets[i]);
+    }
+    return status;
+}
+
+static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyList_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fanout(states: list, data: bytes, seq, ts, length, now)");
+        return NULL;
+    }
+    PyObject *states = args[0];
+    PyObject *data = args[1];
+    long long seq = PyLong_AsLongLong(args[2]);
+    long long ts = PyLong_AsLongLong(args[3]);
+    long long length = PyLong_AsLongLong(args[4]);
+    double now = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    PyObject *slow = NULL, *leftovers = NULL;
+    int queued = 0, fd = -1;
+    unsigned char out[OUT_MAX];
+    Py_ssize_t count = PyList_GET_SIZE(states);
+    for (Py_ssize_t k = 0; k < count && k < PyList_GET_SIZE(states); k++) {
+        PyObject *item = PyList_GET_ITEM(states, k);
+        StateObject *st = (StateObject *)item;
+        if (Py_TYPE(item) != &StateType || st->slow || !ext_map_ok(st->ext_map) ||
+            !PyBytes_Check(st->mid) || n + REWRITE_ROOM > OUT_MAX ||
+            Py_TYPE(st->cache) != &CacheType) {
+            PyObject *owner = Py_TYPE(item) == &StateType ? st->owner
+                                                          : PyObject_GetAttrString(item, "owner");
+            if (owner == NULL)
+                goto fail;
+            if (Py_TYPE(item) != &StateType)
+                Py_DECREF(owner); /* still referenced by the state */
+            if (slow == NULL && (slow = PyList_New(0)) == NULL)
+                goto fail;
+            if (PyList_Append(slow, owner) < 0)
+                goto fail;
+            continue;
+        }
+        if (st->guard) {
+            /* Older than the packet we re-based on: its output seq would collide with
+             * packets already sent from the previous binding. */
+            long long dist = (seq - st->sync_seq) & 0xFFFF;
+            if (dist >= 0x8000) {
+                st->dropped_old++;
+                continue;
+            }
+            if (dist >= GUARD_SPAN)
+                st->guard = 0;
+        }
+        uint32_t out_seq = (uint32_t)((seq + st->seq_offset) & 0xFFFF);
+        uint32_t out_ts = (uint32_t)((ts + st->ts_offset) & 0xFFFFFFFFLL);
+        const char *err = NULL;
+        Py_ssize_t len = rewrite_into(d, n, (int)st->pt, out_seq, out_ts, (uint32_t)st->ssrc,
+                                      (const unsigned char *)PyBytes_AS_STRING(st->ext_map),
+                                      (int)st->mid_id,
+                                      (const unsigned char *)PyBytes_AS_STRING(st->mid),
+                                      PyBytes_GET_SIZE(st->mid), out, &err);
+        if (len == REWRITE_ERROR) {
+            st->dropped_malformed++;
+            continue;
+        }
+        if (len == REWRITE_SLOW) {
+            if (slow == NULL && (slow = PyList_New(0)) == NULL)
+                goto fail;
+            if (PyList_Append(slow, st->owner) < 0)
+                goto fail;
+            continue;
+        }
+        PyObject *packet = PyBytes_FromStringAndSize((const char *)out, len);
+        if (packet == NULL)
+            goto fail;
+        if (((out_seq - st->last_seq) & 0xFFFF) < 0x8000) {
+            st->last_seq = out_seq;
+            st->last_ts = out_ts;
+            st->last_time = now;
+        }
+        st->packets_sent++;
+        st->octets_sent += length;
+        TargetObject *t = (TargetObject *)st->target;
+        if (Py_TYPE(t) == &TargetType && target_ready(t)) {
+            cache_put((CacheObject *)st->cache, out_seq, packet, now); /* steals packet */
+            if (queued && (queued == BATCH || t->fd != fd)) {
+                if (fo_flush(fd, queued, &leftovers) < 0) {
+                    queued = 0;
+                    goto fail;
+                }
+                queued = 0;
+            }
+            fd = t->fd;
+            unsigned char *buf = fo_buffers[queued];
+            memcpy(buf, out, (size_t)len);
+            int plen = (int)len;
+            if (t->protect(t->ctx, buf, &plen) != 0)
+                continue; /* counted nowhere in Python either: libsrtp refused the packet */
+            t->packets++;
+            t->octets += plen;
+            fo_iovs[queued].iov_base = buf;
+            fo_iovs[queued].iov_len = (size_t)plen;
+            struct msghdr *h = &fo_msgs[queued].msg_hdr;
+            memset(h, 0, sizeof(*h));
+            h->msg_name = &t->sa;
+            h->msg_namelen = t->salen;
+            h->msg_iov = &fo_iovs[queued];
+            h->msg_iovlen = 1;
+            fo_targets[queued] = Py_NewRef((PyObject *)t);
+            queued++;
+        } else {
+            Py_INCREF(packet);
+            cache_put((CacheObject *)st->cache, out_seq, packet, now);
+            if (st->sink_send != Py_None) {
+                PyObject *r = PyObject_CallOneArg(st->sink_send, packet);
+                Py_DECREF(packet);
+                if (r == NULL)
+                    goto fail;
+                Py_DECREF(r);
+            } else {
+                Py_DECREF(packet);
+            }
+        }
+    }
+    if (queued && fo_flush(fd, queued, &leftovers) < 0) {
+        queued = 0;
+        goto fail;
+    }
+    if (slow == NULL && leftovers == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(NN)", slow ? slow : Py_NewRef(Py_None),
+                         leftovers ? leftovers : Py_NewRef(Py_None));
+fail:
+    if (queued) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        fo_flush(fd, queued, &leftovers);
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(slow);
+    Py_XDECREF(leftovers);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"protect_and_send", protect_and_send, METH_VARARGS,
      "protect_and_send(fd, protect_fn, items) -> (sent, errors, leftovers)"},
+    {"rewrite", py_rewrite, METH_VARARGS,
+     "rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid) -> bytes | None (None: use the "
+     "Python slow path)"},
+    {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
+     "fanout(states, data, seq, ts, length, now) -> None | (slow owners, leftovers)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "hubbub._speedups",
-    "SRTP protect + sendmmsg batches for the forward path (optional, see media/batch.py).", -1,
-    methods,
+    "The forward path in C (optional): rewrite, cache, SRTP protect and sendmmsg per fan-out.",
+    -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&CacheType) < 0 || PyType_Ready(&TargetType) < 0 ||
+        PyType_Ready(&StateType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "PacketCache", (PyObject *)&CacheType) < 0 ||
+        PyModule_AddObjectRef(m, "Target", (PyObject *)&TargetType) < 0 ||
+        PyModule_AddObjectRef(m, "DownState", (PyObject *)&StateType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -7,8 +7,10 @@ Malformed input raises `ValueError` with one of the fixed messages below; caller
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
+from types import ModuleType
 
 __all__ = [
     "ABS_SEND_TIME",
@@ -29,7 +31,9 @@ __all__ = [
     "read_extensions",
     "read_header",
     "rewrite_packet",
+    "rewrite_packet_c",
     "seq_newer",
+    "speedups",
 ]
 
 # Header-extension URIs as negotiated in SDP a=extmap lines.
@@ -394,3 +398,35 @@ def _rewrite_slow(
     if not block:
         head[0] &= 0xEF
     return bytes(head) + block + data[end:]
+
+
+_speedups: ModuleType | None
+try:  # optional C forward path (src/hubbub/_speedups.c)
+    from hubbub import _speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _speedups = None
+
+
+def speedups() -> ModuleType | None:
+    """The C forward path (`hubbub._speedups`) unless it is not built or HUBBUB_NO_SPEEDUPS is
+    set; read when an object picks its path (port, transport, DownTrack, Track)."""
+    return None if os.environ.get("HUBBUB_NO_SPEEDUPS") else _speedups
+
+
+def rewrite_packet_c(
+    data: bytes,
+    pt: int,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    ext_map: bytes,
+    mid_id: int,
+    mid: bytes,
+) -> bytes:
+    """`rewrite_packet` computed in C when the extension is built (byte-identical output and
+    the same ValueErrors); what needs the two-byte extension form still runs in Python."""
+    if _speedups is not None:
+        out: bytes | None = _speedups.rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid)
+        if out is not None:
+            return out
+    return _rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid)

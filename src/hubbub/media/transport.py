@@ -7,6 +7,7 @@ keyed) → CLOSED, or FAILED (bad certificate, handshake error, timeout, consent
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import ipaddress
 import logging
@@ -15,11 +16,11 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hubbub.media import ice
+from hubbub.media import ice, rtp
 from hubbub.media.dtls import DtlsError, DtlsServer
-from hubbub.media.srtp import SrtpError, SrtpPair
+from hubbub.media.srtp import PROTECT_FN, SrtpError, SrtpPair
 from hubbub.media.twcc import TwccResponder
 
 if TYPE_CHECKING:
@@ -93,7 +94,12 @@ class WebRtcTransport:
         self.nominated = False
         self.last_consent = time.monotonic()
         self.created = self.last_consent
-        self.stats = TransportStats()
+        self._stats = TransportStats()
+        # Where the C fan-out (Track.on_rtp -> hubbub._speedups.fanout) sends this peer's RTP;
+        # ready once SRTP is keyed and the address known, cleared on teardown. None without
+        # the extension (or with HUBBUB_NO_SPEEDUPS=1).
+        c = rtp.speedups()
+        self.c_target: Any = c.Target() if c is not None and PROTECT_FN else None
         self.on_rtp: Callable[[bytes], None] = _ignore_bytes
         self.on_rtcp: Callable[[bytes], None] = _ignore_bytes
         self.on_state: Callable[[TransportState, str], None] = _ignore_state
@@ -113,6 +119,28 @@ class WebRtcTransport:
         self._twcc = TwccResponder(ext_id, sender_ssrc)
 
     @property
+    def stats(self) -> TransportStats:
+        """A snapshot of the counters, including what the C fan-out sent for this transport."""
+        stats = self._stats
+        target = self.c_target
+        if target is None:
+            return dataclasses.replace(stats, extra=dict(stats.extra))
+        return dataclasses.replace(stats, rtp_out=stats.rtp_out + target.packets,
+                                   bytes_out=stats.bytes_out + target.octets,
+                                   extra=dict(stats.extra))
+
+    def _update_target(self) -> None:
+        target = self.c_target
+        if target is None:
+            return
+        srtp = self._srtp
+        fd = self.port.send_fd
+        if srtp is None or not srtp.tx_pointer or self.addr is None or fd < 0:
+            target.clear()
+        else:
+            target.set(fd, PROTECT_FN, srtp.tx_pointer, self._sockaddr, srtp, self._send_raw)
+
+    @property
     def local_fingerprint(self) -> str:
         return self.port.certificate.fingerprint
 
@@ -129,6 +157,7 @@ class WebRtcTransport:
             self.port.bind_address(self, addr)
             self.addr = addr
             self._sockaddr = sockaddr_bytes(addr)
+            self._update_target()
         if nominated:
             self.nominated = True
         if self.state is TransportState.NEW:
@@ -152,6 +181,7 @@ class WebRtcTransport:
             return
         if keys is not None:
             self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
+            self._update_target()
             self._cancel_timer()
             if self._twcc is not None:
                 self._twcc_timer = asyncio.get_running_loop().call_later(
@@ -199,7 +229,7 @@ class WebRtcTransport:
         srtp = self._srtp
         if srtp is None:
             return
-        stats = self.stats
+        stats = self._stats
         stats.bytes_in += len(data)
         # RFC 5761 §4: with rtcp-mux, RTCP packet types 192..223 sit where RTP's M+PT is.
         if 191 < data[1] < 224:
@@ -230,17 +260,17 @@ class WebRtcTransport:
         if batch is not None and srtp.tx_pointer:
             # Inside the port's receive: protect + send happen in C for the whole fan-out.
             batch.append((srtp.tx_pointer, data, self._sockaddr, srtp, addr))
-            stats = self.stats
+            stats = self._stats
             stats.rtp_out += 1
             stats.bytes_out += len(data) + srtp.tag_length
             return
         try:
             out = srtp.protect(data)
         except SrtpError:
-            self.stats.srtp_errors += 1
+            self._stats.srtp_errors += 1
             return
-        self.stats.rtp_out += 1
-        self.stats.bytes_out += len(out)
+        self._stats.rtp_out += 1
+        self._stats.bytes_out += len(out)
         self.port.sendto(out, addr)
 
     def send_rtcp(self, data: bytes) -> None:
@@ -251,9 +281,9 @@ class WebRtcTransport:
         try:
             out = srtp.protect_rtcp(data)
         except SrtpError:
-            self.stats.srtp_errors += 1
+            self._stats.srtp_errors += 1
             return
-        self.stats.rtcp_out += 1
+        self._stats.rtcp_out += 1
         self.port.sendto(out, addr)
 
     @property
@@ -294,4 +324,6 @@ class WebRtcTransport:
             self._twcc_timer.cancel()
             self._twcc_timer = None
         self._srtp = None
+        if self.c_target is not None:
+            self.c_target.clear()
         self.port.unregister(self)

@@ -36,6 +36,19 @@ SPEEDUPS_AVAILABLE = _protect_and_send is not None and PROTECT_FN != 0
 Queued = tuple[int, bytes, bytes, Any, tuple[str, int]]
 
 
+def forward_path(port: MediaPort | None = None) -> str:
+    """Which forward path runs: the C fan-out or pure Python, and why (for the startup log)."""
+    if os.environ.get("HUBBUB_NO_SPEEDUPS"):
+        return "pure Python (HUBBUB_NO_SPEEDUPS is set)"
+    if _protect_and_send is None:
+        return "pure Python (hubbub._speedups is not built: pip install -e . builds it)"
+    if PROTECT_FN == 0:
+        return "pure Python (pylibsrtp exposes no srtp_protect)"
+    if port is not None and port.send_fd < 0:
+        return "pure Python (no socket fd)"
+    return "C (rewrite + cache + libsrtp protect + sendmmsg per fan-out)"
+
+
 @dataclass
 class PortStats:
     datagrams: int = 0
@@ -73,6 +86,7 @@ class MediaPort(asyncio.DatagramProtocol):
         )
         self.local_addr = udp.get_extra_info("sockname")[:2]
         self._sweeper = loop.create_task(self._sweep())
+        log.info("media port %s:%d, forward path: %s", *self.local_addr, forward_path(self))
 
     async def stop(self) -> None:
         for transport in list(self._by_ufrag.values()):
@@ -88,6 +102,13 @@ class MediaPort(asyncio.DatagramProtocol):
         self._fd = sock.fileno() if sock is not None else -1
         if self._fd < 0:
             self.batching = False
+
+    @property
+    def send_fd(self) -> int:
+        """The socket for the C fan-out's sendmmsg, -1 when the pure-Python path is in use
+        (also while `sendto` is replaced on this instance: a loss shim or capture must see
+        every datagram)."""
+        return self._fd if self.batching and "sendto" not in self.__dict__ else -1
 
     def candidates(self) -> list[tuple[str, int]]:
         port = self.local_addr[1]
@@ -138,7 +159,7 @@ class MediaPort(asyncio.DatagramProtocol):
             transport = self._by_addr.get(addr)
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
-            elif self.batching:
+            elif self.batching and "sendto" not in self.__dict__:
                 batch: list[Queued] = []
                 self.batch = batch
                 try:

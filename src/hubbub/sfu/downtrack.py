@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hubbub.media import rtp
 from hubbub.sfu import rtcp_io
 from hubbub.sfu.config import SfuConfig
@@ -13,6 +15,31 @@ from hubbub.sfu.types import DownTrackParams, RtpSink
 _NO_EXTENSIONS = bytes(256)
 # Packets this far past the sync point can no longer be confused with ones from before it.
 _GUARD_SPAN = 0x1000
+
+
+class DownState:
+    """The per-packet state of a DownTrack (pure-Python twin of `hubbub._speedups.DownState`,
+    which `Track`'s C fan-out reads and writes; DownTrack's own code works on either)."""
+
+    __slots__ = ("pt", "ssrc", "seq_offset", "ts_offset", "last_seq", "last_ts", "sync_seq",
+                 "packets_sent", "octets_sent", "dropped_old", "dropped_malformed", "mid_id",
+                 "last_time", "guard", "slow", "mid", "ext_map", "cache", "target", "sink_send",
+                 "owner")
+
+    def __init__(self) -> None:
+        self.pt = -1
+        self.ssrc = self.seq_offset = self.ts_offset = self.last_seq = self.last_ts = 0
+        self.sync_seq = self.packets_sent = self.octets_sent = self.dropped_old = 0
+        self.dropped_malformed = self.mid_id = 0
+        self.last_time = float("-inf")
+        self.guard = False
+        self.slow = True  # the next packet needs DownTrack.forward (always, in pure Python)
+        self.mid = b""
+        self.ext_map = _NO_EXTENSIONS
+        self.cache: Any = None
+        self.target: Any = None
+        self.sink_send: Any = None
+        self.owner: Any = None
 
 
 class DownTrack:
@@ -32,20 +59,26 @@ class DownTrack:
         self.ssrc = params.ssrc
         self.sink = sink
         self.track: Track | None = None
-        self.cache = PacketCache(
-            config.video_cache_size if params.kind == "video" else config.audio_cache_size
-        )
-        self.packets_sent = 0
-        self.octets_sent = 0  # payload octets, as the SR counts them (RFC 3550 §6.4.1)
-        self.last_seq = 0
-        self.last_ts = 0
-        self.last_time = float("-inf")
+        size = config.video_cache_size if params.kind == "video" else config.audio_cache_size
+        c = rtp.speedups()
+        # Seq/ts offsets, counters and the cache live in one state object that Track.on_rtp's
+        # C fan-out updates directly; this class handles what is rare (binds, re-basing,
+        # keyframe waits) and is the whole path in pure Python.
+        st: Any = c.DownState() if c is not None else DownState()
+        st.cache = c.PacketCache(size) if c is not None else PacketCache(size)
+        st.ssrc = params.ssrc
+        st.mid = params.mid.encode()
+        st.mid_id = params.ext_ids.get(rtp.SDES_MID, 0)
+        st.ext_map = _NO_EXTENSIONS
+        st.target = getattr(sink, "c_target", None) if c is not None else None
+        st.sink_send = sink.send_rtp
+        st.owner = self
+        self._st = st
+        self.cache: PacketCache = st.cache
         self.last_clock_rate = 0
         self.binds = 0
         self.dropped_no_codec = 0
         self.dropped_waiting_keyframe = 0
-        self.dropped_old = 0
-        self.dropped_malformed = 0
         self.nacks_received = 0
         self.packets_resent = 0
         self.keyframe_requests = 0
@@ -55,15 +88,7 @@ class DownTrack:
         self.jitter = 0
         self.rtt = -1.0
         self.sr_due = float("-inf")
-        self._mid = params.mid.encode()
-        self._mid_id = params.ext_ids.get(rtp.SDES_MID, 0)
-        self._pt = -1
-        self._ext_map = _NO_EXTENSIONS
-        self._seq_offset = 0
-        self._ts_offset = 0
         self._resync = True
-        self._sync_seq = 0
-        self._guard = False
         self._waiting_keyframe = False
         self._nack_guard = config.nack_resend_guard
         self._cname = config.cname
@@ -76,7 +101,51 @@ class DownTrack:
     @property
     def payload_type(self) -> int:
         """Viewer PT for the bound Track's codec; -1 when idle or the codec is not negotiated."""
-        return self._pt
+        pt: int = self._st.pt
+        return pt
+
+    # Counters and the last forwarded packet, kept in the state object (see __init__).
+    @property
+    def packets_sent(self) -> int:
+        value: int = self._st.packets_sent
+        return value
+
+    @property
+    def octets_sent(self) -> int:
+        """Payload octets, as the SR counts them (RFC 3550 §6.4.1)."""
+        value: int = self._st.octets_sent
+        return value
+
+    @property
+    def last_seq(self) -> int:
+        value: int = self._st.last_seq
+        return value
+
+    @property
+    def last_ts(self) -> int:
+        value: int = self._st.last_ts
+        return value
+
+    @property
+    def last_time(self) -> float:
+        value: float = self._st.last_time
+        return value
+
+    @property
+    def dropped_old(self) -> int:
+        value: int = self._st.dropped_old
+        return value
+
+    @property
+    def dropped_malformed(self) -> int:
+        value: int = self._st.dropped_malformed
+        return value
+
+    def _update_slow(self) -> None:
+        # The C fan-out handles a packet only when none of these needs DownTrack.forward.
+        st = self._st
+        st.slow = (st.pt < 0 or self._resync or self._waiting_keyframe
+                   or type(st) is DownState)
 
     def bind(self, track: Track | None) -> None:
         """Forward `track` from now on (None = idle). Rebinding keeps SSRC and continuity."""
@@ -85,34 +154,40 @@ class DownTrack:
             return
         if track is not None and track.kind != self.kind:
             raise ValueError(f"cannot bind a {track.kind} track to a {self.kind} DownTrack")
+        st = self._st
         if old is not None:
             old.down_tracks.remove(self)
+            old.down_states.remove(st)
             if self._waiting_keyframe:
                 old.remove_keyframe_waiter()
         self._waiting_keyframe = False
         self._resync = True
+        st.slow = True
         self.track = track
         if track is None:
-            self._pt = -1
-            self._ext_map = _NO_EXTENSIONS
+            st.pt = -1
+            st.ext_map = _NO_EXTENSIONS
             return
         self.binds += 1
-        self._pt = viewer_payload_type(track.params, self.params)
-        self._ext_map = extension_map(track.params.ext_ids, self.params.ext_ids)
+        st.pt = viewer_payload_type(track.params, self.params)
+        st.ext_map = extension_map(track.params.ext_ids, self.params.ext_ids)
         track.down_tracks.append(self)
-        if self.kind == "video" and self._pt >= 0:
+        track.down_states.append(st)
+        if self.kind == "video" and st.pt >= 0:
             self._waiting_keyframe = True
             track.add_keyframe_waiter()
             track.request_keyframe()
 
     def forward(self, data: bytes, seq: int, ts: int, length: int, keyframe: bool,
                 now: float) -> None:
-        """Rewrite and send one packet of the bound Track (hot path).
+        """Rewrite and send one packet of the bound Track (hot path in pure Python; with the
+        C extension only packets the state marks `slow` come here).
 
         `length` is the payload size (for the SR octet count); `keyframe` whether the packet
         starts a keyframe (only computed while some DownTrack waits for one).
         """
-        pt = self._pt
+        st = self._st
+        pt = st.pt
         if pt < 0:
             self.dropped_no_codec += 1
             return
@@ -127,49 +202,51 @@ class DownTrack:
             track.remove_keyframe_waiter()
         if self._resync:
             self._sync(seq, ts, now)
-        elif self._guard:
+            self._update_slow()
+        elif st.guard:
             # Older than the packet we re-based on: its output seq would collide with packets
             # already sent from the previous binding.
-            d = (seq - self._sync_seq) & 0xFFFF
+            d = (seq - st.sync_seq) & 0xFFFF
             if d >= 0x8000:
-                self.dropped_old += 1
+                st.dropped_old += 1
                 return
             if d >= _GUARD_SPAN:
-                self._guard = False
-        out_seq = (seq + self._seq_offset) & 0xFFFF
-        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+                st.guard = False
+        out_seq = (seq + st.seq_offset) & 0xFFFF
+        out_ts = (ts + st.ts_offset) & 0xFFFFFFFF
         try:
             out = rtp.rewrite_packet(
-                data, pt, out_seq, out_ts, self.ssrc, self._ext_map, self._mid_id, self._mid
+                data, pt, out_seq, out_ts, st.ssrc, st.ext_map, st.mid_id, st.mid
             )
         except ValueError:
-            self.dropped_malformed += 1
+            st.dropped_malformed += 1
             return
-        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_time = now
-        self.cache.put(out_seq, out, now)
-        self.packets_sent += 1
-        self.octets_sent += length
+        if (out_seq - st.last_seq) & 0xFFFF < 0x8000:
+            st.last_seq = out_seq
+            st.last_ts = out_ts
+            st.last_time = now
+        st.cache.put(out_seq, out, now)
+        st.packets_sent += 1
+        st.octets_sent += length
         self.sink.send_rtp(out)
 
     def _sync(self, seq: int, ts: int, now: float) -> None:
         track = self.track
         assert track is not None
+        st = self._st
         self._resync = False
-        self._sync_seq = seq
-        self._guard = True
+        st.sync_seq = seq
+        st.guard = True
         rate = track.clock_rate
-        if self.packets_sent == 0:
-            self._seq_offset = 0
-            self._ts_offset = 0
+        if st.packets_sent == 0:
+            st.seq_offset = 0
+            st.ts_offset = 0
         else:
-            self._seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
+            st.seq_offset = (st.last_seq + 1 - seq) & 0xFFFF
             frame = rate // 50 if self.kind == "audio" else rate // 30  # 20 ms / 30 fps
-            step = max(round((now - self.last_time) * rate), frame, 1)
-            self._ts_offset = (self.last_ts + step - ts) & 0xFFFFFFFF
-        self.last_seq = (seq + self._seq_offset - 1) & 0xFFFF
+            step = max(round((now - st.last_time) * rate), frame, 1)
+            st.ts_offset = (st.last_ts + step - ts) & 0xFFFFFFFF
+        st.last_seq = (seq + st.seq_offset - 1) & 0xFFFF
         self.last_clock_rate = rate
 
     def on_nack(self, seqs: list[int], now: float) -> int:
@@ -177,7 +254,7 @@ class DownTrack:
         self.nacks_received += 1
         sent = 0
         for seq in seqs:
-            packet = self.cache.take_for_resend(seq, now, self._nack_guard)
+            packet = self._st.cache.take_for_resend(seq, now, self._nack_guard)
             if packet is not None:
                 self.sink.send_rtp(packet)
                 sent += 1
@@ -214,7 +291,8 @@ class DownTrack:
             # is unchanged and the SR still carries a current NTP time.
             elapsed = max(0.0, now - track.sr_arrival)
             ntp = track.sr_ntp + int(elapsed * 4294967296.0)
-            rtp_ts = (track.sr_rtp + self._ts_offset + int(elapsed * track.clock_rate)) & 0xFFFFFFFF
+            rtp_ts = (track.sr_rtp + self._st.ts_offset + int(elapsed * track.clock_rate)
+                      ) & 0xFFFFFFFF
         else:
             ntp = ntp_now
             elapsed = max(0.0, now - self.last_time)

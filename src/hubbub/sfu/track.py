@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hubbub.media import codecs, rtp
 from hubbub.sfu import rtcp_io
@@ -40,6 +40,11 @@ class Track:
         self.codec_key = codec_key(params)
         self.media_ssrc = params.ssrcs[0] if params.ssrcs else 0
         self.down_tracks: list[DownTrack] = []
+        # Their per-packet state objects, in the same order (kept by DownTrack.bind), for the
+        # C fan-out: one call rewrites, caches, protects and sends to every bound viewer.
+        self.down_states: list[Any] = []
+        c = rtp.speedups()
+        self._fanout: Callable[..., Any] | None = c.fanout if c is not None else None
         self.packets = 0
         self.bytes = 0
         self.last_seq = -1
@@ -98,8 +103,24 @@ class Track:
             if keyframe:
                 self.keyframe_seen = True
                 self.last_keyframe_time = now
-        for down in self.down_tracks:
-            down.forward(data, seq, ts, length, keyframe, now)
+        fanout = self._fanout
+        if fanout is None:
+            for down in self.down_tracks:
+                down.forward(data, seq, ts, length, keyframe, now)
+            return
+        if not self.down_states:
+            return
+        result = fanout(self.down_states, data, seq, ts, length, now)
+        if result is not None:
+            # DownTracks the C path left alone (just bound, waiting for a keyframe, two-byte
+            # extension form) and datagrams the kernel refused (socket buffer full).
+            slow, leftovers = result
+            if slow is not None:
+                for down in slow:
+                    down.forward(data, seq, ts, length, keyframe, now)
+            if leftovers is not None:
+                for packet, target in leftovers:
+                    target.send_raw(packet)
 
     def send_due_nacks(self, now: float) -> None:
         """Retry requests for packets still missing (called from the ticker)."""
