@@ -12,7 +12,7 @@ from hubbub.media import rtp
 from hubbub.media.dtls import SrtpKeys
 from hubbub.media.srtp import PROTECT_FN, SrtpPair
 from hubbub.media.transport import sockaddr_bytes
-from hubbub.media.udp import SPEEDUPS_AVAILABLE, MediaPort
+from hubbub.media.udp import SPEEDUPS_AVAILABLE, MediaPort, forward_path
 
 speedups = pytest.importorskip("hubbub._speedups")
 pytestmark = pytest.mark.skipif(not SPEEDUPS_AVAILABLE, reason="C speedups not built")
@@ -67,6 +67,11 @@ def test_sockaddr_bytes_layout() -> None:
 
 
 def test_environment_switches_to_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(os.environ, "HUBBUB_NO_SPEEDUPS", raising=False)
     assert MediaPort().batching
+    assert rtp.speedups() is speedups
+    assert forward_path().startswith("C ")
     monkeypatch.setitem(os.environ, "HUBBUB_NO_SPEEDUPS", "1")
     assert not MediaPort().batching
+    assert rtp.speedups() is None
+    assert forward_path() == "pure Python (HUBBUB_NO_SPEEDUPS is set)"
