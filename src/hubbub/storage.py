@@ -24,9 +24,10 @@ def make_engine(url: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # WAL: `hubbub token ...` and a running server share the file without blocking reads.
+        # busy_timeout first: switching to WAL needs the lock another first start may hold.
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
         # pysqlite runs DDL outside its implicit transactions: we BEGIN ourselves (below), so
         # migrations are atomic.
