@@ -310,13 +310,18 @@ done:
  * PacketCache: hubbub.sfu.packet_cache.PacketCache with the same API, filled from C.
  * ------------------------------------------------------------------------------------- */
 
+/* One slot per seq & mask: everything a put or a NACK touches sits in one cache line. */
+typedef struct {
+    long long seq;
+    double time;
+    double resent;
+    PyObject *packet;
+} Slot;
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t mask;
-    long long *seqs;
-    PyObject **packets;
-    double *times;
-    double *resent;
+    Slot *slots;
 } CacheObject;
 
 static PyTypeObject CacheType;
@@ -335,43 +340,36 @@ static PyObject *cache_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->mask = size - 1;
-    self->seqs = PyMem_Malloc(sizeof(long long) * (size_t)size);
-    self->packets = PyMem_Calloc((size_t)size, sizeof(PyObject *));
-    self->times = PyMem_Malloc(sizeof(double) * (size_t)size);
-    self->resent = PyMem_Malloc(sizeof(double) * (size_t)size);
-    if (!self->seqs || !self->packets || !self->times || !self->resent) {
+    self->slots = PyMem_Calloc((size_t)size, sizeof(Slot));
+    if (self->slots == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < size; i++) {
-        self->seqs[i] = -1;
-        self->times[i] = 0.0;
-        self->resent[i] = -Py_HUGE_VAL;
+        self->slots[i].seq = -1;
+        self->slots[i].resent = -Py_HUGE_VAL;
     }
     return (PyObject *)self;
 }
 
 static void cache_dealloc(CacheObject *self)
 {
-    if (self->packets != NULL) {
+    if (self->slots != NULL) {
         for (Py_ssize_t i = 0; i <= self->mask; i++)
-            Py_XDECREF(self->packets[i]);
+            Py_XDECREF(self->slots[i].packet);
     }
-    PyMem_Free(self->seqs);
-    PyMem_Free(self->packets);
-    PyMem_Free(self->times);
-    PyMem_Free(self->resent);
+    PyMem_Free(self->slots);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 /* Steals a reference to packet. */
 static void cache_put(CacheObject *c, long long seq, PyObject *packet, double now)
 {
-    Py_ssize_t i = (Py_ssize_t)(seq & c->mask);
-    c->seqs[i] = seq;
-    Py_XSETREF(c->packets[i], packet);
-    c->times[i] = now;
-    c->resent[i] = -Py_HUGE_VAL;
+    Slot *slot = &c->slots[seq & c->mask];
+    slot->seq = seq;
+    Py_XSETREF(slot->packet, packet);
+    slot->time = now;
+    slot->resent = -Py_HUGE_VAL;
 }
 
 static PyObject *cache_py_put(CacheObject *self, PyObject *args)
@@ -385,25 +383,32 @@ static PyObject *cache_py_put(CacheObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *cache_py_get(CacheObject *self, PyObject *arg)
+static Slot *cache_slot(CacheObject *self, PyObject *arg)
 {
     long long seq = PyLong_AsLongLong(arg);
     if (seq == -1 && PyErr_Occurred())
         return NULL;
-    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
-    if (self->seqs[i] == seq && self->packets[i] != NULL)
-        return Py_NewRef(self->packets[i]);
+    Slot *slot = &self->slots[seq & self->mask];
+    return slot->seq == seq ? slot : NULL;
+}
+
+static PyObject *cache_py_get(CacheObject *self, PyObject *arg)
+{
+    Slot *slot = cache_slot(self, arg);
+    if (slot != NULL && slot->packet != NULL)
+        return Py_NewRef(slot->packet);
+    if (PyErr_Occurred())
+        return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *cache_py_sent_at(CacheObject *self, PyObject *arg)
 {
-    long long seq = PyLong_AsLongLong(arg);
-    if (seq == -1 && PyErr_Occurred())
+    Slot *slot = cache_slot(self, arg);
+    if (slot != NULL)
+        return PyFloat_FromDouble(slot->time);
+    if (PyErr_Occurred())
         return NULL;
-    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
-    if (self->seqs[i] == seq)
-        return PyFloat_FromDouble(self->times[i]);
     Py_RETURN_NONE;
 }
 
@@ -413,11 +418,11 @@ static PyObject *cache_py_take(CacheObject *self, PyObject *args)
     double now, guard;
     if (!PyArg_ParseTuple(args, "Ldd", &seq, &now, &guard))
         return NULL;
-    Py_ssize_t i = (Py_ssize_t)(seq & self->mask);
-    if (self->seqs[i] != seq || now - self->resent[i] < guard || self->packets[i] == NULL)
+    Slot *slot = &self->slots[seq & self->mask];
+    if (slot->seq != seq || now - slot->resent < guard || slot->packet == NULL)
         Py_RETURN_NONE;
-    self->resent[i] = now;
-    return Py_NewRef(self->packets[i]);
+    slot->resent = now;
+    return Py_NewRef(slot->packet);
 }
 
 static PyObject *cache_size(CacheObject *self, void *closure)

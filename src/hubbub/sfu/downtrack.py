@@ -17,6 +17,17 @@ _NO_EXTENSIONS = bytes(256)
 _GUARD_SPAN = 0x1000
 
 
+_SHARED: dict[bytes, bytes] = {}
+
+
+def _shared(value: bytes) -> bytes:
+    """One object per distinct ext_map / MID value, so the C fan-out over thousands of
+    DownTracks reads a few hot cache lines instead of one copy per viewer."""
+    if len(_SHARED) > 4096:
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)
+
+
 class DownState:
     """The per-packet state of a DownTrack (pure-Python twin of `hubbub._speedups.DownState`,
     which `Track`'s C fan-out reads and writes; DownTrack's own code works on either)."""
@@ -67,7 +78,7 @@ class DownTrack:
         st: Any = c.DownState() if c is not None else DownState()
         st.cache = c.PacketCache(size) if c is not None else PacketCache(size)
         st.ssrc = params.ssrc
-        st.mid = params.mid.encode()
+        st.mid = _shared(params.mid.encode())
         st.mid_id = params.ext_ids.get(rtp.SDES_MID, 0)
         st.ext_map = _NO_EXTENSIONS
         st.target = getattr(sink, "c_target", None) if c is not None else None
@@ -170,7 +181,7 @@ class DownTrack:
             return
         self.binds += 1
         st.pt = viewer_payload_type(track.params, self.params)
-        st.ext_map = extension_map(track.params.ext_ids, self.params.ext_ids)
+        st.ext_map = _shared(extension_map(track.params.ext_ids, self.params.ext_ids))
         track.down_tracks.append(self)
         track.down_states.append(st)
         if self.kind == "video" and st.pt >= 0:
