@@ -225,3 +225,34 @@ def test_target_sends_srtp_that_decrypts_to_the_python_output(profile: str) -> N
     assert not target.ready
     source.on_rtp(audio_packet(650, 0))
     assert len(sink.rtp_out) == 2  # back to the sink once cleared
+
+
+@pytest.mark.skipif(not PROTECT_FN, reason="pylibsrtp exposes no srtp_protect")
+def test_datagrams_the_kernel_refuses_go_to_send_raw() -> None:
+    keys = SrtpKeys("SRTP_PROFILE_AEAD_AES_128_GCM", rx_key=bytes(28), tx_key=bytes(range(28)))
+    sender = SrtpPair(keys)
+    receiver = SrtpPair(SrtpKeys(keys.profile, rx_key=keys.tx_key, tx_key=keys.rx_key))
+    raw: list[bytes] = []
+    target = speedups.Target()
+
+    class TargetSink(FakeSink):
+        c_target = target
+
+    sink = TargetSink()
+    with python_path(False):
+        streams, _, _, _ = make_streams()
+        stream = streams.get_or_create("s")
+        source = stream.publish(None, [audio_params()], FakeSink())
+        stream.add_viewer([down_audio()], sink)
+    source.on_rtp(audio_packet(1, 0))  # re-basing: Python path, to the sink
+    # sendmmsg with an IPv4 address on a Unix datagram socket fails: every datagram of the
+    # batch comes back and Track hands it to Target.send_raw, already protected.
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with a, b:
+        target.set(a.fileno(), PROTECT_FN, sender.tx_pointer, sockaddr_bytes(("127.0.0.1", 9)),
+                   sender, raw.append)
+        for i in range(2, 70):  # more than one 64-datagram batch is not needed: one per call
+            source.on_rtp(audio_packet(i, 960 * i))
+    assert len(raw) == 68 and len(sink.rtp_out) == 1
+    assert [rtp.read_header(receiver.unprotect(p))[2] for p in raw] == list(range(2, 70))
+    assert target.packets == 68  # protected and handed over; the transport sends them
