@@ -84,10 +84,10 @@ def measure(path: str, sink_kind: str, viewers: int, packets: int) -> dict[str, 
         os.environ.pop("HUBBUB_NO_SPEEDUPS", None)
     c = rtp.speedups()
     now = [1000.0]
-    streams = Streams(Listener(), SfuConfig(), lambda: now[0], lambda: (3_900_000_000, 0))  # type: ignore[arg-type]
+    streams = Streams(Listener(), SfuConfig(), lambda: now[0], lambda: (3_900_000_000, 0))
     stream = streams.get_or_create("s")
     params = TrackParams("audio", "0", "opus", 111, 48000, "", [1111], dict(PUB_EXT))
-    source = stream.publish(None, [params], NullSink())  # type: ignore[arg-type]
+    source = stream.publish(None, [params], NullSink())
     receivers: list[socket.socket] = []
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.setblocking(False)
