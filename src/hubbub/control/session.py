@@ -63,11 +63,16 @@ class Session:
         """Ask the socket owner to close the WebSocket (after queued messages are out)."""
         self.on_close_request(code, reason)
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far has been written."""
+    async def flush(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until everything queued so far has been written."""
+        if self._writer.done():
+            return  # the socket is gone: nothing will be written any more
         done = asyncio.Event()
         self._queue.put_nowait(done)
-        await done.wait()
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def _drain(self) -> None:
         while True:
