@@ -235,7 +235,8 @@ async def test_first_start_creates_everything_and_prints_how_to_get_a_token(
                                      headers={"Authorization": f"Bearer {secret}"})
         assert reply.status_code == 200
     # The platform's own files (Spaces, mounted by default, keeps spaces.db beside them).
-    assert {"api-secret", "jwt-signing-key.pem", "tokens.db"} <= {p.name for p in data_dir.iterdir()}
+    created = {p.name for p in data_dir.iterdir()}
+    assert {"api-secret", "jwt-signing-key.pem", "tokens.db"} <= created
     async with RunningServer(name="auth-second-start", allow_any_stream=False,
                              extra_args=["--data-dir", str(data_dir)]) as again:
         assert secret not in again.log_text()  # shown once, on the first start
