@@ -9,17 +9,6 @@ skips the others (APP, XR, unknown feedback formats).
 
 from __future__ import annotations
 
-# The names the single-module version exposed, stdlib helpers included, stay importable.
-import struct as struct
-import time as time
-from collections.abc import Iterable as Iterable
-from collections.abc import Iterator as Iterator
-from collections.abc import Sequence as Sequence
-from dataclasses import dataclass as dataclass
-from dataclasses import field as field
-from typing import NamedTuple as NamedTuple
-from typing import TypeAlias as TypeAlias
-
 from hubbub.media.rtcp.common import APP as APP
 from hubbub.media.rtcp.common import BYE as BYE
 from hubbub.media.rtcp.common import E_EMPTY as E_EMPTY

@@ -16,15 +16,6 @@ cache with the original packet, so RFC 4588 is not needed), only supported heade
 
 from __future__ import annotations
 
-# The stdlib names below were importable from the old single-module sdp.py; kept so nothing that
-# reached them through `hubbub.media.sdp` breaks.
-import ipaddress as ipaddress
-import re as re
-import secrets as secrets
-from collections.abc import Set as AbstractSet  # noqa: F401
-from dataclasses import dataclass as dataclass
-from dataclasses import field as field
-
 from hubbub.media.sdp.answer import build_answer as build_answer
 from hubbub.media.sdp.codecs import h264_profile as h264_profile
 from hubbub.media.sdp.codecs import same_codec as same_codec
