@@ -135,8 +135,15 @@ def test_projected_down_tracks_get_sender_reports() -> None:
     b.on_rtp(audio_packet(10, 960, ssrc=3333))
     sink.rtcp_out.clear()
     stream.tick(1001.0, 3_900_000_000 << 32)
-    reports = [rtcp.parse_compound(p)[0] for p in sink.rtcp_out]
-    assert PROJECTED_SSRC in {r.ssrc for r in reports if isinstance(r, rtcp.SenderReport)}
+    # One compound for the whole viewer: the projected SR rides with the slot's, and the SDES
+    # names both SSRCs.
+    (compound,) = sink.rtcp_out
+    packets = rtcp.parse_compound(compound)
+    srs = [r.ssrc for r in packets if isinstance(r, rtcp.SenderReport)]
+    assert PROJECTED_SSRC in srs
+    sdes = packets[-1]
+    assert isinstance(sdes, rtcp.SourceDescription)
+    assert sorted(sdes.cnames()) == sorted(srs)
 
 
 def test_replacing_the_source_moves_the_projection_and_unpublishing_idles_it() -> None:

@@ -102,7 +102,8 @@ class DownTrack:
         self._resync = True
         self._waiting_keyframe = False
         self._nack_guard = config.nack_resend_guard
-        self._cname = config.cname
+        # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
+        self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
         self._sr_sent: dict[int, float] = {}  # LSR (middle 32 NTP bits) -> local send time
 
     @property
@@ -287,36 +288,45 @@ class DownTrack:
         if sent is not None:
             self.rtt = max(0.0, now - sent - dlsr / 65536.0)
 
-    def build_sender_report(self, now: float, ntp_now: int) -> bytes | None:
-        """SR + SDES CNAME compound, or None while idle or before the first packet.
+    def sr_packet(self, now: float, ntp_now: int) -> bytes | None:
+        """This DownTrack's SR (no report blocks), or None while idle, resyncing after a bind,
+        or before the first packet. Remembers its LSR for the RTT (`on_report_block`).
 
         The NTP/RTP pair is the publisher's SR translated by our timestamp offset when the
         Track has one (so audio and video of one publisher stay lip-synced in the browser),
         else extrapolated from the last forwarded packet at `ntp_now`.
         """
         track = self.track
-        if track is None or self.packets_sent == 0 or self._resync:
+        st = self._st
+        if track is None or self._resync or st.packets_sent == 0:
             return None
         if track.sr_ntp >= 0:
             # Both halves of the publisher's pair advance by the same wall time, so the mapping
             # is unchanged and the SR still carries a current NTP time.
             elapsed = max(0.0, now - track.sr_arrival)
             ntp = track.sr_ntp + int(elapsed * 4294967296.0)
-            rtp_ts = (track.sr_rtp + self._st.ts_offset + int(elapsed * track.clock_rate)
-                      ) & 0xFFFFFFFF
+            rtp_ts = track.sr_rtp + st.ts_offset + int(elapsed * track.clock_rate)
         else:
             ntp = ntp_now
-            elapsed = max(0.0, now - self.last_time)
-            rtp_ts = (self.last_ts + int(elapsed * self.last_clock_rate)) & 0xFFFFFFFF
-        lsr = (ntp >> 16) & 0xFFFFFFFF
-        if len(self._sr_sent) >= 8:
-            self._sr_sent.pop(next(iter(self._sr_sent)))
-        self._sr_sent[lsr] = now
-        return rtcp_io.sender_report(
-            self.ssrc, ntp, rtp_ts, self.packets_sent, self.octets_sent, self._cname
-        )
+            elapsed = max(0.0, now - st.last_time)
+            rtp_ts = st.last_ts + int(elapsed * self.last_clock_rate)
+        sent = self._sr_sent
+        if len(sent) >= 8:
+            sent.pop(next(iter(sent)))
+        sent[(ntp >> 16) & 0xFFFFFFFF] = now  # LSR: middle 32 bits of the NTP time (§6.4.1)
+        return rtcp_io.sr_packet(self.ssrc, ntp, rtp_ts, st.packets_sent, st.octets_sent)
+
+    def build_sender_report(self, now: float, ntp_now: int) -> bytes | None:
+        """SR + SDES CNAME compound of this DownTrack alone (see `sr_packet`), or None.
+
+        A Viewer aggregates the SRs of all its DownTracks instead (`Viewer.tick`)."""
+        report = self.sr_packet(now, ntp_now)
+        if report is None:
+            return None
+        return report + rtcp_io.sdes((self.sdes_chunk,))
 
     def tick(self, now: float, ntp_now: int, interval: float) -> None:
+        """Send `build_sender_report` every `interval`, for a DownTrack used without a Viewer."""
         if now < self.sr_due:
             return
         self.sr_due = now + interval

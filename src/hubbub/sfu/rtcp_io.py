@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from hubbub.media import rtcp
@@ -10,6 +12,7 @@ from hubbub.sfu.receive_stats import ReportValues
 # RTCP packet types (RFC 3550 §12.1, RFC 4585 §6.1) and feedback message types.
 PT_SR = 200
 PT_RR = 201
+PT_SDES = 202
 PT_RTPFB = 205
 PT_PSFB = 206
 FMT_NACK = 1  # RFC 4585 §6.2.1
@@ -48,19 +51,89 @@ def nack(sender_ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
     return rtcp.Nack(sender_ssrc, media_ssrc, lost).serialize()
 
 
+# Built with precompiled structs, byte for byte what `rtcp.SenderReport(..., reports=[])` and
+# `rtcp.SourceDescription` serialize (tests/sfu/test_rtcp_io.py proves it): once a second per
+# DownTrack for every viewer, the dataclass round trip was most of the server's RTCP cost.
+# SR with no report blocks: V=2, RC=0, PT=200, length 6 words, then the sender info (§6.4.1).
+_SR = struct.Struct("!BBHIQIII")
+SR_SIZE = _SR.size  # 28
+_SDES_HEADER = struct.Struct("!BBH")  # V=2 | SC, PT=202, length in words minus one (§6.5)
+_U32 = struct.Struct("!I")
+_MAX_CHUNKS = 31  # the 5-bit source count of an SDES header
+# An aggregated compound stays at most this long, so with SRTCP's index and tag (RFC 3711 §3.4)
+# and the IP/UDP headers it fits the 1280-byte IPv6 minimum MTU and is never fragmented.
+MAX_COMPOUND = 1200
+
+_CNAME_ITEMS: dict[str, bytes] = {}
+
+
+def _cname_items(cname: str) -> bytes:
+    """The item list of a CNAME-only chunk: CNAME item, null terminator, zero padding so that
+    the chunk (with its 4-byte SSRC) ends on a word boundary (RFC 3550 §6.5)."""
+    items = _CNAME_ITEMS.get(cname)
+    if items is None:
+        value = cname.encode()
+        if len(value) > 255:
+            raise ValueError("RTCP SDES item type or length out of range")
+        items = bytes((rtcp.SDES_CNAME, len(value))) + value
+        items += b"\x00" * (4 - (len(items) & 3))  # at least one null octet ends the list
+        if len(_CNAME_ITEMS) > 64:
+            _CNAME_ITEMS.clear()
+        _CNAME_ITEMS[cname] = items
+    return items
+
+
+def sr_packet(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int) -> bytes:
+    """One SR without report blocks (RFC 3550 §6.4.1); counters wrap modulo 2^32."""
+    return _SR.pack(0x80, PT_SR, 6, ssrc, ntp & 0xFFFFFFFFFFFFFFFF, rtp_ts & 0xFFFFFFFF,
+                    packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
+
+
+def cname_chunk(ssrc: int, cname: str) -> bytes:
+    """One SDES chunk: `ssrc` and its CNAME (RFC 3550 §6.5.1), word aligned."""
+    return _U32.pack(ssrc) + _cname_items(cname)
+
+
+def sdes(chunks: Sequence[bytes]) -> bytes:
+    """An SDES packet of 1..31 chunks made by `cname_chunk` (RFC 3550 §6.5)."""
+    if not 0 < len(chunks) <= _MAX_CHUNKS:
+        raise ValueError("RTCP SDES chunks: 1 to 31 allowed")
+    body = b"".join(chunks)
+    return _SDES_HEADER.pack(0x80 | len(chunks), PT_SDES, len(body) >> 2) + body
+
+
 def sender_report(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int,
                   cname: str) -> bytes:
     """SR without report blocks + SDES CNAME (RFC 3550 §6.4.1, §6.5.1; §6.1 compound rules)."""
-    sr = rtcp.SenderReport(
-        ssrc=ssrc,
-        ntp_timestamp=ntp & 0xFFFFFFFFFFFFFFFF,
-        rtp_timestamp=rtp_ts,
-        packet_count=packets & 0xFFFFFFFF,
-        octet_count=octets & 0xFFFFFFFF,
-        reports=[],
-    )
-    sdes = rtcp.SourceDescription(chunks=[(ssrc, [(1, cname.encode())])])
-    return sr.serialize() + sdes.serialize()
+    return sr_packet(ssrc, ntp, rtp_ts, packets, octets) + sdes((cname_chunk(ssrc, cname),))
+
+
+def sender_report_compounds(reports: Sequence[bytes], chunks: Sequence[bytes],
+                            limit: int = MAX_COMPOUND) -> list[bytes]:
+    """Aggregate the SRs of several SSRCs of one endpoint (RFC 8108 §5.3, RFC 8861) into as
+    few compound packets as fit in `limit` bytes each: SR, SR, ..., then one SDES with the
+    CNAME chunk of each of those SRs, so every compound is valid on its own (RFC 3550 §6.1:
+    it starts with a report and carries the CNAME of every SSRC it reports on).
+
+    `reports[i]` is an SR packet (`sr_packet`) and `chunks[i]` the `cname_chunk` of its SSRC.
+    A single SR that cannot fit the limit still goes out alone.
+    """
+    n = len(reports)
+    if n != len(chunks):
+        raise ValueError("sender reports and SDES chunks must pair up")
+    out: list[bytes] = []
+    start = 0
+    size = _SDES_HEADER.size
+    for i in range(n):
+        add = len(reports[i]) + len(chunks[i])
+        if i > start and (size + add > limit or i - start == _MAX_CHUNKS):
+            out.append(b"".join(reports[start:i]) + sdes(chunks[start:i]))
+            start = i
+            size = _SDES_HEADER.size
+        size += add
+    if start < n:
+        out.append(b"".join(reports[start:]) + sdes(chunks[start:]))
+    return out
 
 
 def receiver_report(sender_ssrc: int, media_ssrc: int, values: ReportValues, lsr: int,

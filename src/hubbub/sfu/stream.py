@@ -203,8 +203,9 @@ class Streams:
         return len(self._streams)
 
     def tick(self, now: float | None = None) -> None:
-        """Periodic work, called by control every ~100 ms: an SR + SDES per DownTrack every
-        `sr_interval`, an RR per publisher Track every `rr_interval`, and
+        """Periodic work, called by control every ~100 ms: every `sr_interval` each viewer's
+        SRs (one per sending DownTrack) with their SDES, aggregated per viewer (`Viewer.tick`),
+        an RR per publisher Track every `rr_interval`, and
         `listener.source_timed_out` once for a Source silent for `media_timeout`."""
         if now is None:
             now = self._clock()

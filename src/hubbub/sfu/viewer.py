@@ -46,6 +46,7 @@ class Viewer:
         self._by_ssrc = {d.ssrc: d for d in self.down_tracks}
         self._clock = clock
         self._config = config
+        self.sr_due = float("-inf")  # one SR time for all DownTracks (see `tick`)
 
     @property
     def extra_audio(self) -> list[DownTrack]:
@@ -123,10 +124,24 @@ class Viewer:
                                          event.jitter, event.lsr, event.dlsr, now)
 
     def tick(self, now: float, ntp_now: int, sr_interval: float) -> None:
-        for down in self.down_tracks:
-            down.tick(now, ntp_now, sr_interval)
-        for down in self.projected.values():
-            down.tick(now, ntp_now, sr_interval)
+        """Every `sr_interval`: the SRs of all DownTracks that have sent something (answered
+        and projected), aggregated into as few compound packets as fit (one for a typical
+        viewer), one SRTCP protect and one datagram each instead of one per DownTrack."""
+        if now < self.sr_due or self.closed:
+            return
+        self.sr_due = now + sr_interval
+        reports: list[bytes] = []
+        chunks: list[bytes] = []
+        for downs in (self.down_tracks, self.projected.values()):
+            for down in downs:
+                report = down.sr_packet(now, ntp_now)
+                if report is not None:
+                    reports.append(report)
+                    chunks.append(down.sdes_chunk)
+        if reports:
+            send = self.sink.send_rtcp
+            for packet in rtcp_io.sender_report_compounds(reports, chunks):
+                send(packet)
 
     def close(self) -> None:
         self.closed = True
