@@ -121,6 +121,9 @@ def sender_report_compounds(reports: Sequence[bytes], chunks: Sequence[bytes],
     n = len(reports)
     if n != len(chunks):
         raise ValueError("sender reports and SDES chunks must pair up")
+    if n <= _MAX_CHUNKS and (_SDES_HEADER.size + sum(map(len, reports))
+                             + sum(map(len, chunks))) <= limit:
+        return [b"".join(reports) + sdes(chunks)] if n else []  # the usual case: one packet
     out: list[bytes] = []
     start = 0
     size = _SDES_HEADER.size
