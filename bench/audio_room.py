@@ -43,6 +43,7 @@ import janus_server  # noqa: E402
 
 from hubbub.client.bots import FrameBook, ListenerBot, PublisherBot, Schedule, encode_tone  # noqa: E402
 from hubbub.client.bots import run as run_uvloop  # noqa: E402
+from hubbub.client.bots.drain import Drain  # noqa: E402
 from hubbub.client.bots.janus import (  # noqa: E402
     CountingPeer,
     JanusApi,
@@ -50,6 +51,7 @@ from hubbub.client.bots.janus import (  # noqa: E402
     JanusPublisherBot,
     use_counting_peer,
 )
+from hubbub.client.bots.publisher import PTIME  # noqa: E402
 from hubbub.media.dtls import Certificate  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -132,7 +134,8 @@ class Room:
     listeners: list[ListenerBot] = field(default_factory=list)
     counting: list[CountingPeer | None] = field(default_factory=list)
 
-    def add_listener(self, bot: ListenerBot, full: bool) -> None:
+    def add_listener(self, bot: ListenerBot, full: bool, drain: Drain | None) -> None:
+        bot.peer.drain = drain  # kept by use_counting_peer
         self.listeners.append(bot)
         self.counting.append(None if full else use_counting_peer(bot))
 
@@ -178,7 +181,16 @@ async def _gather_limited(coros: Sequence[Any], concurrency: int, what: str,
     return [r if isinstance(r, BaseException) else None for r in results]
 
 
-async def build_hubbub(room: Room, base: str, listeners: int, full: int) -> list[Any]:
+def timed_listeners(listeners: int, count: int) -> set[int]:
+    """Indexes of the decrypting listeners, spread evenly over the join order (the last one
+    included): the server fans a packet out in join order, so the first listeners alone would
+    see only the start of each burst."""
+    count = min(count, listeners)
+    return {round((k + 1) * listeners / count) - 1 for k in range(count)} if count else set()
+
+
+async def build_hubbub(room: Room, base: str, listeners: int, full: set[int],
+                       drain: Drain | None) -> list[Any]:
     pub, sub = base + "/ws/v2/pub", base + "/ws/v2/sub"
     for i in range(TALKERS):
         room.talkers.append(PublisherBot(pub, "room", encode_tone(i, 300 + 50 * i), room.book,
@@ -190,11 +202,12 @@ async def build_hubbub(room: Room, base: str, listeners: int, full: int) -> list
                                     certificate=room.certificate))
     for i in range(listeners):
         room.add_listener(ListenerBot(sub, "room", room.book, slots=TALKERS,
-                                      certificate=room.certificate), i < full)
+                                      certificate=room.certificate), i in full, drain)
     return []
 
 
-async def build_janus(room: Room, url: str, listeners: int, full: int) -> list[Any]:
+async def build_janus(room: Room, url: str, listeners: int, full: set[int],
+                      drain: Drain | None) -> list[Any]:
     api = JanusApi(url)
     await api.open()
     handle = await api.attach()
@@ -211,13 +224,14 @@ async def build_janus(room: Room, url: str, listeners: int, full: int) -> list[A
 
     for i in range(listeners):
         room.add_listener(JanusListenerBot(api, ROOM, feeds, room.book,
-                                           certificate=room.certificate), i < full)
+                                           certificate=room.certificate), i in full, drain)
     return [api]
 
 
 async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet
-    full = min(args.latency_listeners, listeners)
+    full = timed_listeners(listeners, args.latency_listeners)
+    drain = Drain() if args.drain else None
     stack = contextlib.ExitStack()
     if kind == "hubbub":
         base, pid = stack.enter_context(hubbub_server(args.server_cpu))
@@ -231,16 +245,18 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
     with stack:
         try:
             if kind == "hubbub":
-                apis = await build_hubbub(room, base, listeners, full)
+                apis = await build_hubbub(room, base, listeners, full, drain)
             else:
-                apis = await build_janus(room, base, listeners, full)
+                apis = await build_janus(room, base, listeners, full, drain)
             log(f"{kind} L={listeners}: server pid {pid}", quiet)
             publishers = room.talkers + room.others
             await asyncio.gather(*(p.start() for p in publishers))
             loop = asyncio.get_running_loop()
             t0 = loop.time() + 0.1
-            for p in publishers:
-                p.begin(t0)
+            # The talkers are spread over the 20 ms frame, as independent senders would be: in
+            # phase, every server packet would queue behind the other talkers' fan-outs.
+            for i, p in enumerate(publishers):
+                p.begin(t0 + (i % TALKERS) * PTIME / TALKERS)
             await asyncio.sleep(1.5)
             rss0 = rss_bytes(pid)
             joined_at = time.monotonic()
@@ -280,6 +296,8 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
             await asyncio.gather(*(v.stop() for v in room.listeners), return_exceptions=True)
             for api in apis:
                 await api.close()
+            if drain is not None:
+                drain.close()
     assert cpu0 is not None and cpu1 is not None
     received = packets1 - packets0
     lost = lost1 - lost0
@@ -290,6 +308,7 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
     result = {
         "server": kind,
         "listeners": listeners,
+        "bots_receive": "C drain (recvmmsg, SO_TIMESTAMPNS)" if drain else "asyncio",
         "window_s": round(window, 3),
         "join_s": round(join_s, 2),
         "join_failures": join_failures,
@@ -422,6 +441,8 @@ def main() -> None:
                    help="Janus event_loops (0 = its default, one thread per handle)")
     p.add_argument("--stop-loss", type=float, default=5.0,
                    help="stop a server's sweep after a point with more loss (%%)")
+    p.add_argument("--no-drain", dest="drain", action="store_false",
+                   help="bots receive through asyncio even when the C drain is built")
     p.add_argument("--partial", action="store_true",
                    help="rewrite the output after every point (long sweeps)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
@@ -445,6 +466,7 @@ def main() -> None:
                 merged[(point["server"], point["listeners"])] = point
         points = sorted(merged.values(), key=lambda p: (p["server"], p["listeners"]))
     else:
+        args.drain = args.drain and Drain.available()
         points = run_uvloop(sweep(args))
     summary = summarize(points)
     result = {"points": points, "summary": summary,

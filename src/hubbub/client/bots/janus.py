@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from hubbub.client.bots.drain import DrainLink
 from hubbub.client.bots.dtls import DtlsClient
 from hubbub.client.bots.frames import FrameBook
 from hubbub.client.bots.ice import HOST_PRIORITY, IceClient
@@ -170,8 +171,7 @@ class JanusPeer(BotPeer):
     def prepare(self, server: tuple[str, int]) -> str:
         """Bind a UDP socket toward `server`; returns our host candidate's a=candidate value."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((server[0], 0))
-        sock.connect(server)
+        sock.connect(server)  # binds to the source address the route to `server` uses
         sock.setblocking(False)
         self._sock = sock
         ip, port = sock.getsockname()[:2]
@@ -186,8 +186,7 @@ class JanusPeer(BotPeer):
         self._connected = loop.create_future()
         self._ice = IceClient(self.local.ice_ufrag, answer.ice_ufrag, answer.ice_pwd)
         self._dtls = DtlsClient(self.certificate, answer.fingerprints, self._send_raw)
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        self._transport = transport
+        self._transport = await self._open(answer.address, sock)
         async with asyncio.timeout(timeout):
             while not self._checked.is_set():
                 self._send_raw(self._ice.request(nominate=True))
@@ -211,6 +210,7 @@ class CountingPeer(BotPeer):
 
     def __init__(self, certificate: Certificate) -> None:
         super().__init__(certificate, on_rtp=None)
+        self.counting = True  # on a Drain, SRTP is counted in C and never reaches Python
         # ssrc -> [packets, last seq, lost]
         self.by_ssrc: dict[int, list[int]] = {}
 
@@ -232,6 +232,8 @@ class CountingPeer(BotPeer):
 
     def totals(self) -> tuple[int, int]:
         """(packets, lost) over all SSRCs."""
+        if isinstance(self._transport, DrainLink):
+            return self._transport.counts()
         return (sum(e[0] for e in self.by_ssrc.values()),
                 sum(e[2] for e in self.by_ssrc.values()))
 
@@ -244,6 +246,7 @@ def use_counting_peer(bot: ListenerBot) -> CountingPeer:
     """Swap a listener's decrypting peer for a counting one (call before `start`)."""
     kind = JanusCountingPeer if isinstance(bot.peer, JanusPeer) else CountingPeer
     peer = kind(bot.peer.certificate)
+    peer.drain = bot.peer.drain
     bot.peer = peer
     return peer
 

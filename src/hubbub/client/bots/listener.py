@@ -139,7 +139,7 @@ class ListenerBot:
 
     def _on_rtp(self, plain: bytes) -> None:
         """Hot path: one dict lookup for the m-line, one for the sender, a few counters."""
-        now = time.monotonic_ns()
+        now = self.peer.arrival_ns or time.monotonic_ns()  # kernel arrival time on a Drain
         if len(plain) < 12:
             return
         ssrc = _SSRC.unpack_from(plain, 8)[0]

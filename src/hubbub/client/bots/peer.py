@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 
+from hubbub.client.bots.drain import Drain, DrainLink
 from hubbub.client.bots.dtls import DtlsClient, DtlsError
 from hubbub.client.bots.ice import IceClient
 from hubbub.client.bots.offer import LocalTransport, ServerAnswer
@@ -38,7 +40,12 @@ class BotPeer(asyncio.DatagramProtocol):
         self.rtp_in = 0
         self.rtcp_in = 0
         self.bytes_in = 0
-        self._transport: asyncio.DatagramTransport | None = None
+        # Receive through a shared `Drain` instead of an asyncio transport (set before
+        # connect); `counting` asks the Drain to count SRTP in C instead of passing it up.
+        self.drain: Drain | None = None
+        self.counting = False
+        self.arrival_ns = 0  # kernel arrival time of the datagram being handled (Drain), or 0
+        self._transport: asyncio.DatagramTransport | DrainLink | None = None
         self._ice: IceClient | None = None
         self._dtls: DtlsClient | None = None
         self._dtls_timer: asyncio.TimerHandle | None = None
@@ -53,10 +60,7 @@ class BotPeer(asyncio.DatagramProtocol):
         self._connected = loop.create_future()
         self._ice = IceClient(self.local.ice_ufrag, answer.ice_ufrag, answer.ice_pwd)
         self._dtls = DtlsClient(self.certificate, answer.fingerprints, self._send_raw)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, remote_addr=answer.address
-        )
-        self._transport = transport
+        self._transport = await self._open(answer.address)
         async with asyncio.timeout(timeout):
             while not self._checked.is_set():
                 self._send_raw(self._ice.request(nominate=True))
@@ -67,6 +71,23 @@ class BotPeer(asyncio.DatagramProtocol):
             self._dtls.start()
             self._arm_dtls_timer()
             await self._connected
+
+    async def _open(
+        self, remote: tuple[str, int], sock: socket.socket | None = None
+    ) -> asyncio.DatagramTransport | DrainLink:
+        """A transport to `remote`: on the Drain when one is set, else an asyncio endpoint."""
+        loop = asyncio.get_running_loop()
+        if self.drain is not None:
+            if sock is None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.connect(remote)
+            sock.setblocking(False)
+            return self.drain.attach(self, sock, self.counting)
+        if sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: self, remote_addr=remote)
+        return transport
 
     # -- asyncio.DatagramProtocol ---------------------------------------------------------
 
