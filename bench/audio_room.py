@@ -231,7 +231,7 @@ async def build_janus(room: Room, url: str, listeners: int, full: set[int],
 async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet
     full = timed_listeners(listeners, args.latency_listeners)
-    drain = Drain() if args.drain else None
+    drain = Drain(args.poll_ms / 1000 if args.poll_ms > 0 else None) if args.drain else None
     stack = contextlib.ExitStack()
     if kind == "hubbub":
         base, pid = stack.enter_context(hubbub_server(args.server_cpu))
@@ -308,7 +308,8 @@ async def measure_point(kind: str, listeners: int, args: argparse.Namespace) -> 
     result = {
         "server": kind,
         "listeners": listeners,
-        "bots_receive": "C drain (recvmmsg, SO_TIMESTAMPNS)" if drain else "asyncio",
+        "bots_receive": (f"C drain (recvmmsg, SO_TIMESTAMPNS, poll {args.poll_ms} ms)"
+                         if drain else "asyncio"),
         "window_s": round(window, 3),
         "join_s": round(join_s, 2),
         "join_failures": join_failures,
@@ -443,6 +444,9 @@ def main() -> None:
                    help="stop a server's sweep after a point with more loss (%%)")
     p.add_argument("--no-drain", dest="drain", action="store_false",
                    help="bots receive through asyncio even when the C drain is built")
+    p.add_argument("--poll-ms", type=float, default=1.0,
+                   help="the C drain polls the listener sockets every this many ms instead of "
+                        "sleeping on them (0: wake per datagram; see hubbub.client.bots.drain)")
     p.add_argument("--partial", action="store_true",
                    help="rewrite the output after every point (long sweeps)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",

@@ -84,11 +84,12 @@ async def test_counting_member_counts_srtp_per_ssrc_and_passes_the_rest_up(
     drain.close()
 
 
+@pytest.mark.parametrize("poll_interval", [None, 0.001])
 async def test_pass_through_member_hands_up_every_datagram_in_order(
-    pair: tuple[socket.socket, socket.socket],
+    pair: tuple[socket.socket, socket.socket], poll_interval: float | None
 ) -> None:
     rx, tx = pair
-    drain = Drain()
+    drain = Drain(poll_interval)
     sink = Sink()
     drain.attach(sink, rx, counting=False)  # type: ignore[arg-type]
     packets = [rtp(seq, 0xC) for seq in range(100)]  # more than one recvmmsg batch
@@ -113,7 +114,7 @@ async def test_listener_bots_on_a_drain_count_and_time_what_the_server_forwards(
 ) -> None:
     swarm = Swarm(srv.ws_pub_url, srv.ws_sub_url, "drain-room")
     pub = swarm.add_publisher(frequency=500, dtx=False)
-    drain = Drain()
+    drain = Drain(poll_interval=0.002)
     timed = swarm.add_listener(slots=0)
     timed.peer.drain = drain
     counted = swarm.add_listener(slots=0)

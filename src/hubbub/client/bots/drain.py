@@ -9,6 +9,13 @@ handed to the peer's `datagram_received`, with `peer.arrival_ns` set to the kern
 time (SO_TIMESTAMPNS) on the `time.monotonic_ns()` clock, so latency is measured at the
 socket, not after the bot process got round to it.
 
+`poll_interval`: instead of waking on every readable socket, poll the set on a timer. When a
+bot process that drains faster than the server sends sleeps in epoll, every datagram the server
+sends has to wake it, and on a shared machine that wakeup (an inter-processor interrupt, a VM
+exit here) is charged to the server's sendmmsg: work a listener on another host would never
+cost the server. Polled, nobody waits on the sockets, and the arrival times still come from
+the kernel.
+
 `Drain.available()` is False when the C module was not built: callers then leave `peer.drain`
 unset and the peers receive through asyncio as before.
 """
@@ -59,12 +66,14 @@ class DrainLink:
 class Drain:
     """One epoll set of peer sockets; attach peers before they connect (`BotPeer.drain`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll_interval: float | None = None) -> None:
         if _drain is None:
             raise RuntimeError("hubbub.client.bots._drain is not built (no C compiler?)")
         self._c = _drain.Drainer()
         self._peers: dict[int, tuple[BotPeer, tuple[str, int]]] = {}  # slot -> (peer, remote)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._poll_interval = poll_interval
+        self._timer: asyncio.TimerHandle | None = None
 
     @staticmethod
     def available() -> bool:
@@ -74,7 +83,10 @@ class Drain:
         """Watch `sock` (connected, non-blocking) for `peer`; returns the peer's transport."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-            self._loop.add_reader(self._c.fileno(), self._readable)
+            if self._poll_interval is None:
+                self._loop.add_reader(self._c.fileno(), self._readable)
+            else:
+                self._timer = self._loop.call_later(self._poll_interval, self._poll)
         slot = self._c.add(sock.fileno(), counting)
         self._peers[slot] = (peer, sock.getpeername()[:2])
         return DrainLink(self, sock, slot)
@@ -92,6 +104,11 @@ class Drain:
         packets, lost = self._c.total()
         return int(packets), int(lost)
 
+    def _poll(self) -> None:
+        assert self._loop is not None and self._poll_interval is not None
+        self._timer = self._loop.call_later(self._poll_interval, self._poll)
+        self._readable()
+
     def _readable(self) -> None:
         # SO_TIMESTAMPNS stamps CLOCK_REALTIME; the bots' send times are monotonic.
         offset = time.time_ns() - time.monotonic_ns()
@@ -105,6 +122,9 @@ class Drain:
                 peer.arrival_ns = 0
 
     def close(self) -> None:
-        if self._loop is not None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        elif self._loop is not None:
             self._loop.remove_reader(self._c.fileno())
-            self._loop = None
+        self._loop = None
