@@ -444,7 +444,7 @@ def main() -> None:
                    help="stop a server's sweep after a point with more loss (%%)")
     p.add_argument("--no-drain", dest="drain", action="store_false",
                    help="bots receive through asyncio even when the C drain is built")
-    p.add_argument("--poll-ms", type=float, default=1.0,
+    p.add_argument("--poll-ms", type=float, default=4.0,
                    help="the C drain polls the listener sockets every this many ms instead of "
                         "sleeping on them (0: wake per datagram; see hubbub.client.bots.drain)")
     p.add_argument("--partial", action="store_true",

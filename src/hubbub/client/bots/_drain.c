@@ -11,7 +11,12 @@
  *                 is decrypted. Everything else (STUN, DTLS, RTCP) goes back to Python.
  *   pass-through: every datagram goes back to Python with its kernel arrival time.
  *
- * Drainer() ; .fileno() ; .add(fd, counting) -> slot ; .remove(slot)
+ * A member is either watched (in the epoll set) or polled: drain() then calls recvmmsg on it
+ * every time, ready or not. A polled socket has no waiter at all, so the sender's kernel does
+ * not run an epoll callback for each datagram it delivers (on loopback that work is charged to
+ * the sending process, i.e. to the server under test).
+ *
+ * Drainer() ; .fileno() ; .add(fd, counting, watch=True) -> slot ; .remove(slot)
  * .drain() -> [(slot, datagram bytes, arrival ns CLOCK_REALTIME)]
  * .counts(slot) -> (packets, lost) ; .total() -> (packets, lost) over counting members
  */
@@ -41,6 +46,7 @@ typedef struct {
 typedef struct {
     int fd;          /* -1 once removed */
     int counting;
+    int watched;
     SsrcCount ssrcs[SSRCS];
     uint64_t overflow; /* packets of SSRCs beyond SSRCS (counted, no gaps) */
 } Member;
@@ -86,8 +92,8 @@ static PyObject *drainer_fileno(Drainer *self, PyObject *unused)
 
 static PyObject *drainer_add(Drainer *self, PyObject *args)
 {
-    int fd, counting;
-    if (!PyArg_ParseTuple(args, "ip", &fd, &counting))
+    int fd, counting, watch = 1;
+    if (!PyArg_ParseTuple(args, "ip|p", &fd, &counting, &watch))
         return NULL;
     if (self->count == self->capacity) {
         Py_ssize_t capacity = self->capacity ? self->capacity * 2 : 64;
@@ -102,12 +108,13 @@ static PyObject *drainer_add(Drainer *self, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_ssize_t slot = self->count;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)slot};
-    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    if (watch && epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Member *m = &self->members[slot];
     memset(m, 0, sizeof(*m));
     m->fd = fd;
     m->counting = counting;
+    m->watched = watch;
     self->count++;
     return PyLong_FromSsize_t(slot);
 }
@@ -128,7 +135,8 @@ static PyObject *drainer_remove(Drainer *self, PyObject *arg)
         return NULL;
     if (m->fd >= 0) {
         /* The socket may already be closed (then the kernel dropped it from the set). */
-        epoll_ctl(self->epfd, EPOLL_CTL_DEL, m->fd, NULL);
+        if (m->watched)
+            epoll_ctl(self->epfd, EPOLL_CTL_DEL, m->fd, NULL);
         m->fd = -1;
     }
     Py_RETURN_NONE;
@@ -223,6 +231,13 @@ static PyObject *drainer_drain(Drainer *self, PyObject *unused)
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
+    for (Py_ssize_t slot = 0; slot < self->count; slot++) {
+        if (self->members[slot].fd >= 0 && !self->members[slot].watched &&
+            drain_member(self, slot, out) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
     struct epoll_event events[EVENTS];
     for (int round = 0; round < MAX_ROUNDS; round++) {
         int n = epoll_wait(self->epfd, events, EVENTS, 0);
@@ -278,7 +293,8 @@ static PyObject *drainer_total(Drainer *self, PyObject *unused)
 static PyMethodDef drainer_methods[] = {
     {"fileno", (PyCFunction)drainer_fileno, METH_NOARGS, "The epoll fd (pollable)."},
     {"add", (PyCFunction)drainer_add, METH_VARARGS,
-     "add(fd, counting) -> slot: watch a socket (SO_TIMESTAMPNS is switched on)."},
+     "add(fd, counting, watch=True) -> slot: watch (epoll) or poll a socket; SO_TIMESTAMPNS "
+     "is switched on."},
     {"remove", (PyCFunction)drainer_remove, METH_O, "remove(slot): stop watching it."},
     {"drain", (PyCFunction)drainer_drain, METH_NOARGS,
      "drain() -> [(slot, datagram, arrival ns)]: read every ready member until EAGAIN."},

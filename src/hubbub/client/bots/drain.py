@@ -9,12 +9,13 @@ handed to the peer's `datagram_received`, with `peer.arrival_ns` set to the kern
 time (SO_TIMESTAMPNS) on the `time.monotonic_ns()` clock, so latency is measured at the
 socket, not after the bot process got round to it.
 
-`poll_interval`: instead of waking on every readable socket, poll the set on a timer. When a
-bot process that drains faster than the server sends sleeps in epoll, every datagram the server
-sends has to wake it, and on a shared machine that wakeup (an inter-processor interrupt, a VM
-exit here) is charged to the server's sendmmsg: work a listener on another host would never
-cost the server. Polled, nobody waits on the sockets, and the arrival times still come from
-the kernel.
+`poll_interval`: instead of waiting on the sockets, read every one of them on a timer. On
+loopback the kernel delivers a datagram into the listener's socket inside the sender's
+sendmmsg, and runs the socket's waiters there: a bot process that sleeps in epoll has to be
+woken (an inter-processor interrupt, a VM exit here), and even an awake one costs an epoll
+callback per datagram, all charged to the server under test, work that a listener on another
+host would never cost it. Polled sockets have no waiters; the arrival times still come from
+the kernel, so latency is measured as before.
 
 `Drain.available()` is False when the C module was not built: callers then leave `peer.drain`
 unset and the peers receive through asyncio as before.
@@ -87,7 +88,7 @@ class Drain:
                 self._loop.add_reader(self._c.fileno(), self._readable)
             else:
                 self._timer = self._loop.call_later(self._poll_interval, self._poll)
-        slot = self._c.add(sock.fileno(), counting)
+        slot = self._c.add(sock.fileno(), counting, self._poll_interval is None)
         self._peers[slot] = (peer, sock.getpeername()[:2])
         return DrainLink(self, sock, slot)
 
