@@ -10,6 +10,11 @@
  *   items: list of (srtp_t address: int, plain RTP: bytes, sockaddr: bytes, owner: object)
  *   leftovers: [(protected bytes, index in items)] the kernel did not take (EAGAIN...);
  *   the caller sends them through its event loop so nothing is dropped silently.
+ *
+ * With OpenSSL headers at build time (HUBBUB_GCM), GcmSender protects outgoing RTP with
+ * AEAD_AES_128_GCM itself (RFC 7714, one EVP context per transport, no per-packet SSRC
+ * hash lookup or sender replay window); Protector + DISPATCH_FN let one function pointer
+ * serve libsrtp- and GcmSender-protected transports alike.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -875,6 +880,335 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Protector: a (protect_fn, ctx) pair behind one address, so a single module-wide function
+ * pointer (dispatch_protect, exported as DISPATCH_FN) can drive transports whose outgoing
+ * RTP is protected by libsrtp and transports protected by GcmSender alike.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    protect_fn_t fn;
+    void *ctx;
+    PyObject *keep; /* keeps ctx alive */
+} ProtectorObject;
+
+static int dispatch_protect(void *p, void *rtp, int *len)
+{
+    ProtectorObject *x = (ProtectorObject *)p;
+    return x->fn(x->ctx, rtp, len);
+}
+
+static PyObject *protector_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"protect_fn", "ctx", "keep", NULL};
+    unsigned long long fn, ctx;
+    PyObject *keep;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKO", kwlist, &fn, &ctx, &keep))
+        return NULL;
+    if (fn == 0 || ctx == 0) {
+        PyErr_SetString(PyExc_ValueError, "protect_fn and ctx must not be NULL");
+        return NULL;
+    }
+    ProtectorObject *self = (ProtectorObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->fn = (protect_fn_t)(uintptr_t)fn;
+    self->ctx = (void *)(uintptr_t)ctx;
+    self->keep = Py_NewRef(keep);
+    return (PyObject *)self;
+}
+
+static int protector_traverse(ProtectorObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keep);
+    return 0;
+}
+
+static int protector_clear(ProtectorObject *self)
+{
+    Py_CLEAR(self->keep);
+    return 0;
+}
+
+static void protector_dealloc(ProtectorObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    protector_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *protector_address(ProtectorObject *self, void *closure)
+{
+    return PyLong_FromVoidPtr(self);
+}
+
+static PyGetSetDef protector_getset[] = {
+    {"address", (getter)protector_address, NULL, "ctx for DISPATCH_FN (valid while alive)",
+     NULL},
+    {NULL},
+};
+
+static PyTypeObject ProtectorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hubbub._speedups.Protector",
+    .tp_basicsize = sizeof(ProtectorObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Protector(protect_fn, ctx, keep): one address for DISPATCH_FN.",
+    .tp_new = protector_new,
+    .tp_dealloc = (destructor)protector_dealloc,
+    .tp_traverse = (traverseproc)protector_traverse,
+    .tp_clear = (inquiry)protector_clear,
+    .tp_getset = protector_getset,
+};
+
+#ifdef HUBBUB_GCM
+/* ---------------------------------------------------------------------------------------
+ * GcmSender: SRTP AEAD_AES_128_GCM protect for outgoing RTP (RFC 7714) on OpenSSL EVP,
+ * from the session key and salt (derived in hubbub.media.srtp_kdf). One EVP context keyed
+ * once; per packet only the IV changes. The sender keeps no replay window (it never
+ * refuses its own retransmissions): just the highest packet index per SSRC.
+ * ------------------------------------------------------------------------------------- */
+
+#include <openssl/evp.h>
+
+#define GCM_TAG 16
+#define GCM_MAX_SSRCS 4096 /* beyond this the least recently used SSRC is forgotten */
+
+typedef struct {
+    uint32_t ssrc;
+    uint64_t index; /* ROC << 16 | highest seq (RFC 3711 §3.3.1) */
+    uint64_t used;  /* for eviction */
+} RocEntry;
+
+typedef struct {
+    PyObject_HEAD
+    EVP_CIPHER_CTX *evp;
+    unsigned char salt[12];
+    RocEntry *entries;
+    int count, capacity, last;
+    uint64_t clock;
+    long long packets;
+} GcmObject;
+
+static PyTypeObject GcmType;
+
+/* The entry for ssrc, created (index 0, as a fresh libsrtp stream) if new; NULL if OOM. */
+static RocEntry *gcm_entry(GcmObject *g, uint32_t ssrc)
+{
+    g->clock++;
+    if (g->last < g->count && g->entries[g->last].ssrc == ssrc) {
+        g->entries[g->last].used = g->clock;
+        return &g->entries[g->last];
+    }
+    for (int i = 0; i < g->count; i++) {
+        if (g->entries[i].ssrc == ssrc) {
+            g->last = i;
+            g->entries[i].used = g->clock;
+            return &g->entries[i];
+        }
+    }
+    int slot = g->count;
+    if (g->count == g->capacity) {
+        if (g->capacity >= GCM_MAX_SSRCS) {
+            slot = 0;
+            for (int i = 1; i < g->count; i++)
+                if (g->entries[i].used < g->entries[slot].used)
+                    slot = i;
+        } else {
+            int cap = g->capacity * 2;
+            RocEntry *e = realloc(g->entries, (size_t)cap * sizeof(RocEntry));
+            if (e == NULL)
+                return NULL;
+            g->entries = e;
+            g->capacity = cap;
+        }
+    }
+    if (slot == g->count)
+        g->count++;
+    g->entries[slot].ssrc = ssrc;
+    g->entries[slot].index = 0;
+    g->entries[slot].used = g->clock;
+    g->last = slot;
+    return &g->entries[slot];
+}
+
+/* RFC 3711 §3.3.1 / Appendix A: the packet index of seq s given the highest index sent so
+ * far; advances the highest index when s is ahead of it. Until the highest seq passes 2^15
+ * the ROC is taken as 0 (so an early late packet cannot guess ROC = -1), as libsrtp does. */
+static uint64_t gcm_index(RocEntry *e, uint16_t s)
+{
+    uint64_t local = e->index;
+    uint32_t roc = (uint32_t)(local >> 16);
+    uint16_t local_seq = (uint16_t)local;
+    uint64_t guess;
+    if (local <= 0x8000) {
+        guess = s;
+    } else if (local_seq < 0x8000) {
+        guess = (s - local_seq > 0x8000) ? ((uint64_t)(uint32_t)(roc - 1) << 16) | s
+                                         : ((uint64_t)roc << 16) | s;
+    } else {
+        guess = (local_seq - 0x8000 > s) ? ((uint64_t)(uint32_t)(roc + 1) << 16) | s
+                                         : ((uint64_t)roc << 16) | s;
+    }
+    if (guess > local)
+        e->index = guess;
+    return guess;
+}
+
+/* The protect_fn_t for GcmSender: rtp has room for GCM_TAG more bytes. 0 on success. */
+static int gcm_protect(void *ctx, void *rtp, int *len)
+{
+    GcmObject *g = (GcmObject *)ctx;
+    unsigned char *d = (unsigned char *)rtp;
+    int n = *len;
+    if (n < 12 || (d[0] & 0xC0) != 0x80)
+        return 1;
+    /* RFC 3550 §5.1 / §5.3.1: the header (the AAD, RFC 7714 §8.2) ends after the CSRCs and
+     * the extension block; the rest, padding included, is encrypted. */
+    int hlen = 12 + ((d[0] & 0x0F) << 2);
+    if (d[0] & 0x10) {
+        if (hlen + 4 > n)
+            return 1;
+        hlen += 4 + (((d[hlen + 2] << 8) | d[hlen + 3]) << 2);
+    }
+    if (hlen > n)
+        return 1;
+    uint32_t ssrc = ((uint32_t)d[8] << 24) | ((uint32_t)d[9] << 16) | ((uint32_t)d[10] << 8) |
+                    d[11];
+    RocEntry *e = gcm_entry(g, ssrc);
+    if (e == NULL)
+        return 1;
+    uint64_t index = gcm_index(e, (uint16_t)((d[2] << 8) | d[3]));
+    /* RFC 7714 §8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt. */
+    unsigned char iv[12] = {0, 0, d[8], d[9], d[10], d[11], (unsigned char)(index >> 40),
+                            (unsigned char)(index >> 32), (unsigned char)(index >> 24),
+                            (unsigned char)(index >> 16), d[2], d[3]};
+    for (int i = 0; i < 12; i++)
+        iv[i] ^= g->salt[i];
+    int outl;
+    int plen = n - hlen;
+    if (EVP_EncryptInit_ex(g->evp, NULL, NULL, NULL, iv) != 1 ||
+        EVP_EncryptUpdate(g->evp, NULL, &outl, d, hlen) != 1 ||
+        (plen > 0 && EVP_EncryptUpdate(g->evp, d + hlen, &outl, d + hlen, plen) != 1) ||
+        EVP_EncryptFinal_ex(g->evp, d + n, &outl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(g->evp, EVP_CTRL_GCM_GET_TAG, GCM_TAG, d + n) != 1)
+        return 1;
+    *len = n + GCM_TAG; /* RFC 7714 §9.1: ciphertext || 16-byte tag */
+    g->packets++;
+    return 0;
+}
+
+static PyObject *gcm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "salt", NULL};
+    Py_buffer key, salt;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*", kwlist, &key, &salt))
+        return NULL;
+    GcmObject *self = NULL;
+    if (key.len != 16 || salt.len != 12) {
+        PyErr_Format(PyExc_ValueError,
+                     "AEAD_AES_128_GCM needs a 16-byte session key and a 12-byte session salt, "
+                     "got %zd and %zd bytes", key.len, salt.len);
+        goto done;
+    }
+    self = (GcmObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        goto done;
+    memcpy(self->salt, salt.buf, 12);
+    self->capacity = 8;
+    self->entries = calloc((size_t)self->capacity, sizeof(RocEntry));
+    self->evp = EVP_CIPHER_CTX_new();
+    if (self->entries == NULL || self->evp == NULL) {
+        Py_CLEAR(self);
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (EVP_EncryptInit_ex(self->evp, EVP_aes_128_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(self->evp, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
+        EVP_EncryptInit_ex(self->evp, NULL, NULL, key.buf, NULL) != 1) {
+        Py_CLEAR(self);
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL refused the AES-128-GCM key");
+    }
+done:
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&salt);
+    return (PyObject *)self;
+}
+
+static void gcm_dealloc(GcmObject *self)
+{
+    if (self->evp != NULL)
+        EVP_CIPHER_CTX_free(self->evp);
+    free(self->entries);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *gcm_py_protect(GcmObject *self, PyObject *arg)
+{
+    Py_buffer in;
+    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = NULL;
+    if (in.len > INT_MAX - GCM_TAG) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet too long");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, in.len + GCM_TAG);
+    if (out == NULL)
+        goto done;
+    memcpy(PyBytes_AS_STRING(out), in.buf, (size_t)in.len);
+    int len = (int)in.len;
+    if (gcm_protect(self, PyBytes_AS_STRING(out), &len) != 0) {
+        Py_CLEAR(out);
+        PyErr_SetString(PyExc_ValueError, "RTP packet malformed (header or extension truncated)");
+    }
+done:
+    PyBuffer_Release(&in);
+    return out;
+}
+
+static PyObject *gcm_address(GcmObject *self, void *closure)
+{
+    return PyLong_FromVoidPtr(self);
+}
+
+static PyObject *gcm_ssrcs(GcmObject *self, void *closure)
+{
+    return PyLong_FromLong(self->count);
+}
+
+static PyMethodDef gcm_methods[] = {
+    {"protect", (PyCFunction)gcm_py_protect, METH_O,
+     "protect(packet: bytes) -> bytes: SRTP (RFC 7714) of one RTP packet"},
+    {NULL},
+};
+
+static PyMemberDef gcm_members[] = {
+    {"packets", T_LONGLONG, offsetof(GcmObject, packets), READONLY, "RTP packets protected"},
+    {NULL},
+};
+
+static PyGetSetDef gcm_getset[] = {
+    {"address", (getter)gcm_address, NULL, "ctx for GCM_PROTECT_FN (valid while alive)", NULL},
+    {"ssrcs", (getter)gcm_ssrcs, NULL, "SSRCs with rollover state", NULL},
+    {NULL},
+};
+
+static PyTypeObject GcmType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hubbub._speedups.GcmSender",
+    .tp_basicsize = sizeof(GcmObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "GcmSender(key, salt): SRTP AEAD_AES_128_GCM protect for outgoing RTP.",
+    .tp_new = gcm_new,
+    .tp_dealloc = (destructor)gcm_dealloc,
+    .tp_methods = gcm_methods,
+    .tp_members = gcm_members,
+    .tp_getset = gcm_getset,
+};
+#endif /* HUBBUB_GCM */
+
 static PyMethodDef methods[] = {
     {"protect_and_send", protect_and_send, METH_VARARGS,
      "protect_and_send(fd, protect_fn, items) -> (sent, errors, leftovers)"},
@@ -895,16 +1229,32 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__speedups(void)
 {
     if (PyType_Ready(&CacheType) < 0 || PyType_Ready(&TargetType) < 0 ||
-        PyType_Ready(&StateType) < 0)
+        PyType_Ready(&StateType) < 0 || PyType_Ready(&ProtectorType) < 0)
         return NULL;
+#ifdef HUBBUB_GCM
+    if (PyType_Ready(&GcmType) < 0)
+        return NULL;
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "PacketCache", (PyObject *)&CacheType) < 0 ||
         PyModule_AddObjectRef(m, "Target", (PyObject *)&TargetType) < 0 ||
-        PyModule_AddObjectRef(m, "DownState", (PyObject *)&StateType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
+        PyModule_AddObjectRef(m, "DownState", (PyObject *)&StateType) < 0 ||
+        PyModule_AddObjectRef(m, "Protector", (PyObject *)&ProtectorType) < 0 ||
+        PyModule_AddObject(m, "DISPATCH_FN", PyLong_FromVoidPtr((void *)dispatch_protect)) < 0)
+        goto fail;
+#ifdef HUBBUB_GCM
+    if (PyModule_AddObjectRef(m, "GcmSender", (PyObject *)&GcmType) < 0 ||
+        PyModule_AddObject(m, "GCM_PROTECT_FN", PyLong_FromVoidPtr((void *)gcm_protect)) < 0 ||
+        PyModule_AddObjectRef(m, "GCM", Py_True) < 0)
+        goto fail;
+#else
+    if (PyModule_AddObjectRef(m, "GCM", Py_False) < 0)
+        goto fail;
+#endif
     return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
 }

@@ -54,3 +54,21 @@ class DownState:
     target: Target | None
     sink_send: Callable[[bytes], None] | None
     owner: Any
+
+DISPATCH_FN: int  # protect_fn whose ctx is a Protector's address
+GCM: bool  # built with OpenSSL (HUBBUB_GCM): GcmSender and GCM_PROTECT_FN exist
+GCM_PROTECT_FN: int  # protect_fn whose ctx is a GcmSender's address
+
+class Protector:
+    def __init__(self, protect_fn: int, ctx: int, keep: object) -> None: ...
+    @property
+    def address(self) -> int: ...
+
+class GcmSender:
+    packets: int
+    def __init__(self, key: bytes, salt: bytes) -> None: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def ssrcs(self) -> int: ...
+    def protect(self, packet: bytes) -> bytes: ...

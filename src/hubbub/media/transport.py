@@ -135,10 +135,12 @@ class WebRtcTransport:
             return
         srtp = self._srtp
         fd = self.port.send_fd
-        if srtp is None or not srtp.tx_pointer or self.addr is None or fd < 0:
+        if srtp is None or not srtp.tx_ctx or self.addr is None or fd < 0:
             target.clear()
         else:
-            target.set(fd, PROTECT_FN, srtp.tx_pointer, self._sockaddr, srtp, self._send_raw)
+            # The direct pair (libsrtp or our GcmSender), the same state SrtpPair.protect uses.
+            target.set(fd, srtp.tx_protect_fn, srtp.tx_ctx, self._sockaddr, srtp,
+                       self._send_raw)
 
     @property
     def local_fingerprint(self) -> str:
