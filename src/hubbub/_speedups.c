@@ -888,7 +888,7 @@ fail:
 
 typedef struct {
     PyObject_HEAD
-    protect_fn_t fn;
+    protect_fn_t fn; /* GcmObject starts the same way: a GcmSender is its own Protector */
     void *ctx;
     PyObject *keep; /* keeps ctx alive */
 } ProtectorObject;
@@ -973,6 +973,7 @@ static PyTypeObject ProtectorType = {
 #include <openssl/evp.h>
 
 #define GCM_TAG 16
+#define GCM_INLINE_SSRCS 8   /* a viewer has ~4-10 SSRCs: kept in the object, one cache line */
 #define GCM_MAX_SSRCS 4096 /* beyond this the least recently used SSRC is forgotten */
 
 typedef struct {
@@ -983,12 +984,15 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    protect_fn_t fn; /* gcm_protect, self: the ProtectorObject prefix, for DISPATCH_FN */
+    void *ctx;
     EVP_CIPHER_CTX *evp;
     unsigned char salt[12];
-    RocEntry *entries;
+    RocEntry *entries; /* inline_entries until more SSRCs than that appear */
     int count, capacity, last;
     uint64_t clock;
     long long packets;
+    RocEntry inline_entries[GCM_INLINE_SSRCS];
 } GcmObject;
 
 static PyTypeObject GcmType;
@@ -1017,9 +1021,13 @@ static RocEntry *gcm_entry(GcmObject *g, uint32_t ssrc)
                     slot = i;
         } else {
             int cap = g->capacity * 2;
-            RocEntry *e = realloc(g->entries, (size_t)cap * sizeof(RocEntry));
+            RocEntry *e = g->entries == g->inline_entries
+                              ? malloc((size_t)cap * sizeof(RocEntry))
+                              : realloc(g->entries, (size_t)cap * sizeof(RocEntry));
             if (e == NULL)
                 return NULL;
+            if (g->entries == g->inline_entries)
+                memcpy(e, g->inline_entries, sizeof(g->inline_entries));
             g->entries = e;
             g->capacity = cap;
         }
@@ -1116,10 +1124,12 @@ static PyObject *gcm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         goto done;
     memcpy(self->salt, salt.buf, 12);
-    self->capacity = 8;
-    self->entries = calloc((size_t)self->capacity, sizeof(RocEntry));
+    self->fn = gcm_protect;
+    self->ctx = self;
+    self->capacity = GCM_INLINE_SSRCS;
+    self->entries = self->inline_entries;
     self->evp = EVP_CIPHER_CTX_new();
-    if (self->entries == NULL || self->evp == NULL) {
+    if (self->evp == NULL) {
         Py_CLEAR(self);
         PyErr_NoMemory();
         goto done;
@@ -1140,7 +1150,8 @@ static void gcm_dealloc(GcmObject *self)
 {
     if (self->evp != NULL)
         EVP_CIPHER_CTX_free(self->evp);
-    free(self->entries);
+    if (self->entries != self->inline_entries)
+        free(self->entries);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1190,7 +1201,8 @@ static PyMemberDef gcm_members[] = {
 };
 
 static PyGetSetDef gcm_getset[] = {
-    {"address", (getter)gcm_address, NULL, "ctx for GCM_PROTECT_FN (valid while alive)", NULL},
+    {"address", (getter)gcm_address, NULL,
+     "ctx for GCM_PROTECT_FN and for DISPATCH_FN (valid while alive)", NULL},
     {"ssrcs", (getter)gcm_ssrcs, NULL, "SSRCs with rollover state", NULL},
     {NULL},
 };

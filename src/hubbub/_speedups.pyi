@@ -55,7 +55,7 @@ class DownState:
     sink_send: Callable[[bytes], None] | None
     owner: Any
 
-DISPATCH_FN: int  # protect_fn whose ctx is a Protector's address
+DISPATCH_FN: int  # protect_fn whose ctx is a Protector's or a GcmSender's address
 GCM: bool  # built with OpenSSL (HUBBUB_GCM): GcmSender and GCM_PROTECT_FN exist
 GCM_PROTECT_FN: int  # protect_fn whose ctx is a GcmSender's address
 

@@ -321,3 +321,50 @@ def test_longer_keying_material_uses_its_first_28_bytes_like_libsrtp(
     tx, _ = libsrtp_pair(master)
     packet = rtp_packet(3, 4, b"abc")
     assert pair.protect(packet) == tx.protect(packet)
+
+
+def test_ssrc_table_forgets_the_least_recently_used_beyond_4096() -> None:
+    master = os.urandom(28)
+    ours = sender(master)
+    for ssrc in range(4096):
+        ours.protect(rtp_packet(40000, ssrc, b""))
+    assert ours.ssrcs == 4096
+    # SSRC 0 is used again: a new SSRC evicts 1, the least recently used, which then starts
+    # again at index 0 (seq 5 is ROC 0; with its old state, 40000 -> 5 would be ROC 1).
+    ours.protect(rtp_packet(40001, 0, b""))
+    ours.protect(rtp_packet(0, 4096, b"new"))
+    assert ours.ssrcs == 4096
+    fresh, _ = libsrtp_pair(master)
+    packet = rtp_packet(5, 1, b"after eviction")
+    assert ours.protect(packet) == fresh.protect(packet)
+    kept, _ = libsrtp_pair(master)
+    kept.protect(rtp_packet(40001, 0, b""))
+    packet = rtp_packet(2, 0, b"wrapped")
+    assert ours.protect(packet) == kept.protect(packet)  # SSRC 0 kept its state: ROC 1
+
+
+def test_dispatch_fn_takes_a_gcm_sender_or_a_protector() -> None:
+    """DISPATCH_FN(ctx) with ctx a GcmSender's address protects like GcmSender.protect; with
+    a Protector around libsrtp's srtp_protect it protects like pylibsrtp."""
+    master = os.urandom(28)
+    rx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx_sock, tx_sock:
+        rx_sock.bind(("127.0.0.1", 0))
+        rx_sock.settimeout(2)
+        addr = rx_sock.getsockname()
+        sa = struct.pack("=HH4s8x", socket.AF_INET, socket.htons(addr[1]),
+                         socket.inet_aton(addr[0]))
+        ours, reference = sender(master), sender(master)
+        tx, _ = libsrtp_pair(master)
+        reference_tx, _ = libsrtp_pair(master)
+        wrapped = speedups.Protector(srtp_module.SRTP_PROTECT_FN,
+                                     srtp_module._context_pointer(tx), tx)
+        packet = rtp_packet(77, 0xFEED, b"dispatched")
+        for ctx, keep, expected in ((ours.address, ours, reference.protect(packet)),
+                                    (wrapped.address, wrapped, reference_tx.protect(packet))):
+            assert speedups.protect_and_send(tx_sock.fileno(), speedups.DISPATCH_FN,
+                                             [(ctx, packet, sa, keep, addr)])[:2] == (1, 0)
+            assert rx_sock.recv(2048) == expected
+    with pytest.raises(ValueError, match="protect_fn and ctx must not be NULL"):
+        speedups.Protector(0, 1, None)

@@ -80,7 +80,6 @@ class SrtpPair:
         self.tag_length = TAG_LENGTH.get(keys.profile, 16)
         self.tx_protect_fn = SRTP_PROTECT_FN
         self.tx_ctx = _context_pointer(self._tx)
-        keep: Any = self._tx
         # Read per pair, like rtp.speedups(): HUBBUB_NO_SPEEDUPS=1 keeps libsrtp for all.
         self.gcm: Any = None
         if (keys.profile == GCM_PROFILE and GCM_AVAILABLE and _speedups is not None
@@ -92,12 +91,13 @@ class SrtpPair:
             self.protect = self.gcm.protect
             self.tx_protect_fn = int(_speedups.GCM_PROTECT_FN)
             self.tx_ctx = self.gcm.address
-            keep = self.gcm
         self._protector: Any = None
         self.tx_pointer = self.tx_ctx
-        if PROTECT_FN != SRTP_PROTECT_FN and _speedups is not None:
+        if PROTECT_FN != SRTP_PROTECT_FN and _speedups is not None and self.gcm is None:
+            # A GcmSender is its own Protector; libsrtp's srtp_t needs one around it.
             if self.tx_ctx and self.tx_protect_fn:
-                self._protector = _speedups.Protector(self.tx_protect_fn, self.tx_ctx, keep)
+                self._protector = _speedups.Protector(self.tx_protect_fn, self.tx_ctx,
+                                                     self._tx)
                 self.tx_pointer = self._protector.address
             else:
                 self.tx_pointer = 0
