@@ -992,6 +992,7 @@ typedef struct {
     int count, capacity, last;
     uint64_t clock;
     long long packets;
+    PyObject *error; /* raised by protect() on a malformed packet */
     RocEntry inline_entries[GCM_INLINE_SSRCS];
 } GcmObject;
 
@@ -1109,11 +1110,16 @@ static int gcm_protect(void *ctx, void *rtp, int *len)
 
 static PyObject *gcm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"key", "salt", NULL};
+    static char *kwlist[] = {"key", "salt", "error", NULL};
     Py_buffer key, salt;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*", kwlist, &key, &salt))
+    PyObject *error = PyExc_ValueError;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*|O", kwlist, &key, &salt, &error))
         return NULL;
     GcmObject *self = NULL;
+    if (!PyExceptionClass_Check(error)) {
+        PyErr_SetString(PyExc_TypeError, "error must be an exception class");
+        goto done;
+    }
     if (key.len != 16 || salt.len != 12) {
         PyErr_Format(PyExc_ValueError,
                      "AEAD_AES_128_GCM needs a 16-byte session key and a 12-byte session salt, "
@@ -1124,6 +1130,7 @@ static PyObject *gcm_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         goto done;
     memcpy(self->salt, salt.buf, 12);
+    self->error = Py_NewRef(error);
     self->fn = gcm_protect;
     self->ctx = self;
     self->capacity = GCM_INLINE_SSRCS;
@@ -1152,6 +1159,7 @@ static void gcm_dealloc(GcmObject *self)
         EVP_CIPHER_CTX_free(self->evp);
     if (self->entries != self->inline_entries)
         free(self->entries);
+    Py_XDECREF(self->error);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1172,7 +1180,7 @@ static PyObject *gcm_py_protect(GcmObject *self, PyObject *arg)
     int len = (int)in.len;
     if (gcm_protect(self, PyBytes_AS_STRING(out), &len) != 0) {
         Py_CLEAR(out);
-        PyErr_SetString(PyExc_ValueError, "RTP packet malformed (header or extension truncated)");
+        PyErr_SetString(self->error, "RTP packet malformed (header or extension truncated)");
     }
 done:
     PyBuffer_Release(&in);
@@ -1212,7 +1220,8 @@ static PyTypeObject GcmType = {
     .tp_name = "hubbub._speedups.GcmSender",
     .tp_basicsize = sizeof(GcmObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "GcmSender(key, salt): SRTP AEAD_AES_128_GCM protect for outgoing RTP.",
+    .tp_doc = "GcmSender(key, salt, error=ValueError): SRTP AEAD_AES_128_GCM protect for "
+              "outgoing RTP; protect() raises `error` on a malformed packet.",
     .tp_new = gcm_new,
     .tp_dealloc = (destructor)gcm_dealloc,
     .tp_methods = gcm_methods,

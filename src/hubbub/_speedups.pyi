@@ -66,7 +66,9 @@ class Protector:
 
 class GcmSender:
     packets: int
-    def __init__(self, key: bytes, salt: bytes) -> None: ...
+    def __init__(
+        self, key: bytes, salt: bytes, error: type[Exception] = ValueError
+    ) -> None: ...
     @property
     def address(self) -> int: ...
     @property

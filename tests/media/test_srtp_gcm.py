@@ -249,6 +249,17 @@ def test_protect_rejects_malformed_packets() -> None:
     assert ours.packets == 1
 
 
+def test_srtp_pair_protect_raises_srtp_error_like_pylibsrtp(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HUBBUB_NO_SPEEDUPS", raising=False)
+    pair = SrtpPair(SrtpKeys(GCM, rx_key=bytes(28), tx_key=bytes(28)))
+    assert pair.gcm is not None
+    with pytest.raises(SrtpError, match="RTP packet malformed"):
+        pair.protect(b"\x80" * 11)
+    with pytest.raises(TypeError, match="error must be an exception class"):
+        speedups.GcmSender(bytes(16), bytes(12), error=42)
+
+
 def test_gcm_sender_rejects_wrong_key_sizes() -> None:
     with pytest.raises(ValueError, match="16-byte session key and a 12-byte session salt, "
                                          "got 15 and 12 bytes"):

@@ -87,7 +87,8 @@ class SrtpPair:
                 and not os.environ.get("HUBBUB_NO_SPEEDUPS")):
             # libsrtp reads the first 16 + 12 bytes of a longer key too.
             master = keys.tx_key[:GCM_MASTER_LENGTH]
-            self.gcm = _speedups.GcmSender(*gcm_session_keys(master))
+            # protect() fails like pylibsrtp's: transport.send_rtp counts SrtpError.
+            self.gcm = _speedups.GcmSender(*gcm_session_keys(master), error=SrtpError)
             self.protect = self.gcm.protect
             self.tx_protect_fn = int(_speedups.GCM_PROTECT_FN)
             self.tx_ctx = self.gcm.address
