@@ -971,6 +971,9 @@ static PyTypeObject ProtectorType = {
  * ------------------------------------------------------------------------------------- */
 
 #include <openssl/evp.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#endif
 
 #define GCM_TAG 16
 #define GCM_INLINE_SSRCS 8   /* a viewer has ~4-10 SSRCs: kept in the object, one cache line */
@@ -1100,9 +1103,19 @@ static int gcm_protect(void *ctx, void *rtp, int *len)
     if (EVP_EncryptInit_ex(g->evp, NULL, NULL, NULL, iv) != 1 ||
         EVP_EncryptUpdate(g->evp, NULL, &outl, d, hlen) != 1 ||
         (plen > 0 && EVP_EncryptUpdate(g->evp, d + hlen, &outl, d + hlen, plen) != 1) ||
-        EVP_EncryptFinal_ex(g->evp, d + n, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(g->evp, EVP_CTRL_GCM_GET_TAG, GCM_TAG, d + n) != 1)
+        EVP_EncryptFinal_ex(g->evp, d + n, &outl) != 1)
         return 1;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    /* The provider's parameter directly: EVP_CIPHER_CTX_ctrl would translate GET_TAG into
+     * the same request at several times the cost. */
+    OSSL_PARAM params[2] = {OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, d + n, GCM_TAG),
+                            OSSL_PARAM_END};
+    if (EVP_CIPHER_CTX_get_params(g->evp, params) != 1)
+        return 1;
+#else
+    if (EVP_CIPHER_CTX_ctrl(g->evp, EVP_CTRL_GCM_GET_TAG, GCM_TAG, d + n) != 1)
+        return 1;
+#endif
     *len = n + GCM_TAG; /* RFC 7714 §9.1: ciphertext || 16-byte tag */
     g->packets++;
     return 0;
