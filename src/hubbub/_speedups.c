@@ -765,7 +765,7 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         StateObject *st = (StateObject *)item;
         if (Py_TYPE(item) != &StateType || st->slow || !ext_map_ok(st->ext_map) ||
             !PyBytes_Check(st->mid) || n + REWRITE_ROOM > OUT_MAX ||
-            Py_TYPE(st->cache) != &CacheType) {
+            (st->cache != Py_None && Py_TYPE(st->cache) != &CacheType)) {
             PyObject *owner = Py_TYPE(item) == &StateType ? st->owner
                                                           : PyObject_GetAttrString(item, "owner");
             if (owner == NULL)
@@ -808,9 +808,15 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 goto fail;
             continue;
         }
-        PyObject *packet = PyBytes_FromStringAndSize((const char *)out, len);
-        if (packet == NULL)
-            goto fail;
+        /* A bytes object only for the resend cache or a Python sink (no cache: no NACK). */
+        TargetObject *t = (TargetObject *)st->target;
+        int direct = Py_TYPE(t) == &TargetType && target_ready(t);
+        PyObject *packet = NULL;
+        if (st->cache != Py_None || !direct) {
+            packet = PyBytes_FromStringAndSize((const char *)out, len);
+            if (packet == NULL)
+                goto fail;
+        }
         if (((out_seq - st->last_seq) & 0xFFFF) < 0x8000) {
             st->last_seq = out_seq;
             st->last_ts = out_ts;
@@ -818,9 +824,9 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         st->packets_sent++;
         st->octets_sent += length;
-        TargetObject *t = (TargetObject *)st->target;
-        if (Py_TYPE(t) == &TargetType && target_ready(t)) {
-            cache_put((CacheObject *)st->cache, out_seq, packet, now); /* steals packet */
+        if (direct) {
+            if (packet != NULL)
+                cache_put((CacheObject *)st->cache, out_seq, packet, now); /* steals packet */
             if (queued && (queued == BATCH || t->fd != fd)) {
                 if (fo_flush(fd, queued, &leftovers) < 0) {
                     queued = 0;
@@ -847,8 +853,10 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             fo_targets[queued] = Py_NewRef((PyObject *)t);
             queued++;
         } else {
-            Py_INCREF(packet);
-            cache_put((CacheObject *)st->cache, out_seq, packet, now);
+            if (st->cache != Py_None) {
+                Py_INCREF(packet);
+                cache_put((CacheObject *)st->cache, out_seq, packet, now);
+            }
             if (st->sink_send != Py_None) {
                 PyObject *r = PyObject_CallOneArg(st->sink_send, packet);
                 Py_DECREF(packet);

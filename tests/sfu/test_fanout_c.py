@@ -6,6 +6,7 @@ real SRTP Target the datagrams that arrive decrypt to exactly what the Python pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 from collections.abc import Iterator
@@ -61,6 +62,9 @@ def viewer_params() -> list[list[DownTrackParams]]:
         [DownTrackParams("audio", "x", 0xA0000002, {"opus": 111}, two_byte_mid)],
         [DownTrackParams("audio", "y", 0xA0000003, {"opus": 109}, no_mid)],
         [DownTrackParams("audio", "z", 0xA0000004, {"PCMU": 0}, dict(VIEW_EXT))],  # no codec
+        # NACK not negotiated: no cache, NACKs resend nothing, same bytes both ways
+        [dataclasses.replace(down_audio(0xA0000005, "n"), nack=False),
+         dataclasses.replace(down_video(0xB0000005, "m"), nack=False)],
     ]
 
 
@@ -138,11 +142,14 @@ def test_a_scripted_run_exercises_every_branch() -> None:
                                              ("key", 0), ("video", 0), ("nack", 3)]
     c = run(script, pure=False)
     assert c == run(script, pure=True) | {"states": c["states"]}
-    audio, video, two_byte, no_mid, no_codec = c["counters"]
+    audio, video, two_byte, no_mid, no_codec, no_nack_audio, no_nack_video = c["counters"]
     # sent, dropped old / no codec / waiting keyframe (the Source drops malformed packets)
     assert (audio[0], audio[4]) == (5, 1)
     assert (video[0], video[7]) == (2, 1)
     assert two_byte[0] == no_mid[0] == 5 and no_codec[6] == 6  # every audio packet
+    # Without NACK: same forwarding, nothing resent (index 8: packets_resent)
+    assert no_nack_audio[:8] == audio[:8] and no_nack_video[:8] == video[:8]
+    assert audio[8] + video[8] > 0 and no_nack_audio[8] == no_nack_video[8] == 0
     rtp_out = c["rtp"]
     # The two-byte MID form (id 15) came from the Python slow path, the rest from C.
     assert rtp.read_extensions(rtp_out[1][0])[-1] == (15, b"x")
@@ -177,7 +184,8 @@ def test_fanout_hands_back_slow_and_non_c_states() -> None:
 @pytest.mark.skipif(not PROTECT_FN, reason="pylibsrtp exposes no srtp_protect")
 @pytest.mark.parametrize("profile", ["SRTP_PROFILE_AES128_CM_SHA1_80",
                                      "SRTP_PROFILE_AEAD_AES_128_GCM"])
-def test_target_sends_srtp_that_decrypts_to_the_python_output(profile: str) -> None:
+@pytest.mark.parametrize("nack", [True, False])
+def test_target_sends_srtp_that_decrypts_to_the_python_output(profile: str, nack: bool) -> None:
     key_len = 30 if "CM" in profile else 28
     a, b = bytes(range(key_len)), bytes(range(100, 100 + key_len))
     sender = SrtpPair(SrtpKeys(profile, rx_key=b, tx_key=a))
@@ -205,7 +213,8 @@ def test_target_sends_srtp_that_decrypts_to_the_python_output(profile: str) -> N
             streams, _, _, _ = make_streams()
             stream = streams.get_or_create("s")
             source = stream.publish(None, [audio_params()], FakeSink())
-            down = stream.add_viewer([down_audio()], sink).down_tracks[0]
+            down = stream.add_viewer([dataclasses.replace(down_audio(), nack=nack)],
+                                     sink).down_tracks[0]
         packets = [audio_packet(500 + i, 960 * i, level=i) for i in range(150)]
         source.on_rtp(packets[0])  # not ready yet: through the sink
         py_source.on_rtp(packets[0])
@@ -220,11 +229,18 @@ def test_target_sends_srtp_that_decrypts_to_the_python_output(profile: str) -> N
     assert got == expected.rtp_out[1:] and raw == []
     assert target.packets == 149 and target.octets == sum(len(p) for p in got) + 149 * (
         sender.tag_length)
-    assert [down.cache.get(500 + i) for i in range(22, 150)] == expected.rtp_out[22:]  # 128 slots
+    if nack:
+        assert down.cache is not None
+        assert [down.cache.get(500 + i) for i in range(22, 150)] == expected.rtp_out[22:]  # 128
+    else:
+        assert down.cache is None
     target.clear()
     assert not target.ready
     source.on_rtp(audio_packet(650, 0))
     assert len(sink.rtp_out) == 2  # back to the sink once cleared
+    # A NACK is answered from the cache only when NACK was negotiated (RFC 4585 §4.2).
+    assert down.on_nack([649], 0.0) == (1 if nack else 0)
+    assert sink.rtp_out[2:] == ([expected.rtp_out[149]] if nack else [])
 
 
 @pytest.mark.skipif(not PROTECT_FN, reason="pylibsrtp exposes no srtp_protect")

@@ -137,6 +137,7 @@ class ViewerSession(Session):
                 ssrc=send_tracks[m.mid].ssrc,
                 payload_types={c.key: c.payload_type for c in m.codecs},
                 ext_ids=dict(m.ext_ids),
+                nack=any("nack" in c.rtcp_fbs for c in m.codecs),
             )
             for m in negotiated
             if not m.rejected and m.mid in send_tracks
@@ -333,6 +334,7 @@ class ViewerSession(Session):
                 ssrc=new_ssrc(self._ssrcs),
                 payload_types=dict(first.payload_types),
                 ext_ids=dict(first.ext_ids),
+                nack=first.nack,
             ))
         source = stream.sources.get(projection.source_id)
         down.bind(projection.track_of(source) if source is not None else None)

@@ -76,7 +76,12 @@ class DownTrack:
         # C fan-out updates directly; this class handles what is rare (binds, re-basing,
         # keyframe waits) and is the whole path in pure Python.
         st: Any = c.DownState() if c is not None else DownState()
-        st.cache = c.PacketCache(size) if c is not None else PacketCache(size)
+        # Without negotiated NACK nobody can ask for a resend (RFC 4585 §4.2): no cache, which
+        # spares a bytes object and a cache slot per forwarded packet (all audio today).
+        if not params.nack:
+            st.cache = None
+        else:
+            st.cache = c.PacketCache(size) if c is not None else PacketCache(size)
         st.ssrc = params.ssrc
         st.mid = _shared(params.mid.encode())
         st.mid_id = params.ext_ids.get(rtp.SDES_MID, 0)
@@ -85,7 +90,7 @@ class DownTrack:
         st.sink_send = sink.send_rtp
         st.owner = self
         self._st = st
-        self.cache: PacketCache = st.cache
+        self.cache: PacketCache | None = st.cache
         self.last_clock_rate = 0
         self.binds = 0
         self.dropped_no_codec = 0
@@ -237,7 +242,8 @@ class DownTrack:
             st.last_seq = out_seq
             st.last_ts = out_ts
             st.last_time = now
-        st.cache.put(out_seq, out, now)
+        if st.cache is not None:
+            st.cache.put(out_seq, out, now)
         st.packets_sent += 1
         st.octets_sent += length
         self.sink.send_rtp(out)
@@ -265,6 +271,8 @@ class DownTrack:
         """Resend cached packets for NACKed outgoing seqs (RFC 4585 §6.2.1); returns the count."""
         self.nacks_received += 1
         sent = 0
+        if self._st.cache is None:
+            return 0  # NACK not negotiated: nothing kept to resend
         for seq in seqs:
             packet = self._st.cache.take_for_resend(seq, now, self._nack_guard)
             if packet is not None:

@@ -66,3 +66,5 @@ class DownTrackParams:
     ssrc: int  # server-chosen outgoing SSRC
     payload_types: dict[str, int]  # codec key ("opus", "VP8", "H264/42e01f/1") -> viewer PT
     ext_ids: dict[str, int] = field(default_factory=dict)  # URI -> viewer's id
+    # The viewer negotiated generic NACK (RFC 4585 §4.2): only then is a resend cache kept.
+    nack: bool = True
