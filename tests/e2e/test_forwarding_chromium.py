@@ -277,8 +277,9 @@ async def test_chromium_viewer_gets_sender_reports_for_audio_and_video(
     viewer = await open_viewer(page_factory, srv, name)
     await wait_until(viewer, FLOWING, [10], timeout=20)
     await asyncio.sleep(4.0)
-    # hubbub sends an SR + SDES per DownTrack every second (sfu config sr_interval); Chromium
-    # keeps the latest as remote-outbound-rtp and needs them to sync audio and video playout.
+    # hubbub sends each DownTrack's SR every second, aggregated per viewer with one SDES (sfu
+    # config sr_interval); Chromium keeps the latest as remote-outbound-rtp and needs them to sync
+    # audio and video playout.
     reports: dict[str, dict[str, Any]] = await viewer.evaluate(REMOTE_OUTBOUND)
     now_ms: float = await viewer.evaluate("Date.now()")
     last = await inbound(viewer)

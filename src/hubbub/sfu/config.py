@@ -56,13 +56,15 @@ class SfuConfig:
 
     keyframe_min_interval: at most one PLI per publisher Track in this window (RFC 4585 §6.3.1
         leaves the rate to the sender; 300 ms is what mediasoup and LiveKit use).
-    sr_interval: one SR + SDES compound per DownTrack (RFC 3550 §6.2: ~5 s minimum for large
+    sr_interval: each viewer's SRs (one per sending DownTrack, aggregated into compound packets
+        with one SDES) every this long (RFC 3550 §6.2: ~5 s minimum for large
         sessions, but browsers need frequent SRs for lip sync; 1 s like libwebrtc video).
     rr_interval: one RR per publisher Track (RFC 3550 §6.4.2).
     nack_resend_guard: a cached packet is resent at most once per this interval, so repeated
         NACKs for the same seq within ~one RTT do not cause a retransmission storm.
     video_cache_size / audio_cache_size: PacketCache slots (powers of two); 1024 covers ≥ 1 s of
-        video at 500+ packets/s, 128 covers 2.5 s of 20 ms audio.
+        video at 500+ packets/s, 128 covers 2.5 s of 20 ms audio. A DownTrack whose viewer did
+        not negotiate NACK keeps no cache (audio answers never offer NACK today).
     media_timeout: a Source whose tracks received nothing for this long is reported through
         `StreamListener.source_timed_out`; control decides what to do.
     max_learned_ssrcs: SSRCs a Source learns from MID/PT before it stops learning (bounds memory
