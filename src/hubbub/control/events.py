@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hubbub.control.node import Node
+    from hubbub.control.coordination import Coordinator
     from hubbub.control.publish import PublisherSession
     from hubbub.control.view import ViewerSession
     from hubbub.sfu.source import Source
@@ -21,8 +22,18 @@ log = logging.getLogger(__name__)
 
 
 class EventHub:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """`stream_id` names a stream in payloads ("account/name"); viewer counts go through the
+    `coordinator`, which answers with the stream-wide total (`total_viewers`)."""
+
+    def __init__(
+        self,
+        stream_id: Callable[[str], str],
+        coordinator: Coordinator,
+        viewercount_interval: float,
+    ) -> None:
+        self.stream_id = stream_id
+        self.coordinator = coordinator
+        self.viewercount_interval = viewercount_interval
         self._viewers: dict[str, set[ViewerSession]] = {}
         self._publishers: dict[str, set[PublisherSession]] = {}
         self._owners: dict[int, PublisherSession] = {}  # id(Source) -> its publisher session
@@ -78,7 +89,7 @@ class EventHub:
 
     def active_payload(self, stream: Stream, source: Source) -> dict[str, Any]:
         return {
-            "streamId": self.node.stream_id(stream.name),
+            "streamId": self.stream_id(stream.name),
             "sourceId": source.source_id,
             "tracks": [{"trackId": t.mid, "media": t.kind} for t in source.tracks],
         }
@@ -96,14 +107,16 @@ class EventHub:
         self._to_viewers(
             stream,
             "inactive",
-            {"streamId": self.node.stream_id(stream.name), "sourceId": source.source_id},
+            {"streamId": self.stream_id(stream.name), "sourceId": source.source_id},
         )
 
     def stopped(self, stream: Stream) -> None:
-        self._to_viewers(stream, "stopped", {"streamId": self.node.stream_id(stream.name)})
+        self._to_viewers(stream, "stopped", {"streamId": self.stream_id(stream.name)})
 
     def source_timed_out(self, stream: Stream, source: Source) -> None:
         owner = self._owners.get(id(source))
+        if owner is None and self.coordinator.source_timed_out(stream, source):
+            return  # a relayed copy: its origin decides when it ends
         log.info("source %r of %s sent no media: ending it", source.source_id, stream.name)
         if owner is not None:
             owner.terminate("no media received")
@@ -119,35 +132,41 @@ class EventHub:
             session.send_event("vad", {"mediaId": mid, "sourceId": source_id})
 
     def viewer_count(self, stream: Stream, count: int) -> None:
-        previous = self._counts.get(stream.name, 0)
-        self._counts[stream.name] = count
+        self.coordinator.viewers_changed(stream.name, count)
+
+    def total_viewers(self, stream: str, count: int) -> None:
+        """The stream-wide viewer count (all nodes): publisher `active`/`inactive` and the
+        coalesced `viewercount` event."""
+        previous = self._counts.get(stream, 0)
+        self._counts[stream] = count
         # On a publisher socket, active/inactive mean first viewer joined / last viewer left.
         if previous == 0 and count > 0:
-            for pub in list(self._publishers.get(stream.name, ())):
-                pub.send_event("active", {"streamId": self.node.stream_id(stream.name)})
+            for pub in list(self._publishers.get(stream, ())):
+                pub.send_event("active", {"streamId": self.stream_id(stream)})
         elif previous > 0 and count == 0:
-            for pub in list(self._publishers.get(stream.name, ())):
-                pub.send_event("inactive", {"streamId": self.node.stream_id(stream.name)})
-        if stream.name in self._count_due:
+            for pub in list(self._publishers.get(stream, ())):
+                pub.send_event("inactive", {"streamId": self.stream_id(stream)})
+        if stream in self._count_due:
             return
         # Coalesce: at most one viewercount per interval (PROTOCOL.md), with the latest value.
         loop = asyncio.get_running_loop()
-        interval = self.node.config.control.viewercount_interval
-        wait = self._count_time.get(stream.name, -interval) + interval - loop.time()
-        self._count_due[stream.name] = loop.call_later(max(wait, 0.0), self._send_count, stream)
+        interval = self.viewercount_interval
+        wait = self._count_time.get(stream, -interval) + interval - loop.time()
+        self._count_due[stream] = loop.call_later(max(wait, 0.0), self._send_count, stream)
 
-    def _send_count(self, stream: Stream) -> None:
-        self._count_due.pop(stream.name, None)
-        self._count_time[stream.name] = asyncio.get_running_loop().time()
-        count = self._counts.get(stream.name, 0)
-        if self._count_sent.get(stream.name) == count:
+    def _send_count(self, stream: str) -> None:
+        self._count_due.pop(stream, None)
+        self._count_time[stream] = asyncio.get_running_loop().time()
+        count = self._counts.get(stream, 0)
+        if self._count_sent.get(stream) == count:
             return
-        self._count_sent[stream.name] = count
+        self._count_sent[stream] = count
         data = {"viewercount": count}
-        self._to_viewers(stream, "viewercount", data)
-        for pub in list(self._publishers.get(stream.name, ())):
+        for session in list(self._viewers.get(stream, ())):
+            session.send_event("viewercount", data)
+        for pub in list(self._publishers.get(stream, ())):
             pub.send_event("viewercount", data)
-        if count == 0 and stream.name not in self._viewers:
-            self._counts.pop(stream.name, None)
-            self._count_sent.pop(stream.name, None)
-            self._count_time.pop(stream.name, None)
+        if count == 0 and stream not in self._viewers and stream not in self._publishers:
+            self._counts.pop(stream, None)
+            self._count_sent.pop(stream, None)
+            self._count_time.pop(stream, None)

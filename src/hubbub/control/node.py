@@ -9,6 +9,7 @@ import time
 
 from hubbub.config import Config
 from hubbub.control import messages
+from hubbub.control.coordination import Coordinator, SingleNode
 from hubbub.control.events import EventHub
 from hubbub.media.udp import MediaPort
 from hubbub.sfu.config import SfuConfig
@@ -23,24 +24,32 @@ TICK_INTERVAL = 0.1
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
+    """`coordinator` links the node to its cluster (default: none, `SingleNode`)."""
+
+    def __init__(self, config: Config, coordinator: Coordinator | None = None) -> None:
         self.config = config
         self.account_id = "hubbub"
-        self.cluster_id = "local"
+        self.coordinator: Coordinator = coordinator or SingleNode()
+        self.cluster_id = self.coordinator.node_id
         self.port = MediaPort(config.media)
-        self.hub = EventHub(self)
+        self.hub = EventHub(
+            self.stream_id, self.coordinator, config.control.viewercount_interval
+        )
         self.streams = Streams(
             listener=self.hub,
             config=SfuConfig(media_timeout=config.control.media_timeout),
         )
         self._ticker: asyncio.Task[None] | None = None
+        self.coordinator.attach(self)
 
     async def start(self) -> None:
         await self.port.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         log.info("media port listening on udp %s:%d", *self.port.local_addr)
+        await self.coordinator.start()
 
     async def stop(self) -> None:
+        await self.coordinator.stop()
         if self._ticker is not None:
             self._ticker.cancel()
         await self.port.stop()

@@ -14,6 +14,7 @@ from hubbub.sfu.types import TrackParams
 
 if TYPE_CHECKING:
     from hubbub.control.auth.jwts import Grant
+    from hubbub.control.coordination import Interest
     from hubbub.control.node import Node
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
@@ -59,6 +60,7 @@ class PublisherSession(Session):
         self.source: Source | None = None
         self.transport: WebRtcTransport | None = None
         self._tracks: list[TrackParams] = []
+        self._interest: Interest | None = None
         self.viewer_count = 0
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
@@ -94,6 +96,7 @@ class PublisherSession(Session):
             transport.close("publish refused")
             raise messages.ProtocolError("offer has no audio or video we can receive")
         self.stream = self.node.streams.get_or_create(name)
+        self._interest = self.node.coordinator.interest(name, "publish")
         self.source_id = source_id
         self._tracks = tracks
         self.transport = transport
@@ -128,6 +131,7 @@ class PublisherSession(Session):
             source.on_replaced = self.replaced
             transport.on_rtp = source.on_rtp
             transport.on_rtcp = source.on_rtcp
+            self.node.coordinator.source_published(self.stream, source)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             self.end(reason or state.value)
             self.request_close(1000, f"media transport {state.value}: {reason}")
@@ -146,6 +150,9 @@ class PublisherSession(Session):
         if source is not None and self.stream is not None:
             self.node.hub.unbind_source(source)
             self.stream.unpublish(source)
+            self.node.coordinator.source_unpublished(self.stream, source)
+        if self._interest is not None:
+            self._interest.release()
         transport = self.transport
         if transport is not None:
             transport.on_state = lambda state, reason: None

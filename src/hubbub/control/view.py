@@ -19,6 +19,7 @@ from hubbub.sfu.types import DownTrackParams
 
 if TYPE_CHECKING:
     from hubbub.control.auth.jwts import Grant
+    from hubbub.control.coordination import Interest
     from hubbub.control.node import Node
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
@@ -85,12 +86,13 @@ class ViewerSession(Session):
         self._ssrcs: set[int] = set()
         self._projections: dict[str, Projection] = {}  # viewer mid -> what it carries
         self.layer: dict[str, Any] = {}  # the last `select` (automatic when empty)
+        self._interest: Interest | None = None
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
     async def handle(self, command: messages.Command) -> dict[str, Any]:
         if command.name == "view":
-            return self._view(command.data)
+            return await self._view(command.data)
         if command.name in ("project", "unproject", "select"):
             if self.stream is None:
                 raise messages.ProtocolError(f"{command.name}: send view first")
@@ -101,12 +103,24 @@ class ViewerSession(Session):
             return self._select(command.data)
         raise messages.ProtocolError(f"unknown command {command.name!r}")
 
-    def _view(self, data: dict[str, Any]) -> dict[str, Any]:
-        if self.transport is not None:
+    async def _view(self, data: dict[str, Any]) -> dict[str, Any]:
+        if self.transport is not None or self._interest is not None:
             raise messages.ProtocolError("already viewing on this connection")
         name = stream_for(
             self.node, self.grant, messages.optional_str(data, "streamId"), "streamId"
         )
+        # In a cluster, the stream's sources on other nodes are relayed here before we answer,
+        # so the `active` events after the reply cover them as on a single node.
+        interest = self._interest = self.node.coordinator.interest(name, "view")
+        try:
+            await interest.ready()
+            return self._answer_view(name, data)
+        except BaseException:
+            self._interest = None
+            interest.release()
+            raise
+
+    def _answer_view(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
         self.pinned_source_id = messages.optional_str(data, "pinnedSourceId")
         self.excluded = messages.str_list(data, "excludedSourceIds")
         self.set_events(data.get("events"))
@@ -350,6 +364,8 @@ class ViewerSession(Session):
         if self.stream is not None:
             self.node.hub.remove_viewer(self.stream.name, self)
             self.node.discard_if_empty(self.stream)
+        if self._interest is not None:
+            self._interest.release()
 
     def close(self) -> None:
         self.end("signaling closed")

@@ -80,20 +80,17 @@ def _ignore_state(state: TransportState, reason: str) -> None:
     pass
 
 
-class WebRtcTransport:
-    """Created by the control plane per peer connection; registered with a MediaPort."""
+class SrtpPeer:
+    """An SRTP association with one remote address on a MediaPort: counters, protect + send
+    (also for the C fan-out through `c_target`) and the receive split of RTP from RTCP.
+    `WebRtcTransport` keys it through ICE + DTLS; `media.relay_link.RelayLink` keys it from
+    an agreement between two hubbub nodes."""
 
-    def __init__(self, port: MediaPort, remote: RemoteParameters) -> None:
+    def __init__(self, port: MediaPort) -> None:
         self.port = port
-        self.remote = remote
-        self.local_ufrag, self.local_pwd = ice.new_credentials()
-        self.state = TransportState.NEW
-        self.close_reason = ""
         self.addr: Address | None = None
         self._sockaddr = b""
-        self.nominated = False
-        self.last_consent = time.monotonic()
-        self.created = self.last_consent
+        self._srtp: SrtpPair | None = None
         self._stats = TransportStats()
         # Where the C fan-out (Track.on_rtp -> hubbub._speedups.fanout) sends this peer's RTP;
         # ready once SRTP is keyed and the address known, cleared on teardown. None without
@@ -102,21 +99,6 @@ class WebRtcTransport:
         self.c_target: Any = c.Target() if c is not None and PROTECT_FN else None
         self.on_rtp: Callable[[bytes], None] = _ignore_bytes
         self.on_rtcp: Callable[[bytes], None] = _ignore_bytes
-        self.on_state: Callable[[TransportState, str], None] = _ignore_state
-        self._srtp: SrtpPair | None = None
-        self._dtls = DtlsServer(
-            port.certificate_context,
-            remote.fingerprints,
-            self._send_raw,
-            mtu=port.config.dtls_mtu,
-        )
-        self._dtls_timer: asyncio.TimerHandle | None = None
-        self._twcc: TwccResponder | None = None
-        self._twcc_timer: asyncio.TimerHandle | None = None
-
-    def enable_twcc(self, ext_id: int, sender_ssrc: int) -> None:
-        """Answer the peer's transport-wide seq numbers with feedback (we receive media)."""
-        self._twcc = TwccResponder(ext_id, sender_ssrc)
 
     @property
     def stats(self) -> TransportStats:
@@ -142,6 +124,88 @@ class WebRtcTransport:
             target.set(fd, srtp.tx_protect_fn, srtp.tx_ctx, self._sockaddr, srtp,
                        self._send_raw)
 
+    def _set_addr(self, addr: Address) -> None:
+        self.addr = addr
+        self._sockaddr = sockaddr_bytes(addr)
+        self._update_target()
+
+    def receive_dtls(self, data: bytes) -> None:
+        """A DTLS record from the peer's address (only WebRtcTransport expects any)."""
+        self._stats.extra["dtls_ignored"] = self._stats.extra.get("dtls_ignored", 0) + 1
+
+    def send_rtp(self, data: bytes) -> None:
+        srtp = self._srtp
+        addr = self.addr
+        if srtp is None or addr is None:
+            return
+        batch = self.port.batch
+        if batch is not None and srtp.tx_pointer:
+            # Inside the port's receive: protect + send happen in C for the whole fan-out.
+            batch.append((srtp.tx_pointer, data, self._sockaddr, srtp, addr))
+            stats = self._stats
+            stats.rtp_out += 1
+            stats.bytes_out += len(data) + srtp.tag_length
+            return
+        try:
+            out = srtp.protect(data)
+        except SrtpError:
+            self._stats.srtp_errors += 1
+            return
+        self._stats.rtp_out += 1
+        self._stats.bytes_out += len(out)
+        self.port.sendto(out, addr)
+
+    def send_rtcp(self, data: bytes) -> None:
+        srtp = self._srtp
+        addr = self.addr
+        if srtp is None or addr is None:
+            return
+        try:
+            out = srtp.protect_rtcp(data)
+        except SrtpError:
+            self._stats.srtp_errors += 1
+            return
+        self._stats.rtcp_out += 1
+        self.port.sendto(out, addr)
+
+    def _send_raw(self, data: bytes) -> None:
+        if self.addr is not None:
+            self.port.sendto(data, self.addr)
+
+    def receive_srtp(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self, reason: str = "closed") -> None:
+        raise NotImplementedError
+
+
+class WebRtcTransport(SrtpPeer):
+    """Created by the control plane per peer connection; registered with a MediaPort."""
+
+    def __init__(self, port: MediaPort, remote: RemoteParameters) -> None:
+        super().__init__(port)
+        self.remote = remote
+        self.local_ufrag, self.local_pwd = ice.new_credentials()
+        self.state = TransportState.NEW
+        self.close_reason = ""
+        self.nominated = False
+        self.last_consent = time.monotonic()
+        self.created = self.last_consent
+        self.on_state: Callable[[TransportState, str], None] = _ignore_state
+        self._dtls = DtlsServer(
+            port.certificate_context,
+            remote.fingerprints,
+            self._send_raw,
+            mtu=port.config.dtls_mtu,
+        )
+        self._dtls_timer: asyncio.TimerHandle | None = None
+        self._twcc: TwccResponder | None = None
+        self._twcc_timer: asyncio.TimerHandle | None = None
+
+    def enable_twcc(self, ext_id: int, sender_ssrc: int) -> None:
+        """Answer the peer's transport-wide seq numbers with feedback (we receive media)."""
+        self._twcc = TwccResponder(ext_id, sender_ssrc)
+
     @property
     def local_fingerprint(self) -> str:
         return self.port.certificate.fingerprint
@@ -157,9 +221,7 @@ class WebRtcTransport:
         # in, so a DTLS ClientHello that races the nomination can be answered.
         if self.addr is None or (nominated and (not self.nominated or addr != self.addr)):
             self.port.bind_address(self, addr)
-            self.addr = addr
-            self._sockaddr = sockaddr_bytes(addr)
-            self._update_target()
+            self._set_addr(addr)
         if nominated:
             self.nominated = True
         if self.state is TransportState.NEW:
@@ -253,50 +315,11 @@ class WebRtcTransport:
                 self._twcc.record(plain, time.monotonic_ns() // 1000)
             self.on_rtp(plain)
 
-    def send_rtp(self, data: bytes) -> None:
-        srtp = self._srtp
-        addr = self.addr
-        if srtp is None or addr is None:
-            return
-        batch = self.port.batch
-        if batch is not None and srtp.tx_pointer:
-            # Inside the port's receive: protect + send happen in C for the whole fan-out.
-            batch.append((srtp.tx_pointer, data, self._sockaddr, srtp, addr))
-            stats = self._stats
-            stats.rtp_out += 1
-            stats.bytes_out += len(data) + srtp.tag_length
-            return
-        try:
-            out = srtp.protect(data)
-        except SrtpError:
-            self._stats.srtp_errors += 1
-            return
-        self._stats.rtp_out += 1
-        self._stats.bytes_out += len(out)
-        self.port.sendto(out, addr)
-
-    def send_rtcp(self, data: bytes) -> None:
-        srtp = self._srtp
-        addr = self.addr
-        if srtp is None or addr is None:
-            return
-        try:
-            out = srtp.protect_rtcp(data)
-        except SrtpError:
-            self._stats.srtp_errors += 1
-            return
-        self._stats.rtcp_out += 1
-        self.port.sendto(out, addr)
-
     @property
     def connected(self) -> bool:
         return self.state is TransportState.CONNECTED
 
     # --- lifecycle -----------------------------------------------------------------------
-
-    def _send_raw(self, data: bytes) -> None:
-        if self.addr is not None:
-            self.port.sendto(data, self.addr)
 
     def _set_state(self, state: TransportState, reason: str = "") -> None:
         self.state = state

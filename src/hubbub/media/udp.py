@@ -19,7 +19,13 @@ from hubbub.config import MediaConfig
 from hubbub.media import ice
 from hubbub.media.dtls import Certificate
 from hubbub.media.srtp import PROTECT_FN
-from hubbub.media.transport import Address, RemoteParameters, TransportState, WebRtcTransport
+from hubbub.media.transport import (
+    Address,
+    RemoteParameters,
+    SrtpPeer,
+    TransportState,
+    WebRtcTransport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ class MediaPort(asyncio.DatagramProtocol):
         self.certificate_context = self.certificate.context()
         self.stats = PortStats()
         self._by_ufrag: dict[str, WebRtcTransport] = {}
-        self._by_addr: dict[Address, WebRtcTransport] = {}
+        self._by_addr: dict[Address, SrtpPeer] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.local_addr: Address = ("0.0.0.0", 0)
@@ -91,6 +97,8 @@ class MediaPort(asyncio.DatagramProtocol):
     async def stop(self) -> None:
         for transport in list(self._by_ufrag.values()):
             transport.close("server shutting down")
+        for peer in list(self._by_addr.values()):  # relay links
+            peer.close("server shutting down")
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._udp is not None:
@@ -124,7 +132,9 @@ class MediaPort(asyncio.DatagramProtocol):
         self._by_ufrag[transport.local_ufrag] = transport
         return transport
 
-    def bind_address(self, transport: WebRtcTransport, addr: Address) -> None:
+    def bind_address(self, transport: SrtpPeer, addr: Address) -> None:
+        """Route SRTP and DTLS from `addr` to `transport` (a peer connection after its ICE
+        check, or a relay link to another node)."""
         if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
             del self._by_addr[transport.addr]
         other = self._by_addr.get(addr)
@@ -133,8 +143,9 @@ class MediaPort(asyncio.DatagramProtocol):
             other.close("address taken over by a new session")
         self._by_addr[addr] = transport
 
-    def unregister(self, transport: WebRtcTransport) -> None:
-        self._by_ufrag.pop(transport.local_ufrag, None)
+    def unregister(self, transport: SrtpPeer) -> None:
+        if isinstance(transport, WebRtcTransport):
+            self._by_ufrag.pop(transport.local_ufrag, None)
         if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
             del self._by_addr[transport.addr]
 

@@ -7,7 +7,7 @@ from hubbub.sfu.types import DownTrackParams, TrackParams
 
 # Never copied from publisher to viewer: MID is written separately with the viewer's value,
 # RIDs name the publisher's encodings, and transport-wide seq numbers belong to one transport.
-_NOT_FORWARDED = frozenset({SDES_MID, RID, REPAIRED_RID, TRANSPORT_CC})
+NOT_FORWARDED = frozenset({SDES_MID, RID, REPAIRED_RID, TRANSPORT_CC})
 
 # RFC 6184 §8.1: profile-level-id defaults to 42000A (baseline) and packetization-mode to 0.
 _H264_DEFAULT_PROFILE = "42000a"
@@ -79,7 +79,7 @@ def extension_map(incoming: dict[str, int], outgoing: dict[str, int]) -> bytes:
     table = bytearray(256)
     for uri, in_id in incoming.items():
         out_id = outgoing.get(uri, 0)
-        if uri in _NOT_FORWARDED or not 0 < in_id < 256 or not 0 < out_id < 256:
+        if uri in NOT_FORWARDED or not 0 < in_id < 256 or not 0 < out_id < 256:
             continue
         table[in_id] = out_id
     return bytes(table)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from hubbub.media import rtcp
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.multiplexer import Multiplexer
+from hubbub.sfu.relay import RelayFeed
 from hubbub.sfu.source import Source
 from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamListener, TrackParams
 from hubbub.sfu.viewer import Viewer
@@ -31,6 +32,7 @@ class Stream:
         self.name = name
         self.sources: dict[str | None, Source] = {}
         self.viewers: list[Viewer] = []
+        self.relays: list[RelayFeed] = []
         self._listener = listener
         self._config = config
         self._clock = clock
@@ -102,6 +104,20 @@ class Stream:
         self._listener.viewer_count(self, len(self.viewers))
         self._maybe_empty()
 
+    def add_relay(self, source: Source, ssrcs: list[int], sink: RtpSink) -> RelayFeed:
+        """Forward a live Source of this Stream to another node (see `RelayFeed`)."""
+        if self.sources.get(source.source_id) is not source:
+            raise ValueError(f"source {source.source_id!r} is not live in {self.name}")
+        feed = RelayFeed(source, ssrcs, sink, self._config, self._clock)
+        self.relays.append(feed)
+        return feed
+
+    def remove_relay(self, feed: RelayFeed) -> None:
+        if feed in self.relays:
+            self.relays.remove(feed)
+            feed.close()
+            self._maybe_empty()
+
     def main_source_for(self, viewer: Viewer) -> Source | None:
         """The pinned source if live, else the one without sourceId, else the oldest live one;
         excluded sources never qualify."""
@@ -131,7 +147,7 @@ class Stream:
         self.multiplexer.tick(now)
 
     def _maybe_empty(self) -> None:
-        if not self.sources and not self.viewers:
+        if not self.sources and not self.viewers and not self.relays:
             self._on_empty(self)
 
     def tick(self, now: float, ntp_now: int) -> None:
@@ -140,6 +156,8 @@ class Stream:
         self.multiplexer.tick(now)
         for viewer in self.viewers:
             viewer.tick(now, ntp_now, config.sr_interval)
+        for relay in self.relays:
+            relay.tick(now, ntp_now, config.sr_interval)
         for source in list(self.sources.values()):
             for track in source.tracks:
                 track.send_due_nacks(now)
@@ -187,7 +205,7 @@ class Streams:
     def discard_if_empty(self, stream: Stream) -> bool:
         """Forget a Stream that has neither sources nor viewers (e.g. created for a session that
         never connected); True if it was removed."""
-        if stream.sources or stream.viewers or self._streams.get(stream.name) is not stream:
+        if stream.sources or stream.viewers or stream.relays or self._streams.get(stream.name) is not stream:
             return False
         del self._streams[stream.name]
         return True
