@@ -205,7 +205,8 @@ class Streams:
     def discard_if_empty(self, stream: Stream) -> bool:
         """Forget a Stream that has neither sources nor viewers (e.g. created for a session that
         never connected); True if it was removed."""
-        if stream.sources or stream.viewers or stream.relays or self._streams.get(stream.name) is not stream:
+        busy = stream.sources or stream.viewers or stream.relays
+        if busy or self._streams.get(stream.name) is not stream:
             return False
         del self._streams[stream.name]
         return True
