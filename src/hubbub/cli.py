@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from hubbub.config import Config
 
@@ -65,6 +66,35 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "--no-spaces", action="store_true",
         help="do not serve the Spaces audio-room app at /spaces",
     )
+    cluster = parser.add_argument_group(
+        "scale-out", "several worker processes on this host, or several hosts, as one cluster"
+    )
+    cluster.add_argument(
+        "--workers", default="1", metavar="N|auto",
+        help="worker processes on this host (auto: one per core). Default 1: a single "
+        "process, no Redis needed. Worker i uses --http-port + i and --media-port + i",
+    )
+    cluster.add_argument(
+        "--redis", default=os.environ.get("HUBBUB_REDIS_URL", ""), metavar="URL",
+        help="join the cluster whose registry is this Redis (redis://HOST:PORT/DB, "
+        "rediss://..., unix://PATH; env HUBBUB_REDIS_URL). With --workers > 1 and no "
+        "--redis, a private redis-server is started for this host's workers",
+    )
+    cluster.add_argument(
+        "--cluster-ip", default="", metavar="IP",
+        help="address other nodes send relayed media to (default: the first --announce-ip, "
+        "else the media bind address, else 127.0.0.1)",
+    )
+    cluster.add_argument("--node-capacity", type=int, default=500, metavar="N",
+                         help="peer connections per worker the Director weighs load by")
+    cluster.add_argument("--heartbeat", type=float, default=1.0, help=argparse.SUPPRESS)
+    cluster.add_argument("--node-ttl", type=float, default=5.0,
+                         help="seconds after which a silent node leaves the registry")
+    cluster.add_argument(
+        "--drain-grace", type=float, default=30.0, metavar="SECONDS",
+        help="on SIGTERM, keep serving connected clients this long (no new ones) then stop",
+    )
+    cluster.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -90,8 +120,6 @@ def _config_from(args: argparse.Namespace) -> Config:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from hubbub.control.app import create_app
     from hubbub.control.auth import datadir
     from hubbub.control.auth.service import Auth
@@ -103,10 +131,20 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         data = datadir.prepare(config.auth)
+        workers = _worker_count(args.workers)
     except (OSError, ValueError) as exc:
         print(f"hubbub serve: {exc}", file=sys.stderr)
         return 2
-    node = Node(config)
+    if workers > 1:
+        return _supervise(args, workers, data.path)
+    coordinator = None
+    if args.redis:
+        try:
+            coordinator = _join_cluster(args, config, data.signing_key.jwk)
+        except (OSError, ValueError, RuntimeError) as exc:
+            print(f"hubbub serve: {exc}", file=sys.stderr)
+            return 2
+    node = Node(config, coordinator)
     host = config.control.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{config.control.http_port}"
@@ -115,7 +153,15 @@ def serve(args: argparse.Namespace) -> int:
         from hubbub.apps.spaces.cli import embedded
 
         apps.append(embedded(base, data.api_secret, str(data.path), config.auth.database_url))
-    app = create_app(node, Auth(config.auth, data), apps)
+    auth = Auth(config.auth, data)
+    if coordinator is not None:
+        auth.peer_keys = coordinator.verify_keys
+        auth.refresh_peer_keys = coordinator.refresh_nodes
+    app = create_app(node, auth, apps)
+    if args.worker_index >= 0:
+        print(f"hubbub worker {args.worker_index} ({node.cluster_id}) on {base}, media udp "
+              f"{config.media.port}", flush=True)
+        return _run(app, config, args, node)
     print(f"hubbub serving on {base}")
     print(f"  director: {base}/api/director/publish  {base}/api/director/subscribe")
     print(f"  publish:  ws://{shown}:{config.control.http_port}/ws/v2/pub")
@@ -146,20 +192,125 @@ def serve(args: argparse.Namespace) -> int:
               f"{config.control.http_port}/ws/v2/pub")
         print(f"            hubbub view --stream demo --url ws://{shown}:"
               f"{config.control.http_port}/ws/v2/sub")
+    if coordinator is not None:
+        print(f"  cluster:  node {node.cluster_id}, registry {coordinator.store.stats()['url']}")
     sys.stdout.flush()
-    uvicorn.run(
+    return _run(app, config, args, node)
+
+
+def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """SIGTERM drains: uvicorn stops accepting at once and waits up to --drain-grace for
+        open sockets; meanwhile the cluster registry says "draining", so the Director
+        sends no one here, and the media of connected clients keeps flowing."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            node.coordinator.begin_drain()
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(uvicorn.Config(
         app,
-        host=host,
+        host=config.control.host,
         port=config.control.http_port,
         loop="uvloop",
         ws_max_size=config.control.max_message_bytes,
         log_level="warning",
         lifespan="on",
+        timeout_graceful_shutdown=max(0.1, args.drain_grace),
         # Client addresses (allowedIpAddresses) come from the socket unless a proxy is trusted.
         proxy_headers=bool(args.trusted_proxy),
         forwarded_allow_ips=",".join(args.trusted_proxy) or None,
+    ))
+    server.run()
+    return 0 if server.started else 1
+
+
+def _worker_count(value: str) -> int:
+    from hubbub.cluster.workers import worker_count
+
+    return worker_count(value)
+
+
+def _supervise(args: argparse.Namespace, workers: int, data_path: Any) -> int:
+    from pathlib import Path
+
+    from hubbub.cluster.workers import PrivateRedis, Supervisor
+
+    private = None
+    redis_url = args.redis
+    if not redis_url:
+        private = PrivateRedis(Path(data_path) / "run")
+        try:
+            private.start()
+        except RuntimeError as exc:
+            print(f"hubbub serve: {exc}", file=sys.stderr)
+            return 2
+        redis_url = private.url
+    print(f"hubbub: {workers} workers, HTTP ports {args.http_port}-{args.http_port + workers - 1}"
+          f", media ports {args.media_port}-{args.media_port + workers - 1}, registry "
+          f"{'private redis-server' if private else redis_url}", flush=True)
+    try:
+        return Supervisor(sys.argv[2:], workers, args.http_port, args.media_port, redis_url,
+                          args.drain_grace).run()
+    finally:
+        if private is not None:
+            private.stop()
+
+
+def _advertised_host(config: Config) -> str:
+    for candidate in (*config.media.announced_ips, config.control.host):
+        if candidate not in ("0.0.0.0", "::", ""):
+            return candidate
+    return "127.0.0.1"
+
+
+def _join_cluster(args: argparse.Namespace, config: Config, jwk: dict[str, str]) -> Any:
+    """The ClusterCoordinator of this node, after checking that Redis answers."""
+    import secrets
+    import socket
+    from urllib.parse import urlsplit
+
+    import redis
+    from redis.exceptions import RedisError
+
+    from hubbub.cluster import ClusterConfig, ClusterCoordinator
+
+    try:
+        client = redis.Redis.from_url(args.redis, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except (RedisError, OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot reach Redis at {args.redis}: {exc}") from None
+    index = max(args.worker_index, 0)
+    if config.control.public_url:
+        parts = urlsplit(config.control.public_url)
+        scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+        netloc = parts.netloc
+        if index:
+            if parts.port is None:
+                raise ValueError("--workers with --public-url needs a port in the URL "
+                                 "(worker i is reached at that port + i)")
+            netloc = f"{parts.hostname}:{parts.port + index}"
+        url = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    else:
+        url = f"ws://{_advertised_host(config)}:{config.control.http_port}"
+    relay_host = args.cluster_ip or (
+        config.media.announced_ips[0] if config.media.announced_ips
+        else config.media.host if config.media.host not in ("0.0.0.0", "::") else "127.0.0.1"
     )
-    return 0
+    hostname = socket.gethostname()
+    return ClusterCoordinator(
+        ClusterConfig(
+            redis_url=args.redis,
+            node_id=f"{hostname}-{config.control.http_port}-{secrets.token_hex(3)}",
+            url=url, relay_host=relay_host, heartbeat=args.heartbeat, ttl=args.node_ttl,
+            capacity=max(1, args.node_capacity), host=hostname, worker=index,
+        ),
+        jwk,
+        key_retention=config.auth.jwt_minutes * 60 + config.auth.jwt_leeway,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

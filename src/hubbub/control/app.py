@@ -20,7 +20,7 @@ from hubbub.control.admin_streams import admin_streams_router
 from hubbub.control.auth import datadir
 from hubbub.control.auth.api import api_router
 from hubbub.control.auth.director import director_router
-from hubbub.control.auth.http import BodyLimit, PathCors, install_handlers
+from hubbub.control.auth.http import BodyLimit, PathCors, bearer, install_handlers, unauthorized
 from hubbub.control.auth.service import Auth
 from hubbub.control.examples import examples_router
 from hubbub.control.node import Node
@@ -70,7 +70,22 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "streams": len(node.streams)})
+        # 503 while draining, so load balancers stop sending new clients here.
+        draining = node.coordinator.draining
+        return JSONResponse(
+            {"status": "draining" if draining else "ok", "node": node.cluster_id,
+             "streams": len(node.streams)},
+            status_code=503 if draining else 200,
+        )
+
+    @app.get("/api/cluster", include_in_schema=False)
+    async def cluster(request: Request) -> JSONResponse:
+        """This node's view of its cluster (admin secret): nodes, hosted and pulled sources,
+        relay links and their counters, Redis commands sent."""
+        secret = bearer(request.headers.get("authorization"), required=True)
+        if secret is None or not node_auth.admin_secret_ok(secret):
+            raise unauthorized("Unauthorized: invalid API secret")
+        return JSONResponse(node.coordinator.stats())
 
     @app.websocket("/ws/v2/pub")
     async def ws_pub(websocket: WebSocket) -> None:
@@ -82,7 +97,8 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
 
     app.include_router(
         director_router(
-            auth, node.account_id, node.check_stream_name, node.config.control.public_url
+            auth, node.account_id, node.check_stream_name, node.config.control.public_url,
+            node.coordinator.place,
         )
     )
     app.include_router(api_router(auth))

@@ -39,6 +39,9 @@ class Coordinator(Protocol):
 
     async def stop(self) -> None: ...
 
+    def begin_drain(self) -> None:
+        """SIGTERM: take no new clients (the Director places none here) until the node stops."""
+
     def interest(self, stream: str, role: str) -> Interest:
         """A `publish` or `view` session on `stream` begins on this node."""
 
@@ -87,6 +90,9 @@ class SingleNode:
 
     async def stop(self) -> None:
         return None
+
+    def begin_drain(self) -> None:
+        self.draining = True
 
     def interest(self, stream: str, role: str) -> Interest:
         return _NoInterest()

@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hubbub.control import messages
 from hubbub.control.auth import gate
+from hubbub.control.auth.jwts import UNKNOWN_KEY, Grant
 from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 from hubbub.control.publish import PublisherSession
@@ -24,14 +25,22 @@ async def serve_socket(
 ) -> None:
     # Every socket shows a JWT of its role (`?token=`, as the SDK sends it) unless the node runs
     # with the development flag; a token given is verified either way.
-    verdict = gate.check(
-        auth,
-        role,
-        websocket.query_params.get("token"),
-        websocket.headers.get("origin"),
-        websocket.client.host if websocket.client else None,
-        node.config.control.allow_any_stream,
-    )
+    def check() -> Grant | gate.Refusal | None:
+        return gate.check(
+            auth,
+            role,
+            websocket.query_params.get("token"),
+            websocket.headers.get("origin"),
+            websocket.client.host if websocket.client else None,
+            node.config.control.allow_any_stream,
+        )
+
+    verdict = check()
+    if (isinstance(verdict, gate.Refusal) and verdict.reason == UNKNOWN_KEY
+            and auth is not None and auth.refresh_peer_keys is not None):
+        # Signed by a cluster node we have not heard of yet: look once more.
+        await auth.refresh_peer_keys()
+        verdict = check()
     await websocket.accept()
     if isinstance(verdict, gate.Refusal):
         log.info("%s socket refused: %s", role, verdict.reason)

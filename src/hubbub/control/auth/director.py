@@ -12,7 +12,7 @@ Status codes: 401 bad/expired/revoked token or missing one (the SDK stops retryi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -76,7 +76,10 @@ def director_router(
     account_id: str,
     check_stream_name: Callable[[str], None],
     public_url: str,
+    place: Callable[[str, str], Awaitable[str | None]] | None = None,
 ) -> APIRouter:
+    """`place(role, stream)` picks the node a client should use in a cluster: its ws base URL,
+    or None for this node."""
     router = APIRouter(tags=["director"])
 
     def stream_name(raw: str) -> str:
@@ -102,8 +105,12 @@ def director_router(
         if not patterns.ip_allowed(record.spec.allowed_ips, client_ip(request)):
             raise ApiError(403, "Forbidden: client address not allowed by token")
 
-    def reply(request: Request, path: str, grant: Grant, requires_auth: bool) -> JSONResponse:
-        url = f"{ws_base(public_url, request)}{path}"
+    async def reply(
+        request: Request, path: str, grant: Grant, requires_auth: bool
+    ) -> JSONResponse:
+        role = "publish" if grant.kind == PUBLISH else "view"
+        base = await place(role, grant.stream) if place is not None else None
+        url = f"{base or ws_base(public_url, request)}{path}"
         return success(
             {
                 "urls": [url],
@@ -136,7 +143,7 @@ def director_router(
             origins=record.spec.allowed_origins,
             ips=record.spec.allowed_ips,
         )
-        return reply(request, "/ws/v2/pub", grant, auth.subscribe_requires_auth(name))
+        return await reply(request, "/ws/v2/pub", grant, auth.subscribe_requires_auth(name))
 
     @router.post("/api/director/subscribe", response_model=DirectorReply)
     async def director_subscribe(body: SubscribeRequest, request: Request) -> JSONResponse:
@@ -155,7 +162,7 @@ def director_router(
                     "Unauthorized: this stream requires a subscribe token", "invalid_request"
                 )
             grant = Grant(kind=SUBSCRIBE, stream=name, token_id=OPEN_TOKEN_ID)
-            return reply(request, "/ws/v2/sub", grant, requires_auth)
+            return await reply(request, "/ws/v2/sub", grant, requires_auth)
         record = await long_lived(SUBSCRIBE, secret)
         if not record.covers(name):
             raise ApiError(403, f"Forbidden: token does not cover stream {name!r}")
@@ -168,7 +175,7 @@ def director_router(
             origins=record.spec.allowed_origins,
             ips=record.spec.allowed_ips,
         )
-        return reply(request, "/ws/v2/sub", grant, requires_auth)
+        return await reply(request, "/ws/v2/sub", grant, requires_auth)
 
     @router.get("/.well-known/jwks.json")
     async def jwks() -> JSONResponse:

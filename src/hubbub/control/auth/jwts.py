@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
-from hubbub.control.auth.keys import ALGORITHM, SigningKey
+from hubbub.control.auth.keys import ALGORITHM, SigningKey, VerifyingKey
 
 PUBLISH = "publish"
 SUBSCRIBE = "subscribe"
@@ -24,6 +25,7 @@ TYPE = {PUBLISH: "hubbub-publish+jwt", SUBSCRIBE: "hubbub-subscribe+jwt"}
 _KIND_OF_AUDIENCE = {aud: kind for kind, aud in AUDIENCE.items()}
 
 MAX_JWT_LENGTH = 8192
+UNKNOWN_KEY = "Unauthorized: token signed by an unknown key"
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
 
 
@@ -76,7 +78,7 @@ def issue(
 
 
 def verify(
-    token: str, keys: list[SigningKey], issuer: str, kind: str, leeway: float
+    token: str, keys: Sequence[VerifyingKey], issuer: str, kind: str, leeway: float
 ) -> Grant:
     """The Grant of a valid JWT of `kind`; TokenRejected with the exact reason otherwise."""
     if len(token) > MAX_JWT_LENGTH:
@@ -94,7 +96,7 @@ def verify(
     kid = header.get("kid")
     key = by_kid.get(kid) if isinstance(kid, str) else (keys[0] if len(keys) == 1 else None)
     if key is None:
-        raise TokenRejected(401, "Unauthorized: token signed by an unknown key")
+        raise TokenRejected(401, UNKNOWN_KEY)
     try:
         claims = jwt.decode(
             token,

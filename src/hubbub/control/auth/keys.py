@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -62,6 +62,42 @@ class SigningKey:
     def jwks(self) -> dict[str, Any]:
         """The JWK set (RFC 7517 §5) served at /.well-known/jwks.json."""
         return {"keys": [dict(self.jwk)]}
+
+
+class VerifyingKey(Protocol):
+    """What JWT verification needs of a key: a SigningKey, or another node's PublicKey."""
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """Another node's JWT key, from its public JWK (cluster registry)."""
+
+    kid: str
+    public_key: ec.EllipticCurvePublicKey
+
+    @classmethod
+    def from_jwk(cls, jwk: dict[str, str]) -> PublicKey:
+        """ValueError unless `jwk` is a P-256 public key; the kid is recomputed (RFC 7638),
+        never taken from the JWK."""
+        if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+            raise ValueError("JWK must be an EC P-256 key")
+        try:
+            x = int.from_bytes(_b64url_decode(jwk["x"]), "big")
+            y = int.from_bytes(_b64url_decode(jwk["y"]), "big")
+            public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"malformed JWK: {exc}") from None
+        return cls(public_jwk(public)["kid"], public)
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def load_or_create(data_dir: Path) -> tuple[SigningKey, bool]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from hubbub.config import AuthConfig
 from hubbub.control.auth import jwts, patterns
 from hubbub.control.auth.datadir import DataDir
+from hubbub.control.auth.keys import VerifyingKey
 from hubbub.control.auth.store import TokenStore
 
 
@@ -16,6 +18,10 @@ class Auth:
         self.data = data
         self.key = data.signing_key
         self._store: TokenStore | None = None
+        # In a cluster: the other nodes' JWT keys, and a way to look for a key not seen yet
+        # (a node that started a moment ago may already have handed out JWTs).
+        self.peer_keys: Callable[[], list[VerifyingKey]] = list
+        self.refresh_peer_keys: Callable[[], Awaitable[None]] | None = None
 
     @property
     def store(self) -> TokenStore:
@@ -40,7 +46,8 @@ class Auth:
         return jwts.issue(self.key, self.config.issuer, grant, self.config.jwt_minutes * 60)
 
     def verify(self, token: str, kind: str) -> jwts.Grant:
-        return jwts.verify(token, [self.key], self.config.issuer, kind, self.config.jwt_leeway)
+        keys: list[VerifyingKey] = [self.key, *self.peer_keys()]
+        return jwts.verify(token, keys, self.config.issuer, kind, self.config.jwt_leeway)
 
     def subscribe_requires_auth(self, stream: str) -> bool:
         """Streams matching an `--open-viewing` pattern may be viewed without a token."""

@@ -1,0 +1,552 @@
+"""ClusterCoordinator: a node's membership in a cluster over Redis (control's Coordinator).
+
+Local publishers' sources are claimed in the registry; a node with viewers of a stream pulls
+every source of it from its origin over relay links (`origin.py`, `edge.py`); viewer counts
+are summed across nodes (`counts.py`); the Director places clients (`placement.py`).
+
+Everything that touches Redis or the node's state runs as a job of one task, in order: local
+events (a publish, a viewer count) and messages from other nodes never interleave. Redis
+is never used per packet. When Redis is unreachable media keeps flowing over the relays that
+exist; after it comes back the node writes its part of the registry again and re-reads what
+it follows, and no node is declared dead until the registry has had a heartbeat TTL to refill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from hubbub.cluster import keys, placement
+from hubbub.cluster.bus import Bus
+from hubbub.cluster.config import ClusterConfig
+from hubbub.cluster.counts import ViewerCounts
+from hubbub.cluster.edge import Edge
+from hubbub.cluster.links import Links
+from hubbub.cluster.origin import Hosted, Origin
+from hubbub.cluster.records import DRAINING, UP, NodeRecord, SourceClaim, message, parse_message
+from hubbub.cluster.store import Store
+from hubbub.control.auth.keys import PublicKey, VerifyingKey
+from hubbub.control.coordination import Interest
+from hubbub.media.relay_link import LinkKey
+
+if TYPE_CHECKING:
+    from hubbub.control.node import Node
+    from hubbub.sfu.source import Source
+    from hubbub.sfu.stream import Stream
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+VIEW = "view"
+
+
+class _Interest:
+    def __init__(self, owner: ClusterCoordinator, stream: str, role: str) -> None:
+        self._owner = owner
+        self._stream = stream
+        self._role = role
+        self._released = False
+
+    async def ready(self) -> None:
+        if self._role == VIEW:
+            await self._owner.pulled(self._stream)
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._owner.release(self._stream, self._role)
+
+
+class ClusterCoordinator:
+    def __init__(self, config: ClusterConfig, jwk: dict[str, str],
+                 key_retention: float = 900.0) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.draining = False
+        self.store = Store(config.redis_url)
+        self.nodes: dict[str, NodeRecord] = {}
+        self._jwk = jwk
+        self._link_key = LinkKey()
+        self._key_retention = key_retention
+        self._keys: dict[str, tuple[PublicKey, float]] = {}
+        self._refs: dict[str, dict[str, int]] = {}  # stream -> role -> local sessions
+        self._watched: set[str] = set()  # streams whose channel we follow
+        self._pull_done: dict[str, asyncio.Future[None]] = {}
+        self._wants_sent: dict[str, frozenset[str]] = {}
+        self._wants_due = False
+        self._max_epoch = 0
+        self._healthy = False
+        self._healthy_since = 0.0
+        self._placed: dict[str, int] = {}
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_due: asyncio.TimerHandle | None = None
+        self._node: Node | None = None
+        self.counts = ViewerCounts(self.node_id, self._report_total)
+
+    # --- wiring --------------------------------------------------------------------------
+
+    def attach(self, node: Node) -> None:
+        self._node = node
+        self.links = Links(node.port, self.node_id, self._link_key)
+        self.origin = Origin(node.streams, self.links)
+        self.edge = Edge(node.streams, self.links)
+
+    @property
+    def node(self) -> Node:
+        assert self._node is not None, "ClusterCoordinator.attach() has not run"
+        return self._node
+
+    async def start(self) -> None:
+        """Join: register, read the other nodes, follow our channel. Raises if Redis is
+        unreachable (a node that cannot join must not pretend to)."""
+        await self.store.ping()
+        self.bus = Bus(self.store.redis, self._on_message)
+        await self.bus.start([keys.node_channel(self.node_id)])
+        await self._heartbeat()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run_jobs()), loop.create_task(self._beat())]
+        log.info("joined cluster at %s as %s (%d nodes)", self.store.stats()["url"],
+                 self.node_id, len(self.nodes))
+
+    async def stop(self) -> None:
+        """Leave: give up our claims (edges get `inactive` now, not after the TTL), our
+        viewer counts and our record."""
+        for task in self._tasks:
+            task.cancel()
+        try:
+            async with asyncio.timeout(3.0):
+                for hosted in list(self.origin.hosted.values()):
+                    if hosted.claim is not None:
+                        await self.store.release(hosted.claim, hosted.text)
+                await self.store.set_viewers(
+                    self.node_id, {s: 0 for s in self.counts.local})
+                await self.store.forget_node(self.node_id)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("leaving the cluster uncleanly: %s", exc)
+        await self.bus.stop()
+        await self.store.close()
+        self.links.close()
+
+    def begin_drain(self) -> None:
+        """SIGTERM: marked draining in the registry at once, so the Director sends no one
+        here; the node keeps serving its clients until it stops."""
+        if not self.draining:
+            self.draining = True
+            log.info("draining: no new clients are placed on %s", self.node_id)
+            self._enqueue(self._heartbeat)
+
+    # --- the job queue -------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        self._jobs.put_nowait(job)
+
+    async def _run_jobs(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except (RedisError, OSError) as exc:
+                self._lost_redis(exc)
+            except Exception:
+                log.exception("cluster job failed")
+
+    def _lost_redis(self, exc: BaseException) -> None:
+        if self._healthy:
+            log.warning("Redis unreachable (%s): media continues, registry work waits", exc)
+        self._healthy = False
+
+    async def _beat(self) -> None:
+        last_wants = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            self._enqueue(self._heartbeat)
+            if time.monotonic() - last_wants >= self.config.wants_refresh:
+                last_wants = time.monotonic()
+                self._enqueue(lambda: self._send_wants(full=True))
+
+    # --- heartbeat, membership -----------------------------------------------------------
+
+    def _record(self) -> NodeRecord:
+        node = self.node
+        return NodeRecord(
+            id=self.node_id, url=self.config.url,
+            media=(self.config.relay_host, node.port.local_addr[1]),
+            link_key=self._link_key.public, jwk=self._jwk,
+            state=DRAINING if self.draining else UP, load=len(node.port.transports),
+            capacity=self.config.capacity, host=self.config.host, worker=self.config.worker,
+        )
+
+    async def _heartbeat(self) -> None:
+        await self.store.heartbeat(self._record(), self.config.ttl)
+        if not self._healthy:
+            self._healthy = True
+            self._healthy_since = time.monotonic()
+            if self._tasks:  # not the first heartbeat: Redis came back
+                log.info("Redis reachable again: writing this node's part of the registry")
+                await self._resync()
+        await self.refresh_nodes()
+
+    async def refresh_nodes(self) -> None:
+        live, expired = await self.store.nodes()
+        settled = time.monotonic() - self._healthy_since >= self.config.ttl
+        dead = [n for n in self.nodes if n not in live and n != self.node_id]
+        if not settled:
+            # Just (re)connected: a restarted Redis refills within one TTL; absent is not dead.
+            for node_id in dead:
+                live[node_id] = self.nodes[node_id]
+            dead, expired = [], []
+        self.nodes = live
+        self._placed.clear()
+        now = time.monotonic()
+        for record in live.values():
+            try:
+                key = PublicKey.from_jwk(record.jwk)
+            except ValueError as exc:
+                log.warning("node %s has a bad JWT key: %s", record.id, exc)
+                continue
+            self._keys[key.kid] = (key, now)
+        for kid, (_, seen) in list(self._keys.items()):
+            if now - seen > self._key_retention:
+                del self._keys[kid]
+        claims: list[SourceClaim] = []
+        for node_id in dead:
+            claims += self._node_gone(node_id)
+        for node_id in set(expired) | set(dead):
+            await self._clean_up_after(node_id)
+        for claim in claims:  # compare-and-delete: a newer claim stays
+            await self.store.release(claim, claim.to_json())
+
+    def _node_gone(self, node_id: str) -> list[SourceClaim]:
+        """Everything that came from or went to a dead node ends; its claims we followed."""
+        log.warning("node %s left the cluster (no heartbeat for %.0f s)", node_id,
+                    self.config.ttl)
+        claims = self.edge.node_gone(node_id)
+        self.origin.edge_gone(node_id)
+        self.links.drop(node_id, "node gone")
+        self.counts.node_gone(node_id)
+        self._wants_sent.pop(node_id, None)
+        self._wants_changed()
+        return claims
+
+    async def _clean_up_after(self, node_id: str) -> None:
+        """Remove a dead node's traces we know of (others may do the same: idempotent)."""
+        await self.store.forget_node(node_id)
+        await self.store.drop_viewers_of(node_id, self._watched)
+
+    def verify_keys(self) -> list[VerifyingKey]:
+        """The JWT keys of the cluster's nodes (kept a while after a node left, so the JWTs
+        it issued stay valid until they expire)."""
+        return [key for key, _ in self._keys.values()]
+
+    async def _resync(self) -> None:
+        await self.store.raise_epoch(self._max_epoch)
+        for hosted in list(self.origin.hosted.values()):
+            if hosted.claim is not None:
+                written, _ = await self.store.claim(hosted.claim)
+                if not written:
+                    await self._check_claims(hosted.stream)
+        await self.store.set_viewers(self.node_id, dict(self.counts.local))
+        for stream in list(self._watched):
+            self.counts.watch(stream, await self.store.viewers(stream), set(self.nodes))
+        for stream in list(self.edge.pulled):
+            await self._check_claims(stream)
+        await self._send_wants(full=True)
+
+    # --- interest (local sessions) -------------------------------------------------------
+
+    def interest(self, stream: str, role: str) -> Interest:
+        refs = self._refs.setdefault(stream, {})
+        if not refs:
+            self._enqueue(lambda: self._watch(stream))
+        refs[role] = refs.get(role, 0) + 1
+        if role == VIEW and refs[role] == 1 and stream not in self._pull_done:
+            done = asyncio.get_running_loop().create_future()
+            self._pull_done[stream] = done
+            self._enqueue(lambda: self._pull(stream, done))
+        return _Interest(self, stream, role)
+
+    def release(self, stream: str, role: str) -> None:
+        refs = self._refs.get(stream)
+        if refs is None or refs.get(role, 0) <= 0:
+            return
+        refs[role] -= 1
+        if role == VIEW and refs[role] == 0:
+            self._enqueue(lambda: self._unpull(stream))
+        if not any(refs.values()):
+            del self._refs[stream]
+            self._enqueue(lambda: self._unwatch(stream))
+
+    async def pulled(self, stream: str) -> None:
+        """Until the stream's remote sources are published here (bounded)."""
+        done = self._pull_done.get(stream)
+        if done is not None and not done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self.config.ready_timeout)
+            except TimeoutError:
+                log.warning("view of %s answered before its remote sources arrived", stream)
+
+    def _views(self, stream: str) -> int:
+        return self._refs.get(stream, {}).get(VIEW, 0)
+
+    async def _watch(self, stream: str) -> None:
+        if stream not in self._refs or stream in self._watched:
+            return
+        self._watched.add(stream)
+        await self.bus.subscribe(keys.stream_channel(stream))
+        self.counts.watch(stream, await self.store.viewers(stream), set(self.nodes))
+
+    async def _unwatch(self, stream: str) -> None:
+        if stream in self._refs or stream not in self._watched:
+            return
+        self._watched.discard(stream)
+        self.counts.unwatch(stream)
+        await self.bus.unsubscribe(keys.stream_channel(stream))
+
+    async def _pull(self, stream: str, done: asyncio.Future[None]) -> None:
+        try:
+            if self._views(stream) == 0 or stream in self.edge.pulled:
+                return
+            await self._watch(stream)
+            self.edge.start(stream)
+            await self._check_claims(stream)
+        finally:
+            if self._pull_done.get(stream) is done:
+                del self._pull_done[stream]
+            if not done.done():
+                done.set_result(None)
+
+    async def _unpull(self, stream: str) -> None:
+        if self._views(stream) > 0 or stream not in self.edge.pulled:
+            return
+        self.edge.stop(stream)
+        log.info("no viewers of %s left here: relays stop", stream)
+        self._wants_changed()
+
+    async def _check_claims(self, stream: str) -> None:
+        """Read the stream's claims and follow each (skipping dead nodes' leftovers)."""
+        for claim in await self.store.claims(stream):
+            if claim.node != self.node_id and claim.node not in self.nodes:
+                await self.store.release(claim, claim.to_json())
+                continue
+            await self._apply_claim(claim)
+
+    # --- local publishers (origin side) --------------------------------------------------
+
+    def source_published(self, stream: Stream, source: Source) -> None:
+        hosted = self.origin.published(stream.name, source, self.nodes)
+        self._enqueue(lambda: self._claim(hosted))
+
+    async def _claim(self, hosted: Hosted) -> None:
+        key = (hosted.stream, hosted.source.source_id)
+        if self.origin.hosted.get(key) is not hosted:
+            return
+        epoch = await self.store.next_epoch()
+        self._max_epoch = max(self._max_epoch, epoch)
+        claim = SourceClaim(
+            stream=hosted.stream, source_id=hosted.source.source_id, node=self.node_id,
+            epoch=epoch,
+            tracks=[dataclasses.replace(t.params, ssrcs=[ssrc])
+                    for t, ssrc in zip(hosted.source.tracks, hosted.ssrcs, strict=True)],
+        )
+        written, text = await self.store.claim(claim)
+        if self.origin.hosted.get(key) is not hosted:  # ended while we wrote
+            if written:
+                await self.store.release(claim, text)
+            return
+        hosted.claim, hosted.text = claim, text
+        if not written:
+            await self._check_claims(hosted.stream)  # someone newer: follow them
+
+    def source_unpublished(self, stream: Stream, source: Source) -> None:
+        hosted = self.origin.unpublished(stream.name, source)
+        if hosted is not None and hosted.claim is not None:
+            claim, text = hosted.claim, hosted.text
+            self._enqueue(lambda: self._release_claim(claim, text))
+
+    async def _release_claim(self, claim: SourceClaim, text: str) -> None:
+        await self.store.release(claim, text)
+
+    def source_timed_out(self, stream: Stream, source: Source) -> bool:
+        if not self.edge.is_copy(stream.name, source):
+            return False
+        # The origin ends its sources itself; a copy still silent while its claim is gone
+        # missed the release (Redis was down): look.
+        self._enqueue(lambda: self._check_copy(stream.name, source))
+        return True
+
+    async def _check_copy(self, stream: str, source: Source) -> None:
+        copy = self.edge.current(stream, source.source_id)
+        if copy is None or copy.source is not source:
+            return
+        current = {(c.source_id, c.node, c.epoch) for c in await self.store.claims(stream)}
+        if (copy.claim.source_id, copy.claim.node, copy.claim.epoch) not in current:
+            self.edge.release(stream, copy.claim.source_id, copy.claim.node, copy.claim.epoch)
+            self._wants_changed()
+
+    # --- claims from other nodes (edge side) ---------------------------------------------
+
+    async def _apply_claim(self, claim: SourceClaim) -> None:
+        if claim.node == self.node_id:
+            return
+        self._max_epoch = max(self._max_epoch, claim.epoch)
+        key = (claim.stream, claim.source_id)
+        hosted = self.origin.hosted.get(key)
+        if hosted is not None and (hosted.claim is None or hosted.claim.epoch > claim.epoch):
+            return  # ours is newer (or about to be: our epoch will be higher)
+        origin = self.nodes.get(claim.node)
+        if origin is None:
+            await self.refresh_nodes()
+            origin = self.nodes.get(claim.node)
+            if origin is None:
+                return
+        if hosted is not None:
+            self._give_up(hosted)
+        if self.edge.apply(claim, origin):
+            self._wants_changed()
+        elif hosted is not None:
+            # Not pulled here: nobody local needs the new feed, only the old one must go.
+            stream = self.node.streams.get(claim.stream)
+            owner = self.node.hub.owner_of(hosted.source)
+            if stream is not None:
+                stream.unpublish(hosted.source)
+            if owner is not None:
+                owner.replaced()
+
+    def _give_up(self, hosted: Hosted) -> None:
+        log.info("%s/%s was republished on another node: dropping the feed here",
+                 hosted.stream, hosted.source.source_id)
+        self.origin.give_up((hosted.stream, hosted.source.source_id))
+
+    def _on_message(self, channel: str, data: str) -> None:
+        try:
+            kind, body = parse_message(data)
+            if channel.startswith(keys.STREAM_CHANNEL_PREFIX):
+                stream = channel[len(keys.STREAM_CHANNEL_PREFIX):]
+                self._on_stream_message(stream, kind, body)
+            elif kind == "wants":
+                edge = body.get("edge")
+                streams = body.get("streams")
+                if not isinstance(edge, str) or not isinstance(streams, list):
+                    raise ValueError("wants needs edge and streams")
+                wanted = {s for s in streams if isinstance(s, str)}
+                self._enqueue(lambda: self._on_wants(edge, wanted))
+        except ValueError as exc:
+            log.warning("ignoring a malformed cluster message on %s: %s", channel, exc)
+
+    def _on_stream_message(self, stream: str, kind: str, body: dict[str, Any]) -> None:
+        if kind == "count":
+            node, count = body.get("node"), body.get("n")
+            if isinstance(node, str) and isinstance(count, int):
+                self.counts.on_message(stream, node, count)
+        elif kind == "claim":
+            text = body.get("claim")
+            if not isinstance(text, str):
+                raise ValueError("claim must be a JSON string")
+            claim = SourceClaim.from_json(text)
+            self._enqueue(lambda: self._apply_claim(claim))
+        elif kind == "release":
+            source_id, node, epoch = body.get("source_id"), body.get("node"), body.get("epoch")
+            if isinstance(node, str) and isinstance(epoch, int) and (
+                    source_id is None or isinstance(source_id, str)):
+                self._enqueue(lambda: self._on_release(stream, source_id, node, epoch))
+
+    async def _on_release(self, stream: str, source_id: str | None, node: str,
+                          epoch: int) -> None:
+        if self.edge.release(stream, source_id, node, epoch):
+            self._wants_changed()
+
+    async def _on_wants(self, edge_id: str, streams: set[str]) -> None:
+        record = self.nodes.get(edge_id)
+        if record is None:
+            await self.refresh_nodes()
+            record = self.nodes.get(edge_id)
+            if record is None:
+                return
+        self.origin.set_wants(record, streams)
+
+    def _wants_changed(self) -> None:
+        if not self._wants_due:
+            self._wants_due = True
+            self._enqueue(lambda: self._send_wants(full=False))
+
+    async def _send_wants(self, full: bool) -> None:
+        """Tell each origin the streams we pull from it (only changes, unless `full`)."""
+        self._wants_due = False
+        current = self.edge.origins()
+        for origin_id in sorted(set(current) | set(self._wants_sent)):
+            streams = frozenset(current.get(origin_id, ()))
+            if not full and self._wants_sent.get(origin_id) == streams:
+                continue
+            if origin_id not in self.nodes:
+                self._wants_sent.pop(origin_id, None)
+                continue
+            await self.store.send(keys.node_channel(origin_id),
+                                  message("wants", edge=self.node_id, streams=sorted(streams)))
+            if streams:
+                self._wants_sent[origin_id] = streams
+            else:
+                self._wants_sent.pop(origin_id, None)
+
+    # --- viewer counts -------------------------------------------------------------------
+
+    def viewers_changed(self, stream: str, local: int) -> None:
+        self.counts.set_local(stream, local)
+        if self._flush_due is None:
+            # Coalesced: a flash crowd costs a few writes a second, not one per join.
+            self._flush_due = asyncio.get_running_loop().call_later(0.2, self._flush_counts)
+
+    def _flush_counts(self) -> None:
+        self._flush_due = None
+        self._enqueue(self._write_counts)
+
+    async def _write_counts(self) -> None:
+        counts = self.counts.take_dirty()
+        try:
+            await self.store.set_viewers(self.node_id, counts)
+        except BaseException:
+            self.counts.dirty.update(counts)  # written again after a resync
+            raise
+
+    def _report_total(self, stream: str, total: int) -> None:
+        if self._node is not None:
+            self._node.hub.total_viewers(stream, total)
+
+    # --- the Director --------------------------------------------------------------------
+
+    async def place(self, role: str, stream: str) -> str | None:
+        others = [n for n in self.nodes.values() if n.id != self.node_id]
+        if not others:
+            return None
+        carriers: set[str] = set()
+        if role == VIEW:
+            try:
+                carriers = set(await self.store.viewers(stream))
+                carriers |= {c.node for c in await self.store.claims(stream)}
+            except (RedisError, OSError) as exc:
+                self._lost_redis(exc)
+        loads = {n.id: n.load + self._placed.get(n.id, 0) for n in others}
+        loads[self.node_id] = len(self.node.port.transports)
+        chosen = placement.choose([self._record(), *others], loads, carriers,
+                                  self.config.placement_slack, self.node_id)
+        if chosen is None or chosen.id == self.node_id:
+            return None
+        self._placed[chosen.id] = self._placed.get(chosen.id, 0) + 1
+        return chosen.url
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "node": self.node_id, "cluster": True, "healthy": self._healthy,
+            "draining": self.draining,
+            "nodes": {n.id: {"url": n.url, "state": n.state, "load": n.load}
+                      for n in self.nodes.values()},
+            "hosted": self.origin.stats(), "pulled": self.edge.stats(),
+            "links": self.links.stats(), "redis": self.store.stats(),
+            "busMessages": self.bus.messages,
+        }
