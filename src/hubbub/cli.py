@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -201,14 +202,32 @@ def serve(args: argparse.Namespace) -> int:
 def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
     import uvicorn
 
+    grace = max(0.0, args.drain_grace)
+
     class DrainingServer(uvicorn.Server):
-        """SIGTERM drains: uvicorn stops accepting at once and waits up to --drain-grace for
-        open sockets; meanwhile the cluster registry says "draining", so the Director
-        sends no one here, and the media of connected clients keeps flowing."""
+        """SIGTERM drains: the registry says "draining" at once (the Director places no one
+        here), the listening socket closes (no new clients), and connected clients keep their
+        media until they leave or --drain-grace runs out; then uvicorn shuts down. A second
+        signal stops at once."""
+
+        draining = False
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.draining or grace == 0 or not self.started:
+                super().handle_exit(sig, frame)
+                return
+            self.draining = True
             node.coordinator.begin_drain()
-            super().handle_exit(sig, frame)
+            for listener in self.servers:
+                listener.close()
+            loop = asyncio.get_running_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain()))
+
+        async def _drain(self) -> None:
+            deadline = time.monotonic() + grace
+            while node.port.transports and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            self.should_exit = True
 
     server = DrainingServer(uvicorn.Config(
         app,
@@ -218,7 +237,7 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
         ws_max_size=config.control.max_message_bytes,
         log_level="warning",
         lifespan="on",
-        timeout_graceful_shutdown=max(0.1, args.drain_grace),
+        timeout_graceful_shutdown=3,
         # Client addresses (allowedIpAddresses) come from the socket unless a proxy is trusted.
         proxy_headers=bool(args.trusted_proxy),
         forwarded_allow_ips=",".join(args.trusted_proxy) or None,

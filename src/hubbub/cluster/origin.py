@@ -140,6 +140,7 @@ class Origin:
         return [
             {"stream": h.stream, "sourceId": h.source.source_id,
              "epoch": h.claim.epoch if h.claim else None,
+             "packets": sum(t.packets for t in h.source.tracks),
              "feeds": {edge: f.packets_sent for edge, f in sorted(h.feeds.items())}}
             for h in self.hosted.values()
         ]
