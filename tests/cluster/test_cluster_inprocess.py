@@ -1,0 +1,93 @@
+"""Two nodes in one process (control.Node with a ClusterCoordinator each), a real
+redis-server and real UDP between their media ports: a source published on A is pulled by B
+for its viewer; the relay is encrypted; releasing the source reaches B."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from hubbub.cluster import ClusterConfig, ClusterCoordinator
+from hubbub.config import Config
+from hubbub.control.auth.keys import SigningKey
+from hubbub.control.node import Node
+from hubbub.media import rtp
+from tests.helpers.redis import RedisServer
+from tests.sfu.fakes import FakeSink, audio_packet, audio_params, down_audio
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with RedisServer(name="cluster-inprocess-redis") as server:
+        yield server
+
+
+def make_node(redis: RedisServer, node_id: str) -> Node:
+    config = Config()
+    config.media.host = "127.0.0.1"
+    config.media.port = 0
+    coordinator = ClusterCoordinator(
+        ClusterConfig(redis_url=redis.url, node_id=node_id, url=f"ws://{node_id}",
+                      heartbeat=0.2, ttl=1.0),
+        SigningKey.generate().jwk,
+    )
+    return Node(config, coordinator)
+
+
+@pytest_asyncio.fixture
+async def nodes(redis: RedisServer) -> AsyncIterator[tuple[Node, Node]]:
+    stamp = str(time.monotonic_ns())[-6:]
+    a, b = make_node(redis, f"a{stamp}"), make_node(redis, f"b{stamp}")
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def wait_for(check: object, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_source_on_a_reaches_a_viewer_on_b(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    stream_a = a.streams.get_or_create("s")
+    source = stream_a.publish("x", [audio_params()], FakeSink())
+    a.coordinator.source_published(stream_a, source)
+
+    await wait_for(lambda: a.coordinator.origin.hosted[("s", "x")].claim is not None)
+    interest = b.coordinator.interest("s", "view")
+    await interest.ready()  # a claim in the registry is followed before `view` is answered
+    stream_b = b.streams.get("s")
+    assert stream_b is not None and "x" in stream_b.sources  # the copy, before any packet
+    sink = FakeSink()
+    stream_b.add_viewer([down_audio()], sink)
+    await wait_for(lambda: bool(stream_a.relays))  # B's wants reached A
+
+    for seq in range(10):
+        source.on_rtp(audio_packet(seq, seq * 960, level=20))
+        await asyncio.sleep(0.005)
+    await wait_for(lambda: len(sink.rtp_out) == 10)
+    assert [rtp.read_header(p)[2] for p in sink.rtp_out] == list(range(10))
+    # On the wire between A and B: SRTP, never the publisher's plain packet.
+    link = b.coordinator.links.find(a.cluster_id)
+    assert link is not None and link.stats.rtp_in == 10 and link.stats.srtp_errors == 0
+
+    # A garbage datagram from A's address is refused by SRTP, nothing reaches the viewer.
+    b.port.datagram_received(b"\x80" + bytes(40), link.addr)  # type: ignore[arg-type]
+    assert link.stats.srtp_errors == 1 and len(sink.rtp_out) == 10
+
+    stream_a.unpublish(source)
+    a.coordinator.source_unpublished(stream_a, source)
+    await wait_for(lambda: "x" not in stream_b.sources)
+    interest.release()
+    await wait_for(lambda: not stream_a.relays)  # the last viewer left B: A stops feeding
