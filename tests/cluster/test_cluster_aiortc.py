@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import urllib.error
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from hubbub.client.analysis import dominant_frequency, rms
 from hubbub.client.media import AudioRecorder, PatternTrack, ToneTrack, VideoCounter
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
-from tests.helpers.cluster import cluster_node, cluster_stats
+from tests.helpers.cluster import cluster_node, cluster_stats, get_json
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
 
@@ -183,3 +184,22 @@ async def test_republishing_a_source_on_another_node_replaces_it_seamlessly(
             await rec.stop()
     finally:
         await first.close()
+
+
+async def test_admin_stop_on_any_node_ends_a_source_published_on_another(
+    nodes: list[RunningServer],
+) -> None:
+    a, b, c = nodes
+    name = stream_name()
+    async with Publisher(a.ws_pub_url, name, source_id="x", tracks=[ToneTrack(440)]) as pub:
+        async with Viewer(c.ws_sub_url, name, video=False) as viewer:
+            await viewer.wait_for_event("active")
+            # Node B neither hosts nor pulls the stream (as Spaces' node demoting a speaker).
+            reply = get_json(f"{b.http_url}/api/streams/{name}/sources/x/stop", body={})
+            assert reply["data"]["stopped"] is True
+            await pub.wait_closed(timeout=5)
+            inactive = await viewer.wait_for_event("inactive", timeout=5)
+            assert inactive == {"streamId": f"hubbub/{name}", "sourceId": "x"}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get_json(f"{b.http_url}/api/streams/{name}/sources/x/stop", body={})
+        assert refused.value.code == 404

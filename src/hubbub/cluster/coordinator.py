@@ -437,6 +437,11 @@ class ClusterCoordinator:
                     raise ValueError("wants needs edge and streams")
                 wanted = {s for s in streams if isinstance(s, str)}
                 self._enqueue(lambda: self._on_wants(edge, wanted))
+            elif kind == "stop":
+                name, source_id = body.get("stream"), body.get("source_id")
+                if not isinstance(name, str) or not isinstance(source_id, str):
+                    raise ValueError("stop needs stream and source_id")
+                self._stop_hosted(name, source_id, str(body.get("reason") or "stopped"))
         except ValueError as exc:
             log.warning("ignoring a malformed cluster message on %s: %s", channel, exc)
 
@@ -470,6 +475,23 @@ class ClusterCoordinator:
             if record is None:
                 return
         self.origin.set_wants(record, streams)
+
+    def _stop_hosted(self, stream: str, source_id: str, reason: str) -> None:
+        hosted = self.origin.hosted.get((stream, source_id))
+        owner = self.node.hub.owner_of(hosted.source) if hosted is not None else None
+        if owner is not None:
+            log.info("stopping %s/%s at another node's request", stream, source_id)
+            owner.terminate(reason)
+
+    async def stop_remote_source(self, stream: str, source_id: str, reason: str) -> bool:
+        for claim in await self.store.claims(stream):
+            if claim.source_id == source_id and claim.node != self.node_id:
+                if claim.node not in self.nodes:
+                    return False
+                await self.store.send(keys.node_channel(claim.node), message(
+                    "stop", stream=stream, source_id=source_id, reason=reason))
+                return True
+        return False
 
     def _wants_changed(self) -> None:
         if not self._wants_due:

@@ -45,14 +45,16 @@ def admin_streams_router(auth: Auth, node: Node) -> APIRouter:
         require_admin(request)
         stream = node.streams.get(stream_name)
         source = stream.sources.get(source_id) if stream is not None else None
-        if stream is None or source is None:
-            raise ApiError(404, f"Not Found: no live source {source_id!r} in {stream_name!r}")
+        owner = node.hub.owner_of(source) if source is not None else None
         log.info("admin: stopping source %r of %s", source_id, stream_name)
-        owner = node.hub.owner_of(source)
         if owner is not None:
             owner.terminate(STOP_REASON)
-        else:
+        elif await node.coordinator.stop_remote_source(stream_name, source_id, STOP_REASON):
+            pass  # published on another node of the cluster: that node ends it
+        elif stream is not None and source is not None:
             stream.unpublish(source)
+        else:
+            raise ApiError(404, f"Not Found: no live source {source_id!r} in {stream_name!r}")
         return success({"streamName": stream_name, "sourceId": source_id, "stopped": True})
 
     @router.post("/{stream_name}/viewers/disconnect")

@@ -58,6 +58,10 @@ class Coordinator(Protocol):
     def source_timed_out(self, stream: Stream, source: Source) -> bool:
         """True when `source` is not a local publisher's and the coordinator handles it."""
 
+    async def stop_remote_source(self, stream: str, source_id: str, reason: str) -> bool:
+        """Ask the node hosting `source_id` of `stream` to end its publisher; False when no
+        other node hosts it."""
+
     async def place(self, role: str, stream: str) -> str | None:
         """The base URL (ws://host:port) of the node a Director client should use; None for
         this node."""
@@ -108,6 +112,9 @@ class SingleNode:
             self._node.hub.total_viewers(stream, local)
 
     def source_timed_out(self, stream: Stream, source: Source) -> bool:
+        return False
+
+    async def stop_remote_source(self, stream: str, source_id: str, reason: str) -> bool:
         return False
 
     async def place(self, role: str, stream: str) -> str | None:
