@@ -157,7 +157,7 @@ def serve(args: argparse.Namespace) -> int:
     auth = Auth(config.auth, data)
     if coordinator is not None:
         auth.peer_keys = coordinator.verify_keys
-        auth.refresh_peer_keys = coordinator.refresh_nodes
+        auth.refresh_peer_keys = coordinator.refresh_keys
     app = create_app(node, auth, apps)
     if args.worker_index >= 0:
         print(f"hubbub worker {args.worker_index} ({node.cluster_id}) on {base}, media udp "

@@ -11,12 +11,16 @@ import socket
 import time
 from collections.abc import Iterator
 
+import jwt as pyjwt
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, ToneTrack
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
+from hubbub.control.auth.keys import SigningKey
 from tests.helpers.cluster import HEARTBEAT, TTL, cluster_node, cluster_stats, get_json
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import HOST, RunningServer
@@ -219,3 +223,27 @@ async def test_two_workers_share_viewers_with_one_relay_copy_per_worker() -> Non
             finally:
                 for viewer in viewers:
                     await viewer.close()
+
+
+async def test_a_jwt_of_an_unknown_key_is_refused_cleanly_while_redis_is_down(
+    redis: RedisServer, pair: tuple[RunningServer, RunningServer],
+) -> None:
+    a, _ = pair
+    outsider = SigningKey.generate()
+    now = int(time.time())
+    token = pyjwt.encode(
+        {"iss": "hubbub", "aud": "hubbub-publish", "sub": "1", "iat": now, "nbf": now,
+         "exp": now + 600, "jti": "x"},
+        outsider.private_key, "ES256", headers={"typ": "hubbub-publish+jwt", "kid": outsider.kid})
+
+    async def close_code() -> tuple[int | None, str | None]:
+        async with connect(f"{a.ws_pub_url}?token={token}", open_timeout=5) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        rcvd = closed.value.rcvd
+        return (rcvd.code, rcvd.reason) if rcvd else (None, None)
+
+    refused = (4401, "Unauthorized: token signed by an unknown key")
+    assert await close_code() == refused
+    redis.stop()
+    assert await close_code() == refused  # the registry cannot be read: still a clean refusal

@@ -75,6 +75,7 @@ class ClusterCoordinator:
         self._link_key = LinkKey()
         self._key_retention = key_retention
         self._keys: dict[str, tuple[PublicKey, float]] = {}
+        self._keys_refreshed = float("-inf")
         self._refs: dict[str, dict[str, int]] = {}  # stream -> role -> local sessions
         self._watched: set[str] = set()  # streams whose channel we follow
         self._pull_done: dict[str, asyncio.Future[None]] = {}
@@ -239,6 +240,29 @@ class ClusterCoordinator:
         """Remove a dead node's traces we know of (others may do the same: idempotent)."""
         await self.store.forget_node(node_id)
         await self.store.drop_viewers_of(node_id, self._watched)
+
+    async def refresh_keys(self) -> None:
+        """A JWT names a key we have not seen: read the registry once more, in the job order,
+        at most once a second whoever asks (an unknown `kid` costs a client nothing), and never
+        fail: with Redis down the JWT is refused as unknown."""
+        now = time.monotonic()
+        if now - self._keys_refreshed < 1.0:
+            return
+        self._keys_refreshed = now
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def job() -> None:
+            try:
+                await self.refresh_nodes()
+            finally:
+                if not done.done():
+                    done.set_result(None)
+
+        self._enqueue(job)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self.config.ready_timeout)
+        except TimeoutError:
+            pass
 
     def verify_keys(self) -> list[VerifyingKey]:
         """The JWT keys of the cluster's nodes (kept a while after a node left, so the JWTs
