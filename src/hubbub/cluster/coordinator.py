@@ -570,13 +570,14 @@ class ClusterCoordinator:
         others = [n for n in self.nodes.values() if n.id != self.node_id]
         if not others:
             return None
+        # Viewers and publishers alike prefer nodes that carry the stream already: a room's
+        # members then share a node while loads allow, and need no relay at all.
         carriers: set[str] = set()
-        if role == VIEW:
-            try:
-                carriers = set(await self.store.viewers(stream))
-                carriers |= {c.node for c in await self.store.claims(stream)}
-            except (RedisError, OSError) as exc:
-                self._lost_redis(exc)
+        try:
+            carriers = set(await self.store.viewers(stream))
+            carriers |= {c.node for c in await self.store.claims(stream)}
+        except (RedisError, OSError) as exc:
+            self._lost_redis(exc)
         loads = {n.id: n.load + self._placed.get(n.id, 0) for n in others}
         loads[self.node_id] = len(self.node.port.transports)
         chosen = placement.choose([self._record(), *others], loads, carriers,

@@ -1,6 +1,6 @@
-"""Where the Director sends a client: the least-loaded healthy node, and for viewers, among
-the nodes about as lightly loaded as that one, a node that already carries the stream (its
-viewers there cost no new relay)."""
+"""Where the Director sends a client: the least-loaded healthy node, and among the nodes about
+as lightly loaded as that one, a node that already carries the stream (a viewer or publisher
+there costs no new relay)."""
 
 from __future__ import annotations
 
