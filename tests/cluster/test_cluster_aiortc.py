@@ -203,3 +203,23 @@ async def test_admin_stop_on_any_node_ends_a_source_published_on_another(
         with pytest.raises(urllib.error.HTTPError) as refused:
             get_json(f"{b.http_url}/api/streams/{name}/sources/x/stop", body={})
         assert refused.value.code == 404
+
+
+async def test_projection_of_a_source_published_on_another_node(
+    nodes: list[RunningServer],
+) -> None:
+    a, b, _ = nodes
+    name = stream_name()
+    async with Publisher(a.ws_pub_url, name, source_id="x", tracks=[ToneTrack(440)]), \
+            Publisher(a.ws_pub_url, name, source_id="y", tracks=[ToneTrack(660)]):
+        async with Viewer(b.ws_sub_url, name, video=False, pinned_source_id="x") as viewer:
+            await viewer.wait_for_event("active", lambda d: d["sourceId"] == "y")
+            rec = recorder(viewer)
+            assert abs(await heard(rec) - 440) < 5
+            reply = await viewer.command("project", {
+                "sourceId": "y", "mapping": [{"media": "audio", "mediaId": viewer.audio_mid}]})
+            assert reply["mapping"] == [
+                {"mediaId": viewer.audio_mid, "trackId": None, "media": "audio"}]
+            await asyncio.sleep(0.3)
+            assert abs(await heard(rec) - 660) < 5
+            await rec.stop()

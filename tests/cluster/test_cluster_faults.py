@@ -23,7 +23,7 @@ from hubbub.client.viewer import Viewer
 from hubbub.control.auth.keys import SigningKey
 from tests.helpers.cluster import HEARTBEAT, TTL, cluster_node, cluster_stats, get_json
 from tests.helpers.redis import RedisServer
-from tests.helpers.server import HOST, RunningServer
+from tests.helpers.server import HOST, RunningServer, ServerStartError, free_tcp_port
 
 pytestmark = pytest.mark.slow
 
@@ -247,3 +247,12 @@ async def test_a_jwt_of_an_unknown_key_is_refused_cleanly_while_redis_is_down(
     assert await close_code() == refused
     redis.stop()
     assert await close_code() == refused  # the registry cannot be read: still a clean refusal
+
+
+def test_a_node_that_cannot_reach_redis_fails_at_start_with_a_clear_message() -> None:
+    port = free_tcp_port()  # nothing listens there
+    srv = cluster_node(f"redis://{HOST}:{port}/0", "no-redis")
+    with pytest.raises(ServerStartError) as failed:
+        srv.start()
+    assert srv.returncode == 2
+    assert f"cannot reach Redis at redis://{HOST}:{port}/0" in str(failed.value)
