@@ -119,6 +119,10 @@ class ClusterCoordinator:
     async def stop(self) -> None:
         """Leave: give up our claims (edges get `inactive` now, not after the TTL), our
         viewer counts and our record."""
+        try:  # what the last sessions' ends queued (releases, counts) goes out first
+            await asyncio.wait_for(self._jobs.join(), 2.0)
+        except TimeoutError:
+            log.warning("leaving with %d cluster jobs undone", self._jobs.qsize())
         for task in self._tasks:
             task.cancel()
         try:
@@ -157,6 +161,8 @@ class ClusterCoordinator:
                 self._lost_redis(exc)
             except Exception:
                 log.exception("cluster job failed")
+            finally:
+                self._jobs.task_done()
 
     def _lost_redis(self, exc: BaseException) -> None:
         if self._healthy:

@@ -43,6 +43,13 @@ class Session:
             raise messages.ProtocolError("events must be a list of strings")
         self.events = frozenset(e for e in events if e in KNOWN_EVENTS)
 
+    async def handle(self, command: messages.Command) -> dict[str, Any]:
+        """Run one command and return the reply's data (subclasses: publish, view)."""
+        raise messages.ProtocolError(f"unknown command {command.name!r}")
+
+    def after_reply(self) -> None:
+        """Called once the reply to a successful command is queued (view sends `active`)."""
+
     def send(self, text: str) -> None:
         if not self.closed:
             self._queue.put_nowait(text)

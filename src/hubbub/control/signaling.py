@@ -102,7 +102,7 @@ async def _dispatch(text: str, session: Session) -> None:
     try:
         command = messages.parse_command(text)
         trans_id = command.trans_id
-        data = await session.handle(command)  # type: ignore[attr-defined]
+        data = await session.handle(command)
     except messages.ProtocolError as exc:
         log.info("command refused: %s", exc.reason)
         session.send(messages.error(exc.trans_id if trans_id is None else trans_id, exc.reason))
@@ -116,6 +116,4 @@ async def _dispatch(text: str, session: Session) -> None:
         session.send(messages.error(trans_id, "internal server error"))
         return
     session.send(messages.response(trans_id, data))
-    after = getattr(session, "after_reply", None)
-    if after is not None:
-        after()
+    session.after_reply()
