@@ -11,13 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from hubbub.client.analysis import dominant_frequency, rms
+from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, PatternTrack, ToneTrack, VideoCounter
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
 from tests.helpers.cluster import cluster_node, cluster_stats, get_json
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
+from tests.helpers.tones import which_tone
 
 pytestmark = pytest.mark.slow
 
@@ -106,17 +107,8 @@ async def test_viewercount_counts_viewers_on_every_node(nodes: list[RunningServe
 FREQS = {"s0": 300.0, "s1": 500.0, "s2": 700.0, "s3": 900.0}
 
 
-def what_is_heard(rec: AudioRecorder, window: float = 0.8) -> str | None:
-    samples = rec.samples(window)
-    if rec.sample_rate == 0 or len(samples) < window * rec.sample_rate * 0.9:
-        return None
-    if rms(samples) < 0.01:
-        return ""
-    freq = dominant_frequency(samples, rec.sample_rate)
-    for name, tone in FREQS.items():
-        if abs(freq - tone) < 10:
-            return name
-    raise AssertionError(f"heard {freq:.1f} Hz, which no publisher sends")
+def what_is_heard(rec: AudioRecorder) -> str | None:
+    return which_tone(rec, FREQS)
 
 
 async def test_speakers_on_a_and_c_are_multiplexed_for_a_viewer_on_b(

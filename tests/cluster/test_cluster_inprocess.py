@@ -26,13 +26,13 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-def make_node(redis: RedisServer, node_id: str) -> Node:
+def make_node(redis: RedisServer, node_id: str, heartbeat: float = 0.2) -> Node:
     config = Config()
     config.media.host = "127.0.0.1"
     config.media.port = 0
     coordinator = ClusterCoordinator(
         ClusterConfig(redis_url=redis.url, node_id=node_id, url=f"ws://{node_id}",
-                      heartbeat=0.2, ttl=1.0),
+                      heartbeat=heartbeat, ttl=1.0),
         SigningKey.generate().jwk,
     )
     return Node(config, coordinator)
@@ -91,3 +91,30 @@ async def test_a_source_on_a_reaches_a_viewer_on_b(nodes: tuple[Node, Node]) -> 
     await wait_for(lambda: "x" not in stream_b.sources)
     interest.release()
     await wait_for(lambda: not stream_a.relays)  # the last viewer left B: A stops feeding
+
+
+async def test_a_node_that_joined_after_our_last_heartbeat_is_followed_not_buried(
+    redis: RedisServer,
+) -> None:
+    stamp = str(time.monotonic_ns())[-6:]
+    # B reads the registry once, at start; its next heartbeat is far away.
+    b = make_node(redis, f"b{stamp}", heartbeat=30.0)
+    await b.start()
+    a = make_node(redis, f"a{stamp}")
+    await a.start()
+    try:
+        await asyncio.sleep(1.2)  # past B's start-up grace (one TTL)
+        assert a.cluster_id not in b.coordinator.nodes  # type: ignore[attr-defined]
+        stream_a = a.streams.get_or_create("late")
+        source = stream_a.publish(None, [audio_params()], FakeSink())
+        a.coordinator.source_published(stream_a, source)
+        await wait_for(lambda: a.coordinator.origin.hosted[("late", None)].claim is not None)
+        interest = b.coordinator.interest("late", "view")
+        await interest.ready()
+        stream_b = b.streams.get("late")
+        assert stream_b is not None and None in stream_b.sources
+        assert redis.command("HKEYS", "hubbub:stream:late:sources").split() == [b"null"]
+        interest.release()
+    finally:
+        await a.stop()
+        await b.stop()

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from tests.helpers.server import RunningServer
+from tests.helpers.tones import which_tone
 
-from hubbub.client.analysis import dominant_frequency, rms
 from hubbub.client.media import AudioRecorder, ToneTrack
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
@@ -48,16 +48,7 @@ def recorders(viewer: Viewer) -> dict[str, AudioRecorder]:
 
 def what_is_heard(recorder: AudioRecorder) -> str | None:
     """The source whose tone the last WINDOW seconds carry; "" for silence, None for no audio."""
-    samples = recorder.samples(WINDOW)
-    if recorder.sample_rate == 0 or len(samples) < WINDOW * recorder.sample_rate * 0.9:
-        return None
-    if rms(samples) < 0.01:
-        return ""
-    freq = dominant_frequency(samples, recorder.sample_rate)
-    for name, tone in FREQS.items():
-        if abs(freq - tone) < 10:
-            return name
-    raise AssertionError(f"heard {freq:.1f} Hz, which no publisher sends")
+    return which_tone(recorder, FREQS, WINDOW)
 
 
 async def phase(

@@ -200,9 +200,13 @@ class ClusterCoordinator:
                 await self._resync()
         await self.refresh_nodes()
 
+    def _settled(self) -> bool:
+        """Connected to Redis for a whole TTL: a node missing from the registry is dead."""
+        return self._healthy and time.monotonic() - self._healthy_since >= self.config.ttl
+
     async def refresh_nodes(self) -> None:
         live, expired = await self.store.nodes()
-        settled = time.monotonic() - self._healthy_since >= self.config.ttl
+        settled = self._settled()
         dead = [n for n in self.nodes if n not in live and n != self.node_id]
         if not settled:
             # Just (re)connected: a restarted Redis refills within one TTL; absent is not dead.
@@ -360,10 +364,14 @@ class ClusterCoordinator:
         self._wants_changed()
 
     async def _check_claims(self, stream: str) -> None:
-        """Read the stream's claims and follow each (skipping dead nodes' leftovers)."""
-        for claim in await self.store.claims(stream):
+        """Read the stream's claims and follow each; a dead node's leftovers are removed."""
+        claims = await self.store.claims(stream)
+        if any(c.node != self.node_id and c.node not in self.nodes for c in claims):
+            await self.refresh_nodes()  # a node that joined since our last heartbeat
+        for claim in claims:
             if claim.node != self.node_id and claim.node not in self.nodes:
-                await self.store.release(claim, claim.to_json())
+                if self._settled():  # not just an empty Redis refilling after a restart
+                    await self.store.release(claim, claim.to_json())
                 continue
             await self._apply_claim(claim)
 
