@@ -118,3 +118,29 @@ async def test_a_node_that_joined_after_our_last_heartbeat_is_followed_not_burie
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_node_taken_for_dead_after_a_stall_comes_back_whole(redis: RedisServer) -> None:
+    stamp = str(time.monotonic_ns())[-6:]
+    a = make_node(redis, f"a{stamp}", heartbeat=30.0)  # stalls: no heartbeat after start
+    b = make_node(redis, f"b{stamp}")
+    await a.start()
+    await b.start()
+    try:
+        stream_a = a.streams.get_or_create("stall")
+        source = stream_a.publish(None, [audio_params()], FakeSink())
+        a.coordinator.source_published(stream_a, source)
+        interest = b.coordinator.interest("stall", "view")
+        await wait_for(lambda: (b.streams.get("stall") is not None
+                                and None in b.streams.get("stall").sources))  # type: ignore
+        # A's record expires (TTL 1 s): B buries it, its claim and B's copy go.
+        await wait_for(lambda: not b.streams.get("stall"), timeout=5)  # type: ignore
+        assert redis.command("HKEYS", "hubbub:stream:stall:sources").split() == []
+        # A's next heartbeat notices and writes its part again; B follows it again.
+        await a.coordinator._heartbeat()  # type: ignore[attr-defined]
+        await wait_for(lambda: (b.streams.get("stall") is not None
+                                and None in b.streams.get("stall").sources))  # type: ignore
+        interest.release()
+    finally:
+        await b.stop()
+        await a.stop()

@@ -191,13 +191,17 @@ class ClusterCoordinator:
         )
 
     async def _heartbeat(self) -> None:
-        await self.store.heartbeat(self._record(), self.config.ttl)
+        was_there = await self.store.heartbeat(self._record(), self.config.ttl)
         if not self._healthy:
             self._healthy = True
             self._healthy_since = time.monotonic()
             if self._tasks:  # not the first heartbeat: Redis came back
                 log.info("Redis reachable again: writing this node's part of the registry")
                 await self._resync()
+        elif not was_there and self._tasks:
+            # We stalled past the TTL: the others buried us (claims deleted, feeds dropped).
+            log.warning("this node's registry record had expired: writing its part again")
+            await self._resync()
         await self.refresh_nodes()
 
     def _settled(self) -> bool:

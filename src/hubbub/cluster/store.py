@@ -72,12 +72,15 @@ class Store:
 
     # --- nodes ---------------------------------------------------------------------------
 
-    async def heartbeat(self, record: NodeRecord, ttl: float) -> None:
+    async def heartbeat(self, record: NodeRecord, ttl: float) -> bool:
+        """Write our record; False if it was not there (first beat, a Redis restart, or the
+        others took us for dead after a stall longer than the TTL)."""
         self.commands += 2
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.node(record.id), record.to_json(), px=int(ttl * 1000))
+            pipe.set(keys.node(record.id), record.to_json(), px=int(ttl * 1000), get=True)
             pipe.sadd(keys.NODES, record.id)
-            await pipe.execute()
+            previous, _ = await pipe.execute()
+        return previous is not None
 
     async def nodes(self) -> tuple[dict[str, NodeRecord], list[str]]:
         """Live nodes by id, and the ids in the node set whose record has expired."""
