@@ -17,7 +17,15 @@ from hubbub.control.auth.keys import SigningKey
 from hubbub.control.node import Node
 from hubbub.media import rtp
 from tests.helpers.redis import RedisServer
-from tests.sfu.fakes import FakeSink, audio_packet, audio_params, down_audio
+from tests.sfu.fakes import (
+    FakeSink,
+    audio_packet,
+    audio_params,
+    down_audio,
+    down_video,
+    video_packet,
+    video_params,
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +152,46 @@ async def test_a_node_taken_for_dead_after_a_stall_comes_back_whole(redis: Redis
     finally:
         await b.stop()
         await a.stop()
+
+
+async def test_video_lost_between_nodes_is_resent_by_the_origin(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    stream_a = a.streams.get_or_create("loss")
+    publisher = FakeSink()
+    source = stream_a.publish(None, [video_params()], publisher)
+    a.coordinator.source_published(stream_a, source)
+    await wait_for(lambda: a.coordinator.origin.hosted[("loss", None)].claim is not None)
+    # The network between the nodes loses two relayed packets once: a loss shim on A's port,
+    # set before A's link to B exists (replacing `sendto` keeps the C sender off for it).
+    to_b = (b.port.local_addr[0], b.port.local_addr[1])
+    dropped: list[int] = []
+    send = a.port.sendto
+
+    def lossy(data: bytes, addr: tuple[str, int]) -> None:
+        seq = int.from_bytes(data[2:4], "big")
+        if addr == to_b and data[1] & 0x7F == 96 and seq in (5, 12) and seq not in dropped:
+            dropped.append(seq)  # the first copy only: the resend gets through
+            return
+        send(data, addr)
+
+    a.port.sendto = lossy  # type: ignore[method-assign]
+    interest = b.coordinator.interest("loss", "view")
+    await interest.ready()
+    stream_b = b.streams.get("loss")
+    assert stream_b is not None
+    sink = FakeSink()
+    stream_b.add_viewer([down_video()], sink)
+    await wait_for(lambda: bool(stream_a.relays))
+    for seq in range(20):
+        source.on_rtp(video_packet(seq, seq * 3000, key=seq == 0))
+        await asyncio.sleep(0.005)
+    await wait_for(lambda: len(sink.rtp_out) == 20)
+    assert sorted(dropped) == [5, 12]
+    got = sorted(rtp.read_header(p)[2] for p in sink.rtp_out)
+    assert got == list(range(20)), "B's viewer got every packet, the lost ones resent by A"
+    feed = stream_a.relays[0]
+    assert feed.down_tracks[0].packets_resent == 2
+    assert not [p for p in publisher.rtcp_out if p[1] == 205], "no NACK reached the publisher"
+    interest.release()
