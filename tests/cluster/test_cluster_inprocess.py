@@ -5,6 +5,7 @@ for its viewer; the relay is encrypted; releasing the source reaches B."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -195,3 +196,23 @@ async def test_video_lost_between_nodes_is_resent_by_the_origin(
     assert feed.down_tracks[0].packets_resent == 2
     assert not [p for p in publisher.rtcp_out if p[1] == 205], "no NACK reached the publisher"
     interest.release()
+
+
+async def test_a_node_that_stops_cleanly_is_gone_at_the_next_heartbeat(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="hubbub.cluster")
+    stamp = str(time.monotonic_ns())[-6:]
+    a, b = make_node(redis, f"a{stamp}"), make_node(redis, f"b{stamp}")
+    await a.start()
+    await b.start()
+    try:
+        await wait_for(lambda: a.cluster_id in b.coordinator.nodes)  # type: ignore[attr-defined]
+        await a.stop()
+        stopped = time.monotonic()
+        await wait_for(lambda: a.cluster_id not in b.coordinator.nodes)  # type: ignore
+        assert time.monotonic() - stopped < 0.6  # a heartbeat or two, not the TTL
+        assert f"node {a.cluster_id} left the cluster" in caplog.text
+        assert "no heartbeat" not in caplog.text  # a clean leave is not reported as a crash
+    finally:
+        await b.stop()

@@ -29,7 +29,15 @@ from hubbub.cluster.counts import ViewerCounts
 from hubbub.cluster.edge import Edge
 from hubbub.cluster.links import Links
 from hubbub.cluster.origin import Hosted, Origin
-from hubbub.cluster.records import DRAINING, UP, NodeRecord, SourceClaim, message, parse_message
+from hubbub.cluster.records import (
+    DRAINING,
+    LEFT,
+    UP,
+    NodeRecord,
+    SourceClaim,
+    message,
+    parse_message,
+)
 from hubbub.cluster.store import Store
 from hubbub.control.auth.keys import PublicKey, VerifyingKey
 from hubbub.control.coordination import Interest
@@ -132,7 +140,9 @@ class ClusterCoordinator:
                         await self.store.release(hosted.claim, hosted.text)
                 await self.store.set_viewers(
                     self.node_id, {s: 0 for s in self.counts.local})
-                await self.store.forget_node(self.node_id)
+                # "left" for one TTL, so the others tell a clean leave from a crash.
+                await self.store.heartbeat(
+                    dataclasses.replace(self._record(), state=LEFT), self.config.ttl)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("leaving the cluster uncleanly: %s", exc)
         await self.bus.stop()
@@ -211,7 +221,12 @@ class ClusterCoordinator:
     async def refresh_nodes(self) -> None:
         live, expired = await self.store.nodes()
         settled = self._settled()
-        dead = [n for n in self.nodes if n not in live and n != self.node_id]
+        before = self.nodes
+        left = [n for n, r in live.items() if r.state == LEFT and n != self.node_id]
+        for node_id in left:
+            del live[node_id]
+        dead = [n for n in self.nodes if n not in live and n != self.node_id
+                and n not in left]
         if not settled:
             # Just (re)connected: a restarted Redis refills within one TTL; absent is not dead.
             for node_id in dead:
@@ -231,7 +246,13 @@ class ClusterCoordinator:
             if now - seen > self._key_retention:
                 del self._keys[kid]
         claims: list[SourceClaim] = []
+        for node_id in left:
+            if node_id in before:
+                log.info("node %s left the cluster", node_id)
+                claims += self._node_gone(node_id)
         for node_id in dead:
+            log.warning("node %s left the cluster (no heartbeat for %.0f s)", node_id,
+                        self.config.ttl)
             claims += self._node_gone(node_id)
         for node_id in set(expired) | set(dead):
             await self._clean_up_after(node_id)
@@ -240,8 +261,6 @@ class ClusterCoordinator:
 
     def _node_gone(self, node_id: str) -> list[SourceClaim]:
         """Everything that came from or went to a dead node ends; its claims we followed."""
-        log.warning("node %s left the cluster (no heartbeat for %.0f s)", node_id,
-                    self.config.ttl)
         claims = self.edge.node_gone(node_id)
         self.origin.edge_gone(node_id)
         self.links.drop(node_id, "node gone")

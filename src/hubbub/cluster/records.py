@@ -15,6 +15,7 @@ from hubbub.sfu.types import TrackParams
 
 UP = "up"
 DRAINING = "draining"
+LEFT = "left"  # written once by a node that stops cleanly: gone, no need to wait for the TTL
 
 
 def _obj(text: str | bytes) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class NodeRecord:
         except ValueError:
             raise ValueError("link_key must be base64") from None
         state = _str(data, "state")
-        if state not in (UP, DRAINING):
+        if state not in (UP, DRAINING, LEFT):
             raise ValueError(f"unknown state {state!r}")
         return cls(
             id=_str(data, "id"), url=_str(data, "url"), media=(media[0], media[1]),

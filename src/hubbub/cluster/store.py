@@ -61,7 +61,10 @@ class Store:
         self._claim = self.redis.register_script(_CLAIM)
         self._release = self.redis.register_script(_RELEASE)
         self._floor = self.redis.register_script(_EPOCH_FLOOR)
-        self.commands = 0  # sent by this node (bench: Redis operations per join / second)
+        # Calls this node made through the store (a script counts as one; the bus's SUBSCRIBEs
+        # are not here): an order of magnitude for /api/cluster. bench/cluster.py counts
+        # exactly, with Redis's own INFO commandstats.
+        self.commands = 0
 
     async def close(self) -> None:
         await self.redis.aclose()
