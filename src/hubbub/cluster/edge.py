@@ -123,11 +123,7 @@ class Edge:
     def stop(self, stream: str) -> None:
         """The last local viewer left: drop the copies (the origins stop their feeds when
         they get our new wants)."""
-        copies = self.pulled.pop(stream, None)
-        if not copies:
-            return
-        self.pulled[stream] = copies  # _remove looks the copies up there
-        for copy in list(copies.values()):
+        for copy in list(self.pulled.get(stream, {}).values()):
             self._remove(copy)
         self.pulled.pop(stream, None)
 
