@@ -30,12 +30,6 @@ def stream_name() -> str:
 
 
 @pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer(name="cluster-aiortc-redis") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def nodes(redis: RedisServer) -> Iterator[list[RunningServer]]:
     started = [cluster_node(redis, f"cluster-{n}") for n in "abc"]
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -27,12 +27,6 @@ from tests.sfu.fakes import (
     video_packet,
     video_params,
 )
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer(name="cluster-inprocess-redis") as server:
-        yield server
 
 
 def make_node(redis: RedisServer, node_id: str, heartbeat: float = 0.2) -> Node:

@@ -26,7 +26,6 @@ from playwright.async_api import Browser, Page, Response, WebSocket
 
 from tests.helpers.browser import REPO_ROOT, PageFactory, StaticServer, wait_until
 from tests.helpers.cluster import cluster_stats
-from tests.helpers.postgres import PostgresCluster
 from tests.helpers.redis import RedisServer
 from tests.helpers.secured_cluster import (
     ACCOUNT,
@@ -47,21 +46,6 @@ CAPACITY = 4
 PATTERN = "sdkc-*"
 
 Json = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer(name="cluster-sdk-redis") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    postgres = PostgresCluster().start()
-    try:
-        yield asyncio.run(postgres.new_database())
-    finally:
-        postgres.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ at 4, one peer connection (25 %) makes a node more loaded than an idle one.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Iterator
 
@@ -29,7 +28,6 @@ from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
 from hubbub.control.auth.keys import SigningKey
 from tests.helpers.cluster import cluster_stats
-from tests.helpers.postgres import PostgresCluster
 from tests.helpers.redis import RedisServer
 from tests.helpers.secured_cluster import (
     ACCOUNT,
@@ -55,21 +53,6 @@ _names = itertools.count()
 
 def stream_name() -> str:
     return f"tok-{next(_names)}"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with RedisServer(name="cluster-tokens-redis") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    postgres = PostgresCluster().start()
-    try:
-        yield asyncio.run(postgres.new_database())
-    finally:
-        postgres.stop()
 
 
 @pytest.fixture(scope="module")
