@@ -62,7 +62,8 @@ class PrivateRedis:
         self.socket.unlink(missing_ok=True)
         self._proc = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
-             "700", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+             "700", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+             "--logfile", str(self._run_dir / "redis.log")],
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + REDIS_START_TIMEOUT
