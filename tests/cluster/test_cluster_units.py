@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from hubbub.cluster import keys, messages
 from hubbub.cluster.counts import ViewerCounts
 from hubbub.cluster.placement import choose
-from hubbub.cluster.records import DRAINING, NodeRecord, SourceClaim, parse_message
+from hubbub.cluster.records import DRAINING, NodeRecord, SourceClaim
 from hubbub.media.relay_link import LinkKey
 from hubbub.sfu.types import TrackParams
 
@@ -54,9 +55,27 @@ def test_malformed_node_records_and_messages_are_refused() -> None:
     for key, value in [("media", ["h"]), ("link_key", "!!"), ("state", "gone"), ("load", None)]:
         with pytest.raises(ValueError):
             NodeRecord.from_json(json.dumps({**good, key: value}))
-    for text in ["", "[]", "{}", "nope"]:
+    on_stream, on_node = keys.stream_channel("room"), keys.node_channel("n1")
+    for channel, text in [(on_stream, ""), (on_stream, "[]"), (on_stream, "{}"),
+                          (on_stream, '{"t": "count", "node": "a", "n": "3"}'),
+                          (on_stream, messages.wants("e", ["room"])),  # wrong channel
+                          (on_node, '{"t": "wants", "edge": "e", "streams": [1]}'),
+                          (on_stream, messages.claim(CLAIM.to_json()).replace("room", "x"))]:
         with pytest.raises(ValueError):
-            parse_message(text)
+            messages.decode(channel, text)
+
+
+def test_messages_round_trip() -> None:
+    on_stream, on_node = keys.stream_channel("room"), keys.node_channel("n1")
+    assert messages.decode(on_stream, messages.claim(CLAIM.to_json())) == messages.Claimed(CLAIM)
+    assert messages.decode(on_stream, messages.release(CLAIM)) == messages.Released(
+        "room", "alice", "n1", 7)
+    assert messages.decode(on_stream, messages.count("n2", 5)) == messages.Counted(
+        "room", "n2", 5)
+    assert messages.decode(on_node, messages.wants("e", ["a", "b"])) == messages.Wants(
+        "e", frozenset({"a", "b"}))
+    assert messages.decode(on_node, messages.stop("room", "alice", "why")) == messages.Stop(
+        "room", "alice", "why")
 
 
 def test_placement_least_loaded_then_carriers_then_self() -> None:

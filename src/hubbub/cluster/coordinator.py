@@ -22,24 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from hubbub.cluster import keys, placement
+from hubbub.cluster import keys, messages, placement
 from hubbub.cluster.bus import Bus
 from hubbub.cluster.config import ClusterConfig
 from hubbub.cluster.counts import ViewerCounts
 from hubbub.cluster.edge import Edge
 from hubbub.cluster.links import Links
 from hubbub.cluster.origin import Hosted, Origin
-from hubbub.cluster.records import (
-    DRAINING,
-    LEFT,
-    UP,
-    NodeRecord,
-    SourceClaim,
-    message,
-    parse_message,
-)
+from hubbub.cluster.peer_keys import PeerKeys
+from hubbub.cluster.records import DRAINING, LEFT, UP, NodeRecord, SourceClaim
 from hubbub.cluster.store import Store
-from hubbub.control.auth.keys import PublicKey, VerifyingKey
+from hubbub.control.auth.keys import VerifyingKey
 from hubbub.control.coordination import Interest
 from hubbub.media.relay_link import LinkKey
 
@@ -81,8 +74,7 @@ class ClusterCoordinator:
         self.nodes: dict[str, NodeRecord] = {}
         self._jwk = jwk
         self._link_key = LinkKey()
-        self._key_retention = key_retention
-        self._keys: dict[str, tuple[PublicKey, float]] = {}
+        self._peer_keys = PeerKeys(key_retention)
         self._keys_refreshed = float("-inf")
         self._refs: dict[str, dict[str, int]] = {}  # stream -> role -> local sessions
         self._watched: set[str] = set()  # streams whose channel we follow
@@ -234,17 +226,7 @@ class ClusterCoordinator:
             dead, expired = [], []
         self.nodes = live
         self._placed.clear()
-        now = time.monotonic()
-        for record in live.values():
-            try:
-                key = PublicKey.from_jwk(record.jwk)
-            except ValueError as exc:
-                log.warning("node %s has a bad JWT key: %s", record.id, exc)
-                continue
-            self._keys[key.kid] = (key, now)
-        for kid, (_, seen) in list(self._keys.items()):
-            if now - seen > self._key_retention:
-                del self._keys[kid]
+        self._peer_keys.observe(live.values(), time.monotonic())
         claims: list[SourceClaim] = []
         for node_id in left:
             if node_id in before:
@@ -298,9 +280,8 @@ class ClusterCoordinator:
             pass
 
     def verify_keys(self) -> list[VerifyingKey]:
-        """The JWT keys of the cluster's nodes (kept a while after a node left, so the JWTs
-        it issued stay valid until they expire)."""
-        return [key for key, _ in self._keys.values()]
+        """The JWT keys of the cluster's nodes (see PeerKeys)."""
+        return self._peer_keys.keys()
 
     async def _resync(self) -> None:
         await self.store.raise_epoch(self._max_epoch)
@@ -486,42 +467,23 @@ class ClusterCoordinator:
         self.origin.give_up((hosted.stream, hosted.source.source_id))
 
     def _on_message(self, channel: str, data: str) -> None:
+        """From the bus: counts are applied at once, everything else queued as a job."""
         try:
-            kind, body = parse_message(data)
-            if channel.startswith(keys.STREAM_CHANNEL_PREFIX):
-                stream = channel[len(keys.STREAM_CHANNEL_PREFIX):]
-                self._on_stream_message(stream, kind, body)
-            elif kind == "wants":
-                edge = body.get("edge")
-                streams = body.get("streams")
-                if not isinstance(edge, str) or not isinstance(streams, list):
-                    raise ValueError("wants needs edge and streams")
-                wanted = {s for s in streams if isinstance(s, str)}
-                self._enqueue(lambda: self._on_wants(edge, wanted))
-            elif kind == "stop":
-                name, source_id = body.get("stream"), body.get("source_id")
-                if not isinstance(name, str) or not isinstance(source_id, str):
-                    raise ValueError("stop needs stream and source_id")
-                self._stop_hosted(name, source_id, str(body.get("reason") or "stopped"))
+            msg = messages.decode(channel, data)
         except ValueError as exc:
             log.warning("ignoring a malformed cluster message on %s: %s", channel, exc)
-
-    def _on_stream_message(self, stream: str, kind: str, body: dict[str, Any]) -> None:
-        if kind == "count":
-            node, count = body.get("node"), body.get("n")
-            if isinstance(node, str) and isinstance(count, int):
+            return
+        match msg:
+            case messages.Counted(stream, node, count):
                 self.counts.on_message(stream, node, count)
-        elif kind == "claim":
-            text = body.get("claim")
-            if not isinstance(text, str):
-                raise ValueError("claim must be a JSON string")
-            claim = SourceClaim.from_json(text)
-            self._enqueue(lambda: self._apply_claim(claim))
-        elif kind == "release":
-            source_id, node, epoch = body.get("source_id"), body.get("node"), body.get("epoch")
-            if isinstance(node, str) and isinstance(epoch, int) and (
-                    source_id is None or isinstance(source_id, str)):
+            case messages.Claimed(claim):
+                self._enqueue(lambda: self._apply_claim(claim))
+            case messages.Released(stream, source_id, node, epoch):
                 self._enqueue(lambda: self._on_release(stream, source_id, node, epoch))
+            case messages.Wants(edge, streams):
+                self._enqueue(lambda: self._on_wants(edge, set(streams)))
+            case messages.Stop(stream, source_id, reason):
+                self._stop_hosted(stream, source_id, reason)
 
     async def _on_release(self, stream: str, source_id: str | None, node: str,
                           epoch: int) -> None:
@@ -549,8 +511,8 @@ class ClusterCoordinator:
             if claim.source_id == source_id and claim.node != self.node_id:
                 if claim.node not in self.nodes:
                     return False
-                await self.store.send(keys.node_channel(claim.node), message(
-                    "stop", stream=stream, source_id=source_id, reason=reason))
+                await self.store.send(keys.node_channel(claim.node),
+                                      messages.stop(stream, source_id, reason))
                 return True
         return False
 
@@ -571,7 +533,7 @@ class ClusterCoordinator:
                 self._wants_sent.pop(origin_id, None)
                 continue
             await self.store.send(keys.node_channel(origin_id),
-                                  message("wants", edge=self.node_id, streams=sorted(streams)))
+                                  messages.wants(self.node_id, sorted(streams)))
             if streams:
                 self._wants_sent[origin_id] = streams
             else:

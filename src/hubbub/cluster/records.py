@@ -164,13 +164,3 @@ class SourceClaim:
     @property
     def ssrcs(self) -> list[int]:
         return [t.ssrcs[0] for t in self.tracks]
-
-
-def message(kind: str, **fields: Any) -> str:
-    """A message on a cluster channel: a JSON object with its kind in "t"."""
-    return json.dumps({"t": kind, **fields}, separators=(",", ":"))
-
-
-def parse_message(text: str | bytes) -> tuple[str, dict[str, Any]]:
-    data = _obj(text)
-    return _str(data, "t"), data

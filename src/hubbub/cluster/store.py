@@ -12,8 +12,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from hubbub.cluster import keys
-from hubbub.cluster.records import NodeRecord, SourceClaim, message
+from hubbub.cluster import keys, messages
+from hubbub.cluster.records import NodeRecord, SourceClaim
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Store:
         written = await self._claim(
             keys=[keys.sources(claim.stream)],
             args=[keys.source_field(claim.source_id), text, claim.epoch,
-                  keys.stream_channel(claim.stream), message("claim", claim=text)],
+                  keys.stream_channel(claim.stream), messages.claim(text)],
         )
         return bool(written), text
 
@@ -139,8 +139,7 @@ class Store:
         return bool(await self._release(
             keys=[keys.sources(claim.stream)],
             args=[keys.source_field(claim.source_id), text, keys.stream_channel(claim.stream),
-                  message("release", stream=claim.stream, source_id=claim.source_id,
-                          node=claim.node, epoch=claim.epoch)],
+                  messages.release(claim)],
         ))
 
     async def claims(self, stream: str) -> list[SourceClaim]:
@@ -171,8 +170,7 @@ class Store:
                     pipe.hset(keys.viewers(stream), node_id, count)
                 else:
                     pipe.hdel(keys.viewers(stream), node_id)
-                pipe.publish(keys.stream_channel(stream),
-                             message("count", node=node_id, n=count))
+                pipe.publish(keys.stream_channel(stream), messages.count(node_id, count))
             await pipe.execute()
 
     async def viewers(self, stream: str) -> dict[str, int]:
