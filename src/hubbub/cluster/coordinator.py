@@ -28,6 +28,7 @@ from hubbub.cluster.config import ClusterConfig
 from hubbub.cluster.counts import ViewerCounts
 from hubbub.cluster.edge import Edge
 from hubbub.cluster.links import Links
+from hubbub.cluster.membership import Membership
 from hubbub.cluster.origin import Hosted, Origin
 from hubbub.cluster.peer_keys import PeerKeys
 from hubbub.cluster.records import DRAINING, LEFT, UP, NodeRecord, SourceClaim
@@ -71,7 +72,7 @@ class ClusterCoordinator:
         self.node_id = config.node_id
         self.draining = False
         self.store = Store(config.redis_url)
-        self.nodes: dict[str, NodeRecord] = {}
+        self.membership = Membership(self.store, self.node_id, config.ttl)
         self._jwk = jwk
         self._link_key = LinkKey()
         self._peer_keys = PeerKeys(key_retention)
@@ -82,8 +83,6 @@ class ClusterCoordinator:
         self._wants_sent: dict[str, frozenset[str]] = {}
         self._wants_due = False
         self._max_epoch = 0
-        self._healthy = False
-        self._healthy_since = 0.0
         self._placed: dict[str, int] = {}
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,9 +166,9 @@ class ClusterCoordinator:
                 self._jobs.task_done()
 
     def _lost_redis(self, exc: BaseException) -> None:
-        if self._healthy:
+        if self.membership.healthy:
             log.warning("Redis unreachable (%s): media continues, registry work waits", exc)
-        self._healthy = False
+        self.membership.lost()
 
     async def _beat(self) -> None:
         last_wants = time.monotonic()
@@ -193,50 +192,23 @@ class ClusterCoordinator:
         )
 
     async def _heartbeat(self) -> None:
-        was_there = await self.store.heartbeat(self._record(), self.config.ttl)
-        if not self._healthy:
-            self._healthy = True
-            self._healthy_since = time.monotonic()
-            if self._tasks:  # not the first heartbeat: Redis came back
-                log.info("Redis reachable again: writing this node's part of the registry")
-                await self._resync()
-        elif not was_there and self._tasks:
-            # We stalled past the TTL: the others buried us (claims deleted, feeds dropped).
-            log.warning("this node's registry record had expired: writing its part again")
+        if await self.membership.beat(self._record()) and self._tasks:
             await self._resync()
         await self.refresh_nodes()
 
-    def _settled(self) -> bool:
-        """Connected to Redis for a whole TTL: a node missing from the registry is dead."""
-        return self._healthy and time.monotonic() - self._healthy_since >= self.config.ttl
+    @property
+    def nodes(self) -> dict[str, NodeRecord]:
+        return self.membership.nodes
 
     async def refresh_nodes(self) -> None:
-        live, expired = await self.store.nodes()
-        settled = self._settled()
-        before = self.nodes
-        left = [n for n, r in live.items() if r.state == LEFT and n != self.node_id]
-        for node_id in left:
-            del live[node_id]
-        dead = [n for n in self.nodes if n not in live and n != self.node_id
-                and n not in left]
-        if not settled:
-            # Just (re)connected: a restarted Redis refills within one TTL; absent is not dead.
-            for node_id in dead:
-                live[node_id] = self.nodes[node_id]
-            dead, expired = [], []
-        self.nodes = live
+        """Read the registry: who is alive, their loads and JWT keys; bury the dead."""
+        changes = await self.membership.read()
         self._placed.clear()
-        self._peer_keys.observe(live.values(), time.monotonic())
+        self._peer_keys.observe(self.nodes.values(), time.monotonic())
         claims: list[SourceClaim] = []
-        for node_id in left:
-            if node_id in before:
-                log.info("node %s left the cluster", node_id)
-                claims += self._node_gone(node_id)
-        for node_id in dead:
-            log.warning("node %s left the cluster (no heartbeat for %.0f s)", node_id,
-                        self.config.ttl)
+        for node_id in changes.left + changes.dead:
             claims += self._node_gone(node_id)
-        for node_id in set(expired) | set(dead):
+        for node_id in set(changes.expired) | set(changes.dead):
             await self._clean_up_after(node_id)
         for claim in claims:  # compare-and-delete: a newer claim stays
             await self.store.release(claim, claim.to_json())
@@ -374,7 +346,7 @@ class ClusterCoordinator:
             await self.refresh_nodes()  # a node that joined since our last heartbeat
         for claim in claims:
             if claim.node != self.node_id and claim.node not in self.nodes:
-                if self._settled():  # not just an empty Redis refilling after a restart
+                if self.membership.settled():  # not an empty Redis refilling after a restart
                     await self.store.release(claim, claim.to_json())
                 continue
             await self._apply_claim(claim)
@@ -588,7 +560,7 @@ class ClusterCoordinator:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "node": self.node_id, "cluster": True, "healthy": self._healthy,
+            "node": self.node_id, "cluster": True, "healthy": self.membership.healthy,
             "draining": self.draining,
             "nodes": {n.id: {"url": n.url, "state": n.state, "load": n.load}
                       for n in self.nodes.values()},
