@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -12,6 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from hubbub import logs
 from hubbub.config import Config
 
 
@@ -96,6 +96,14 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM, keep serving connected clients this long (no new ones) then stop",
     )
     cluster.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
+    limits = parser.add_argument_group("limits", "what one client may cost the server")
+    limits.add_argument("--command-rate", type=float, default=20.0, metavar="PER_SECOND",
+                        help="commands a WebSocket may send per second on average (default 20)")
+    limits.add_argument("--command-burst", type=int, default=40, metavar="N",
+                        help="commands a WebSocket may send at once (default 40)")
+    limits.add_argument("--send-queue-bytes", type=int, default=1024 * 1024, metavar="BYTES",
+                        help="replies and events queued for a client that does not read, "
+                        "before it is closed (default 1 MiB)")
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -107,6 +115,9 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.control.http_port = args.http_port
     config.control.allow_any_stream = args.allow_any_stream
     config.control.media_timeout = args.media_timeout
+    config.control.command_rate = max(0.1, args.command_rate)
+    config.control.command_burst = max(1, args.command_burst)
+    config.control.send_queue_bytes = max(64 * 1024, args.send_queue_bytes)
     config.media.host = args.media_host or args.host
     config.media.port = args.media_port
     config.media.announced_ips = list(args.announce_ip)
@@ -127,9 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     from hubbub.control.node import Node
 
     config = _config_from(args)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.install(config.log_level)
     try:
         data = datadir.prepare(config.auth)
         workers = _worker_count(args.workers)

@@ -59,6 +59,20 @@ class ControlConfig:
     max_message_bytes: int = 256 * 1024
     """Largest WebSocket text frame accepted; an SDP is a few KiB."""
 
+    command_rate: float = 20.0
+    """Commands a socket may send per second on average (token bucket); a client sends a
+    handful in its life (`view`/`publish`, then `project`/`select` now and then)."""
+
+    command_burst: int = 40
+    """Commands a socket may send at once before `command_rate` applies."""
+
+    command_flood_close: int = 100
+    """Commands refused for the rate within 10 s after which the socket is closed (1008)."""
+
+    send_queue_bytes: int = 1024 * 1024
+    """Bytes of replies and events queued for one socket; a client that does not read
+    past this is closed (1008). Events are small: a reading client never comes near it."""
+
     viewercount_interval: float = 1.0
     """`viewercount` events are coalesced to at most one per interval (PROTOCOL.md)."""
 

@@ -12,6 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hubbub.logs import clip
+
+MAX_DEPTH = 32
+"""Nesting of a command's JSON; ours need 4 (`project` mapping entries), SDP is a string."""
+
+MAX_NAME = 64
+
 
 class ProtocolError(ValueError):
     """A message we cannot act on; the reason goes back to the client verbatim."""
@@ -29,21 +36,52 @@ class Command:
     data: dict[str, Any]
 
 
-def parse_command(text: str) -> Command:
+def too_deep(text: str, limit: int) -> bool:
+    """Whether JSON `text` nests deeper than `limit`, found before parsing (a deeply nested
+    message costs a scan, never a recursion). Brackets in strings are skipped."""
+    if text.count("[") + text.count("{") <= limit:  # the usual case, at C speed
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def parse_command(text: str, max_depth: int = MAX_DEPTH) -> Command:
+    if too_deep(text, max_depth):
+        raise ProtocolError(f"JSON nested deeper than {max_depth} levels")
     try:
         message = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(f"invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"invalid JSON: {clip(exc)}") from None
     if not isinstance(message, dict):
         raise ProtocolError("message must be a JSON object")
     trans_id = message.get("transId")
     if trans_id is not None and (not isinstance(trans_id, int) or isinstance(trans_id, bool)):
         raise ProtocolError("transId must be an integer")
     if message.get("type") != "cmd":
-        raise ProtocolError(f"unexpected message type {message.get('type')!r}", trans_id)
+        raise ProtocolError(f"unexpected message type {clip(message.get('type'), 32)}",
+                            trans_id)
     name = message.get("name")
     if not isinstance(name, str) or not name:
         raise ProtocolError("command has no name", trans_id)
+    if len(name) > MAX_NAME:
+        raise ProtocolError(f"command name longer than {MAX_NAME} characters", trans_id)
     data = message.get("data", {})
     if data is None:
         data = {}

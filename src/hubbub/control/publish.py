@@ -52,7 +52,7 @@ class PublisherSession(Session):
     role = "publish"
 
     def __init__(self, node: Node, send_text: Any) -> None:
-        super().__init__(send_text)
+        super().__init__(send_text, node.config.control.send_queue_bytes)
         self.node = node
         self.publisher_id = new_id("pub")
         self.stream: Stream | None = None

@@ -19,6 +19,11 @@ KNOWN_EVENTS = frozenset(
 
 _ids = itertools.count(1)
 
+CLOSE_POLICY = 1008
+"""RFC 6455 §7.4.1 "policy violation": a client over a limit (send queue, command flood)."""
+
+DEFAULT_QUEUE_BYTES = 1024 * 1024
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}{next(_ids):x}"
@@ -27,9 +32,14 @@ def new_id(prefix: str) -> str:
 class Session:
     """Serializes everything sent on one socket through a queue drained by one task."""
 
-    def __init__(self, send_text: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, send_text: Callable[[str], Awaitable[None]],
+                 max_queue_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
         self._send_text = send_text
         self._queue: asyncio.Queue[str | asyncio.Event] = asyncio.Queue()
+        # Bounded: a client that does not read must not hold the server's memory.
+        self.max_queue_bytes = max_queue_bytes
+        self.queued_bytes = 0
+        self.overflowed = False
         self._writer = asyncio.get_running_loop().create_task(self._drain())
         self.events: frozenset[str] = DEFAULT_EVENTS
         self.closed = False
@@ -51,8 +61,17 @@ class Session:
         """Called once the reply to a successful command is queued (view sends `active`)."""
 
     def send(self, text: str) -> None:
-        if not self.closed:
-            self._queue.put_nowait(text)
+        if self.closed or self.overflowed:
+            return
+        if self.queued_bytes + len(text) > self.max_queue_bytes:
+            self.overflowed = True
+            log.info("closing a socket whose client does not read (%d bytes queued)",
+                     self.queued_bytes)
+            self.request_close(CLOSE_POLICY, f"more than {self.max_queue_bytes} bytes queued "
+                               "for this client: it does not read")
+            return
+        self.queued_bytes += len(text)
+        self._queue.put_nowait(text)
 
     def send_event(self, name: str, data: dict[str, Any] | None) -> None:
         if name in self.events:
@@ -93,6 +112,7 @@ class Session:
                 # The socket is gone; the receive loop notices and tears the session down.
                 self.closed = True
                 return
+            self.queued_bytes -= len(text)
 
     def close(self) -> None:
         self.closed = True

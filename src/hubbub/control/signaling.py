@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -14,10 +16,14 @@ from hubbub.control.auth.jwts import UNKNOWN_KEY, Grant
 from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 from hubbub.control.publish import PublisherSession
-from hubbub.control.session import Session
+from hubbub.control.ratelimit import TokenBucket
+from hubbub.control.session import CLOSE_POLICY, Session
 from hubbub.control.view import ViewerSession
+from hubbub.logs import clip
 
 log = logging.getLogger(__name__)
+
+FLOOD_WINDOW = 10.0  # seconds over which refused commands count towards closing
 
 
 async def serve_socket(
@@ -43,7 +49,7 @@ async def serve_socket(
         verdict = check()
     await websocket.accept()
     if isinstance(verdict, gate.Refusal):
-        log.info("%s socket refused: %s", role, verdict.reason)
+        log.info("%s socket refused: %s", role, clip(verdict.reason))
         await websocket.close(code=verdict.code, reason=verdict.reason[:120])
         return
     session: PublisherSession | ViewerSession
@@ -78,7 +84,10 @@ async def serve_socket(
 
 
 async def _receive_loop(websocket: WebSocket, node: Node, session: Session) -> None:
-    limit = node.config.control.max_message_bytes
+    control = node.config.control
+    limit = control.max_message_bytes
+    bucket = TokenBucket(control.command_rate, control.command_burst)
+    refused: deque[float] = deque()  # times of commands refused for the rate, last 10 s
     while True:
         try:
             message = await websocket.receive()
@@ -86,6 +95,20 @@ async def _receive_loop(websocket: WebSocket, node: Node, session: Session) -> N
             return
         if message["type"] == "websocket.disconnect":
             return
+        if not bucket.take():
+            # Before any parsing: a flood costs us a counter, not a JSON decode.
+            now = time.monotonic()
+            refused.append(now)
+            while refused and now - refused[0] > FLOOD_WINDOW:
+                refused.popleft()
+            if len(refused) >= control.command_flood_close:
+                log.info("closing a socket that keeps flooding commands (%d refused in %.0f s)",
+                         len(refused), FLOOD_WINDOW)
+                session.request_close(CLOSE_POLICY, "command flood: too many commands")
+                return
+            session.send(messages.error(None, f"too many commands: at most "
+                                        f"{control.command_rate:g} per second"))
+            continue
         text = message.get("text")
         if text is None:
             session.send(messages.error(None, "binary frames are not supported"))
@@ -104,12 +127,14 @@ async def _dispatch(text: str, session: Session) -> None:
         trans_id = command.trans_id
         data = await session.handle(command)
     except messages.ProtocolError as exc:
-        log.info("command refused: %s", exc.reason)
-        session.send(messages.error(exc.trans_id if trans_id is None else trans_id, exc.reason))
+        reason = clip(exc.reason, 300)
+        log.info("command refused: %s", reason)
+        session.send(messages.error(exc.trans_id if trans_id is None else trans_id, reason))
         return
     except ValueError as exc:  # SDP and other parse errors carry a clear message
-        log.info("command refused: %s", exc)
-        session.send(messages.error(trans_id, str(exc)))
+        reason = clip(exc, 300)
+        log.info("command refused: %s", reason)
+        session.send(messages.error(trans_id, reason))
         return
     except Exception:
         log.exception("command failed")

@@ -74,7 +74,7 @@ class ViewerSession(Session):
     role = "view"
 
     def __init__(self, node: Node, send_text: Any) -> None:
-        super().__init__(send_text)
+        super().__init__(send_text, node.config.control.send_queue_bytes)
         self.node = node
         self.subscriber_id = new_id("sub")
         self.stream: Stream | None = None
