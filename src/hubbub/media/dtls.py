@@ -29,6 +29,7 @@ SRTP_PROFILES: dict[bytes, tuple[str, int, int]] = {
 }
 
 _RECORD_HEADER = struct.Struct("!BHH6sH")  # type, version, epoch, sequence, length (RFC 6347 §4.1)
+_HANDSHAKE = 22  # record content type (RFC 5246 §6.2.1)
 
 
 def fingerprint_of(der: bytes, algorithm: str = "sha-256") -> str:
@@ -114,6 +115,9 @@ class DtlsEndpoint:
         self._mtu = mtu
         self.done = False
         self.closed = False
+        self.released = False
+        self._final_flight: list[bytes] = []
+        self._close_notify = b""
 
     def receive(self, data: bytes) -> SrtpKeys | None:
         """Feed one datagram. Returns the SRTP keys once the handshake has completed.
@@ -121,6 +125,12 @@ class DtlsEndpoint:
         Raises DtlsError when the handshake fails or the certificate does not match.
         """
         if self.closed:
+            return None
+        if self.released:
+            # The peer retransmits its last flight: ours was lost (RFC 6347 §4.2.4).
+            if data and data[0] == _HANDSHAKE:
+                for datagram in self._final_flight:
+                    self._send(datagram)
             return None
         self._conn.bio_write(data)
         if self.done:
@@ -147,11 +157,32 @@ class DtlsEndpoint:
             self._conn.DTLSv1_handle_timeout()
             self._flush()
 
+    def release(self) -> None:
+        """Free the OpenSSL connection (about 140 KB) once the peer has shown it holds the
+        keys. What DTLS still owes the peer is kept as bytes: our final flight, resent if the
+        peer retransmits its own, and a close_notify made now for `close` (nothing else is
+        ever sent over this connection, so its record sequence number cannot change). A
+        close_notify from the peer is no longer seen; ICE consent (RFC 7675) ends the
+        transport instead."""
+        if not self.done or self.closed or self.released:
+            return
+        try:
+            self._conn.shutdown()
+        except SSL.Error:
+            pass
+        self._close_notify = self._read_pending()
+        self.released = True
+        self._conn = None  # type: ignore[assignment]
+
     def close(self) -> None:
         """Send close_notify (RFC 5246 §7.2.1) if the handshake had completed."""
         if self.closed:
             return
         self.closed = True
+        if self.released:
+            if self._close_notify:
+                self._send(self._close_notify)
+            return
         if self.done:
             try:
                 self._conn.shutdown()
@@ -168,20 +199,24 @@ class DtlsEndpoint:
         except SSL.Error as exc:
             self._flush()
             raise DtlsError(f"DTLS handshake failed: {exc}") from exc
-        self._flush()
+        self._final_flight = self._flush()
         self.done = True
         self._check_fingerprint()
         return self._export_keys()
 
-    def _flush(self) -> None:
+    def _read_pending(self) -> bytes:
         pending = b""
         while True:
             try:
                 pending += self._conn.bio_read(16384)
             except SSL.WantReadError:
-                break
-        for datagram in split_records(pending, self._mtu):
+                return pending
+
+    def _flush(self) -> list[bytes]:
+        datagrams = split_records(self._read_pending(), self._mtu)
+        for datagram in datagrams:
             self._send(datagram)
+        return datagrams
 
     def _check_fingerprint(self) -> None:
         cert = self._conn.get_peer_certificate()

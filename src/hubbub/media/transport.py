@@ -33,6 +33,10 @@ Address = tuple[str, int]
 TWCC_INTERVAL = 0.1
 """Seconds between transport-cc feedback packets (the draft suggests ~100 ms)."""
 
+DTLS_KEEP = 10.0
+"""Longest the OpenSSL connection (~140 KB) is kept after the handshake: long enough for a
+peer whose final flight got lost to retransmit it twice (RFC 6347 §4.2.4 timers: 1 s, 2 s)."""
+
 
 class TransportState(enum.Enum):
     NEW = "new"
@@ -247,6 +251,11 @@ class WebRtcTransport(SrtpPeer):
             self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
             self._update_target()
             self._cancel_timer()
+            # The OpenSSL connection is freed at the peer's first SRTCP (it has the keys, so
+            # it got our final flight), or after DTLS_KEEP seconds at the latest.
+            self._dtls_timer = asyncio.get_running_loop().call_later(
+                DTLS_KEEP, self._dtls.release
+            )
             if self._twcc is not None:
                 self._twcc_timer = asyncio.get_running_loop().call_later(
                     TWCC_INTERVAL, self._send_twcc
@@ -303,6 +312,8 @@ class WebRtcTransport(SrtpPeer):
                 stats.srtp_errors += 1
                 return
             stats.rtcp_in += 1
+            if not self._dtls.released:
+                self._dtls.release()
             self.on_rtcp(plain)
         else:
             try:

@@ -1,0 +1,59 @@
+"""After the handshake the server frees its OpenSSL connection (about 140 KB per peer) and
+keeps what DTLS still owes the peer as bytes: its final flight and a close_notify."""
+
+from __future__ import annotations
+
+from hubbub.media.dtls import Certificate, DtlsClient, DtlsServer, SrtpKeys
+
+
+def handshake() -> tuple[DtlsServer, DtlsClient, list[bytes], list[bytes], SrtpKeys]:
+    server_cert, client_cert = Certificate(), Certificate()
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    server = DtlsServer(server_cert.context(), [("sha-256", client_cert.fingerprint)],
+                        to_client.append)
+    client = DtlsClient(client_cert, [("sha-256", server_cert.fingerprint)], to_server.append)
+    client.start()
+    keys = None
+    for _ in range(10):
+        while to_server:
+            keys = server.receive(to_server.pop(0)) or keys
+        if not to_client:
+            break
+        final = list(to_client)
+        while to_client:
+            client.receive(to_client.pop(0))
+    assert server.done and client.done and keys is not None
+    return server, client, to_server, final, keys
+
+
+def test_a_released_server_resends_its_final_flight_when_the_peer_retransmits() -> None:
+    server, client, to_server, final, _ = handshake()
+    server.release()
+    assert server.released
+    sent: list[bytes] = []
+    server._send = sent.append  # type: ignore[method-assign]
+    server.receive(bytes([22]) + bytes(30))  # a handshake record: the peer lost our flight
+    assert sent == final
+    sent.clear()
+    server.receive(bytes([23]) + bytes(30))  # application data: ignored
+    assert sent == []
+
+
+def test_the_close_notify_made_at_release_closes_the_peer() -> None:
+    server, client, _, _, _ = handshake()
+    server.release()
+    sent: list[bytes] = []
+    server._send = sent.append  # type: ignore[method-assign]
+    server.close()
+    [alert] = sent
+    assert alert[0] == 21  # an alert record, encrypted under the handshake's keys
+    client.receive(alert)
+    assert client.closed, "the peer decrypts and accepts our close_notify"
+
+
+def test_release_before_the_handshake_is_a_no_op() -> None:
+    cert = Certificate()
+    server = DtlsServer(cert.context(), [("sha-256", cert.fingerprint)], lambda d: None)
+    server.release()
+    assert not server.released
