@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hubbub.media import ice, rtp
+from hubbub.media import heap, ice, rtp
 from hubbub.media.dtls import DtlsError, DtlsServer
 from hubbub.media.srtp import PROTECT_FN, SrtpError, SrtpPair
 from hubbub.media.twcc import TwccResponder
@@ -33,6 +33,7 @@ Address = tuple[str, int]
 TWCC_INTERVAL = 0.1
 """Seconds between transport-cc feedback packets (the draft suggests ~100 ms)."""
 
+DTLS_CONNECTION_BYTES = 140_000  # measured: malloc'd by one OpenSSL DTLS connection
 DTLS_KEEP = 10.0
 """Longest the OpenSSL connection (~140 KB) is kept after the handshake: long enough for a
 peer whose final flight got lost to retransmit it twice (RFC 6347 §4.2.4 timers: 1 s, 2 s)."""
@@ -254,7 +255,7 @@ class WebRtcTransport(SrtpPeer):
             # The OpenSSL connection is freed at the peer's first SRTCP (it has the keys, so
             # it got our final flight), or after DTLS_KEEP seconds at the latest.
             self._dtls_timer = asyncio.get_running_loop().call_later(
-                DTLS_KEEP, self._dtls.release
+                DTLS_KEEP, self._release_dtls
             )
             if self._twcc is not None:
                 self._twcc_timer = asyncio.get_running_loop().call_later(
@@ -291,6 +292,12 @@ class WebRtcTransport(SrtpPeer):
             self.send_rtcp(feedback)
         self._twcc_timer = asyncio.get_running_loop().call_later(TWCC_INTERVAL, self._send_twcc)
 
+    def _release_dtls(self) -> None:
+        self._cancel_timer()
+        if not self._dtls.released and not self._dtls.closed:
+            self._dtls.release()
+            heap.TRIMMER.freed(DTLS_CONNECTION_BYTES)
+
     def _cancel_timer(self) -> None:
         if self._dtls_timer is not None:
             self._dtls_timer.cancel()
@@ -313,7 +320,7 @@ class WebRtcTransport(SrtpPeer):
                 return
             stats.rtcp_in += 1
             if not self._dtls.released:
-                self._dtls.release()
+                self._release_dtls()
             self.on_rtcp(plain)
         else:
             try:
