@@ -67,6 +67,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "--no-spaces", action="store_true",
         help="do not serve the Spaces audio-room app at /spaces",
     )
+    from hubbub.apps.spaces.cli import add_limit_arguments
+
+    add_limit_arguments(parser, prefix="spaces-")  # --spaces-user-rate ...
     cluster = parser.add_argument_group(
         "scale-out", "several worker processes on this host, or several hosts, as one cluster"
     )
@@ -160,9 +163,10 @@ def serve(args: argparse.Namespace) -> int:
     base = f"http://{shown}:{config.control.http_port}"
     apps = []
     if not args.no_spaces:
-        from hubbub.apps.spaces.cli import embedded
+        from hubbub.apps.spaces.cli import embedded, limits_from
 
-        apps.append(embedded(base, data.api_secret, str(data.path), config.auth.database_url))
+        apps.append(embedded(base, data.api_secret, str(data.path), config.auth.database_url,
+                             limits_from(args)))
     auth = Auth(config.auth, data)
     if coordinator is not None:
         auth.peer_keys = coordinator.verify_keys

@@ -15,7 +15,11 @@ Mounted at `config.path` (default /spaces) by `hubbub serve`, or served alone by
                                     receive state / promoted / demoted / kicked / closed
 
 Every call but POST /api/users carries `Authorization: Bearer <secret>`; errors are
-`{"error": "..."}` with 400/401/403/404/409/410/429/502.
+`{"error": "..."}` with 400/401/403/404/409/410/413/429/502.
+
+Limits (limits.py, SpacesConfig): request bodies over `max_body_bytes` get 413 before they are
+read; new identities and new rooms are rate-limited per client address (429 + Retry-After);
+an identity has at most `max_rooms_per_owner` rooms open (409).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hubbub.apps.spaces.config import SpacesConfig
+from hubbub.apps.spaces.limits import AddressLimiter, BodyLimit
 from hubbub.apps.spaces.models import User
 from hubbub.apps.spaces.platform import PlatformClient
 from hubbub.apps.spaces.presence import Connection
@@ -93,6 +98,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _client(request: Request) -> str | None:
+    """The client's address: the peer, or what a trusted proxy forwarded (see limits.py)."""
+    return request.client.host if request.client else None
+
+
 class SpacesApp:
     """`asgi` serves the app; `start()`/`stop()` open and close its database and timers."""
 
@@ -101,7 +111,12 @@ class SpacesApp:
         self.path = config.path.rstrip("/") or "/"
         self._service: RoomService | None = None
         self._store: RoomStore | None = None
-        self.asgi: ASGIApp = self._build()
+        self.new_users = AddressLimiter("new identities", config.user_rate, config.user_burst,
+                                        config.max_tracked_addresses)
+        self.new_rooms = AddressLimiter("new rooms", config.room_rate, config.room_burst,
+                                        config.max_tracked_addresses)
+        self.body_limit = BodyLimit(self._build(), config.max_body_bytes)
+        self.asgi: ASGIApp = self.body_limit
 
     @property
     def service(self) -> RoomService:
@@ -115,7 +130,8 @@ class SpacesApp:
             self.config.hubbub_url, self.config.api_secret, store, self.config.http_timeout
         )
         service = RoomService(
-            store, platform, self.config.presence_grace, self.config.max_open_rooms
+            store, platform, self.config.presence_grace, self.config.max_open_rooms,
+            self.config.max_rooms_per_owner,
         )
         await service.start()
         self._store, self._service = store, service
@@ -152,7 +168,9 @@ class SpacesApp:
         @app.exception_handler(SpacesError)
         async def spaces_error(request: Request, exc: Exception) -> JSONResponse:
             assert isinstance(exc, SpacesError)
-            return _error(exc.status, exc.message)
+            response = _error(exc.status, exc.message)
+            response.headers.update(exc.headers or {})
+            return response
 
         @app.exception_handler(RequestValidationError)
         async def bad_request(request: Request, exc: Exception) -> JSONResponse:
@@ -168,7 +186,8 @@ class SpacesApp:
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
         @app.post("/api/users", status_code=201)
-        async def create_user(body: NewUser) -> JSONResponse:
+        async def create_user(body: NewUser, request: Request) -> JSONResponse:
+            self.new_users.check(_client(request))
             user, secret = await self.service.store.create_user(body.name)
             return JSONResponse({"id": user.id, "name": user.name, "secret": secret}, 201)
 
@@ -190,6 +209,7 @@ class SpacesApp:
 
         @app.post("/api/rooms", status_code=201)
         async def create_room(body: NewRoom, request: Request) -> JSONResponse:
+            self.new_rooms.check(_client(request))
             user = await self._user(request)
             room = await self.service.create_room(user, body.name, body.audioOnly)
             return JSONResponse({"room": self.service.state(room)}, 201)

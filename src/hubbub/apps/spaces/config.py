@@ -39,3 +39,34 @@ class SpacesConfig:
 
     max_open_rooms: int = 1000
     """Rooms open at once; creating more is refused (429)."""
+
+    max_rooms_per_owner: int = 5
+    """Rooms one identity may have open at once; a sixth is refused (409) until one is closed.
+    A host runs one stage at a time, and a few forgotten tabs fit; without it, one identity
+    could fill `max_open_rooms` and lock everyone else out of creating rooms."""
+
+    max_body_bytes: int = 8 * 1024
+    """Largest request body the API reads (413 above, refused before the rest is read). The
+    largest valid body is under 1 KiB (an 80-character room name, every character escaped);
+    8 KiB leaves room for clients that add fields, and makes a flood of big bodies cost
+    nothing (they were read in full: 4 x 50 MB took the RSS from 206 to 523 MB)."""
+
+    user_rate: float = 1.0
+    """New identities (POST /api/users) per second per client address, on average (429 with
+    Retry-After above it). A browser makes one and keeps it, so a sustained rate of more than
+    one a second from one address is a script (2,000 were made in 5.4 s)."""
+
+    user_burst: int = 30
+    """New identities one address may make at once: a classroom or an office behind one NAT
+    opening the same stage together."""
+
+    room_rate: float = 0.1
+    """New rooms (POST /api/rooms) per second per client address, on average: one every 10 s.
+    People create rooms by hand, a few a day."""
+
+    room_burst: int = 20
+    """New rooms one address may create at once (several hosts behind one NAT)."""
+
+    max_tracked_addresses: int = 10_000
+    """Client addresses whose budgets are remembered; past it, refilled budgets are forgotten
+    first, then the least recently seen (memory stays bounded under a spread-out flood)."""

@@ -36,19 +36,23 @@ CLOSE_ROOM_CLOSED = 4010
 
 
 class SpacesError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 class RoomService:
     def __init__(
-        self, store: RoomStore, platform: PlatformClient, grace: float, max_open_rooms: int
+        self, store: RoomStore, platform: PlatformClient, grace: float, max_open_rooms: int,
+        max_rooms_per_owner: int = 5,
     ) -> None:
         self.store = store
         self.platform = platform
         self.max_open_rooms = max_open_rooms
+        self.max_rooms_per_owner = max_rooms_per_owner
+        self._creating = asyncio.Lock()  # the counts below and the insert, one at a time
         self.presence = Presence(grace, self._on_absent)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -126,9 +130,14 @@ class RoomService:
     # --- lobby ---------------------------------------------------------------------------
 
     async def create_room(self, user: User, name: str, audio_only: bool) -> Room:
-        if len(await self.store.open_rooms()) >= self.max_open_rooms:
-            raise SpacesError(429, "too many open rooms; try again later")
-        room = await self.store.create_room(user, name, audio_only)
+        async with self._creating:
+            if await self.store.count_open_rooms(owner_id=user.id) >= self.max_rooms_per_owner:
+                raise SpacesError(
+                    409, f"you already have {self.max_rooms_per_owner} open rooms; close one "
+                    "before creating another")
+            if await self.store.count_open_rooms() >= self.max_open_rooms:
+                raise SpacesError(429, "too many open rooms; try again later")
+            room = await self.store.create_room(user, name, audio_only)
         log.info("spaces: %s created room %s %r", user.id, room.id, name)
         return room
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import RowMapping
 
 from hubbub.apps.spaces import schema
@@ -112,6 +112,16 @@ class RoomStore:
 
     async def open_rooms(self) -> list[Room]:
         return await self._rooms(schema.rooms.c.closed_on.is_(None))
+
+    async def count_open_rooms(self, owner_id: str | None = None) -> int:
+        """Open rooms, all of them or one owner's (a COUNT: nothing loaded)."""
+        query = select(func.count()).select_from(schema.rooms).where(
+            schema.rooms.c.closed_on.is_(None)
+        )
+        if owner_id is not None:
+            query = query.where(schema.rooms.c.owner_id == owner_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def _rooms(self, where: Any) -> list[Room]:
         m, u = schema.members, schema.users
