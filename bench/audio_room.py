@@ -85,7 +85,8 @@ def hubbub_server(cpu: int | None) -> Iterator[tuple[str, int]]:
     """`hubbub serve` on free loopback ports, pinned to `cpu`; yields (ws base URL, pid)."""
     http, media = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
     args = [*_pin(cpu), sys.executable, "-m", "hubbub", "serve", "--host", HOST,
-            "--http-port", str(http), "--media-port", str(media), "--allow-any-stream"]
+            "--http-port", str(http), "--media-port", str(media), "--allow-any-stream",
+            *common.NO_CONNECTION_LIMITS]
     log_file = open(common.RESULTS_DIR / ".server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
                             cwd=common.REPO_ROOT, start_new_session=True)

@@ -257,7 +257,7 @@ def start_node(name: str, redis_url: str | None, cpu: int | None,
     args = [*pin(cpu), sys.executable, "-m", "hubbub", "serve", "--host", HOST,
             "--http-port", str(http), "--media-port", str(media), "--allow-any-stream",
             "--api-secret", API_SECRET, "--data-dir", data_dir, "--no-spaces",
-            "--drain-grace", "0", *extra]
+            "--drain-grace", "0", *common.NO_CONNECTION_LIMITS, *extra]
     if redis_url:
         args += ["--redis", redis_url]
     log_path = common.RESULTS_DIR / f".cluster-{name}.log"
@@ -354,7 +354,7 @@ def workers(count: int, extra: Sequence[str] = ()) -> Iterator[Workers]:
     args = [sys.executable, "-m", "hubbub", "serve", "--host", HOST, "--http-port", str(http),
             "--media-port", str(media), "--allow-any-stream", "--api-secret", API_SECRET,
             "--data-dir", data_dir, "--no-spaces", "--drain-grace", "0",
-            "--workers", str(count), *extra]
+            "--workers", str(count), *common.NO_CONNECTION_LIMITS, *extra]
     log_path = common.RESULTS_DIR / f".cluster-workers{count}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - the child keeps it; closed below
     try:

@@ -100,6 +100,19 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     )
     cluster.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
     limits = parser.add_argument_group("limits", "what one client may cost the server")
+    limits.add_argument("--max-connections-per-ip", type=int, default=500, metavar="N",
+                        help="open HTTP/WebSocket connections one client address (IPv6: its "
+                        "/64) may hold, per worker; 0: no cap (default 500: an office behind "
+                        "one NAT)")
+    limits.add_argument("--new-connections-per-ip", type=float, default=50.0,
+                        metavar="PER_SECOND",
+                        help="new connections one address may open per second, after a burst "
+                        "of --max-connections-per-ip; 0: no limit (default 50)")
+    limits.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="a new connection must send its request head, and a WebSocket its "
+                        "first message, within this; else it is closed (default 10)")
+    limits.add_argument("--limits-log-interval", type=float, default=60.0,
+                        help=argparse.SUPPRESS)
     limits.add_argument("--command-rate", type=float, default=20.0, metavar="PER_SECOND",
                         help="commands a WebSocket may send per second on average (default 20)")
     limits.add_argument("--command-burst", type=int, default=40, metavar="N",
@@ -118,6 +131,10 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.control.http_port = args.http_port
     config.control.allow_any_stream = args.allow_any_stream
     config.control.media_timeout = args.media_timeout
+    config.control.max_connections_per_ip = max(0, args.max_connections_per_ip)
+    config.control.new_connections_per_ip = max(0.0, args.new_connections_per_ip)
+    config.control.request_timeout = max(0.5, args.request_timeout)
+    config.control.limits_log_interval = max(1.0, args.limits_log_interval)
     config.control.command_rate = max(0.1, args.command_rate)
     config.control.command_burst = max(1, args.command_burst)
     config.control.send_queue_bytes = max(64 * 1024, args.send_queue_bytes)
@@ -242,18 +259,25 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
                 await asyncio.sleep(0.1)
             self.should_exit = True
 
+    from hubbub.control.connections import Admission, ClientLimits, protocol_classes
+
+    # Per-address connection limits and request timeouts (control/connections.py).
+    admission = Admission(config.control, args.trusted_proxy)
+    http_protocol, ws_protocol = protocol_classes(admission)
     server = DrainingServer(uvicorn.Config(
-        app,
+        # Client addresses (allowedIpAddresses, the limits) come from the socket unless a proxy
+        # is trusted: ClientLimits then applies uvicorn's ProxyHeadersMiddleware itself.
+        ClientLimits(app, admission),
         host=config.control.host,
         port=config.control.http_port,
         loop="uvloop",
+        http=http_protocol,
+        ws=ws_protocol or "none",
         ws_max_size=config.control.max_message_bytes,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=3,
-        # Client addresses (allowedIpAddresses) come from the socket unless a proxy is trusted.
-        proxy_headers=bool(args.trusted_proxy),
-        forwarded_allow_ips=",".join(args.trusted_proxy) or None,
+        proxy_headers=False,
     ))
     server.run()
     return 0 if server.started else 1

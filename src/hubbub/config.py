@@ -79,6 +79,37 @@ class ControlConfig:
     media_timeout: float = 10.0
     """A publisher that sends no RTP for this long is treated as gone (`inactive`)."""
 
+    # Connections (control/connections.py): what one client address may hold and open.
+    max_connections_per_ip: int = 500
+    """Open HTTP/WebSocket connections one client address (IPv6: its /64) may hold; 0 = no cap.
+    Sized for an office behind one NAT: ~150 people each with a signaling socket or two and
+    the browser's keep-alive connections. One address can no longer take every descriptor."""
+
+    new_connections_per_ip: float = 50.0
+    """New connections one address may open per second (0 = no limit), after a burst of
+    `max_connections_per_ip`: that office may reconnect all at once after a network blip;
+    after that a join costs ~3 connections (page, Director, WebSocket), so 15 joins a second."""
+
+    request_timeout: float = 10.0
+    """Seconds a new connection has to send its whole request head, and a WebSocket its first
+    message. Clients send at once (hubbub's and the SDK's send `view`/`publish` right after
+    connecting); only silent sockets — a browser's unused preconnect, or an attack — hit it."""
+
+    body_timeout: float = 30.0
+    """Seconds a request body has to arrive (bodies here are ≤ 64 KiB: 5 s at 100 kbit/s)."""
+
+    max_head_bytes: int = 32 * 1024
+    """Largest first request head (request line and headers), as nginx's default 4 × 8 KiB; a
+    JWT in the query and the cookies are well under it."""
+
+    max_connections: int = 0
+    """Connections of the whole process; 0 = its descriptor limit (RLIMIT_NOFILE) less a tenth
+    (at least 128) kept for the database, the media port and the logs."""
+
+    limits_log_interval: float = 60.0
+    """Refusals and timeouts are counted and logged once per this many seconds (the first
+    refusal of an address at once)."""
+
 
 @dataclass
 class AuthConfig:

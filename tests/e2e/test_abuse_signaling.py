@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from tests.helpers.canary import Canary, a_newcomer_hears, canary_of, log_size
 from tests.helpers.server import RunningServer
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from hubbub.client.analysis import dominant_frequency
-from hubbub.client.media import AudioRecorder, ToneTrack
-from hubbub.client.publisher import Publisher
-from hubbub.client.viewer import Viewer
-
 pytestmark = pytest.mark.slow
-
-STREAM = "canary"
 
 # Sends 100,000 commands without reading a reply, then reads until the server closes.
 FLOOD = """
@@ -51,38 +43,10 @@ def srv() -> Iterator[RunningServer]:
         yield s
 
 
-class Canary:
-    def __init__(self, viewer: Viewer) -> None:
-        self.viewer = viewer
-        self.rec = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""], seconds=3).start()
-
-    async def fps_during(self, attack: asyncio.Future[object] | asyncio.Task[object]) -> float:
-        """Frames a second the canary decodes while `attack` runs (at least 2 s)."""
-        start, frames = time.monotonic(), self.rec.frames
-        await asyncio.gather(attack, asyncio.sleep(2.0))
-        return (self.rec.frames - frames) / (time.monotonic() - start)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def canary(srv: RunningServer) -> AsyncIterator[Canary]:
-    async with Publisher(srv.ws_pub_url, STREAM, tracks=[ToneTrack(440)]):
-        async with Viewer(srv.ws_sub_url, STREAM, video=False) as viewer:
-            bird = Canary(viewer)
-            await bird.rec.wait_for_frames(50, timeout=10)
-            yield bird
-            await bird.rec.stop()
-
-
-async def a_newcomer_hears(srv: RunningServer) -> None:
-    async with Viewer(srv.ws_sub_url, STREAM, video=False) as late:
-        rec = AudioRecorder(late.tracks_by_mid[late.audio_mid or ""], seconds=2).start()
-        await rec.wait_for_frames(50, timeout=10)
-        assert abs(dominant_frequency(rec.samples(1.0), rec.sample_rate) - 440) < 5
-        await rec.stop()
-
-
-def log_size(srv: RunningServer) -> int:
-    return os.path.getsize(srv.log_path)
+    async with canary_of(srv) as bird:
+        yield bird
 
 
 async def close_of(ws: object) -> tuple[int | None, str]:
