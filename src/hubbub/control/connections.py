@@ -13,7 +13,7 @@ What `hubbub serve` adds (flags in the CLI's "limits" group, defaults in `Contro
   closed as soon as it is accepted, before anything is parsed (best effort: a client that
   already sent its request may see a reset instead).
 - **The whole process** keeps below its descriptor limit (`max_connections`, by default the
-  soft RLIMIT_NOFILE less a reserve): past it, 503 and close, but the database, the media port
+  RLIMIT_NOFILE, raised from soft to hard at start, less a reserve): past it, 503 and close, but the database, the media port
   and the logs still get descriptors, so connected clients are unaffected.
 - **Timeouts**: a connection's request head must be complete within `request_timeout` and at
   most `max_head_bytes` long (408 / 431 and close), its body must arrive within `body_timeout`
@@ -375,7 +375,15 @@ class Admission:
 
 
 def _fd_limit() -> int:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """The descriptor limit, first raised from the soft to the hard limit: a server should
+    not stop at the 1024 a login shell starts with when the system allows more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.info("could not raise the descriptor limit from %d: %s", soft, exc)
     return 1 << 20 if soft == resource.RLIM_INFINITY else int(soft)
 
 
