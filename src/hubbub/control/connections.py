@@ -12,9 +12,10 @@ What `hubbub serve` adds (flags in the CLI's "limits" group, defaults in `Contro
   after a burst of `max_connections_per_ip`. Over either, the connection is answered 429 and
   closed as soon as it is accepted, before anything is parsed (best effort: a client that
   already sent its request may see a reset instead).
-- **The whole process** keeps below its descriptor limit (`max_connections`, by default the
-  RLIMIT_NOFILE, raised from soft to hard at start, less a reserve): past it, 503 and close, but the database, the media port
-  and the logs still get descriptors, so connected clients are unaffected.
+- **The whole process** keeps below its descriptor limit (`max_connections`, by default
+  RLIMIT_NOFILE, raised from soft to hard at start, less a reserve): past it, 503 and close,
+  but the database, the media port and the logs still get descriptors, so connected clients
+  are unaffected.
 - **Timeouts**: a connection's request head must be complete within `request_timeout` and at
   most `max_head_bytes` long (408 / 431 and close), its body must arrive within `body_timeout`
   (408), and a WebSocket must send its first message within `request_timeout` of its accept
