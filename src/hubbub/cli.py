@@ -120,6 +120,11 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--send-queue-bytes", type=int, default=1024 * 1024, metavar="BYTES",
                         help="replies and events queued for a client that does not read, "
                         "before it is closed (default 1 MiB)")
+    limits.add_argument("--media-recv-buffer", type=int, default=4 * 1024 * 1024,
+                        metavar="BYTES",
+                        help="receive buffer of the UDP media port, so bursts and junk do not "
+                        "make the kernel drop media (default 4 MiB; 0 = the kernel's default; "
+                        "capped at net.core.rmem_max without CAP_NET_ADMIN)")
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -138,6 +143,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.control.command_rate = max(0.1, args.command_rate)
     config.control.command_burst = max(1, args.command_burst)
     config.control.send_queue_bytes = max(64 * 1024, args.send_queue_bytes)
+    config.media.recv_buffer = max(0, args.media_recv_buffer)
     config.media.host = args.media_host or args.host
     config.media.port = args.media_port
     config.media.announced_ips = list(args.announce_ip)

@@ -37,6 +37,31 @@ class MediaConfig:
     allowed_peer_networks: list[str] = field(default_factory=list)
     """If set, STUN from other networks is ignored (tests keep everything on 127.0.0.0/8)."""
 
+    recv_buffer: int = 4 * 1024 * 1024
+    """SO_RCVBUF of the media port, bytes (0 = the kernel default, 208 KiB on Linux). The
+    kernel charges each queued datagram's bookkeeping too: the default holds 256 small
+    datagrams (25 ms of a 10k/s flood), 4 MiB holds about 10,000 (92 vs 3,600 full-size), so
+    a loop stall of a few hundred ms under load or junk loses nothing. Capped by
+    net.core.rmem_max unless the process has CAP_NET_ADMIN (the port logs what it got)."""
+
+    stun_rate: float = 40.0
+    """Binding requests per second one source address may have checked for a live ufrag
+    (before the HMAC). Browsers ping a weak pair every 48 ms (~21/s), consent every 1-5 s."""
+
+    stun_burst: int = 80
+    """Binding requests one source address may send at once before `stun_rate` applies."""
+
+    dtls_rate: float = 20.0
+    """DTLS records per second from an ICE-checked address: a handshake is 2-3 flights with
+    retransmissions at 1, 2, 4 s (RFC 6347 §4.2.4); nothing flows after it but close_notify."""
+
+    dtls_burst: int = 40
+    """DTLS records one address may send at once before `dtls_rate` applies."""
+
+    budget_addresses: int = 16384
+    """Source addresses the STUN and the DTLS budget each remember (about 200 bytes each);
+    past that, refilled and then the oldest are forgotten (media/budget.py)."""
+
     def peer_allowed(self, ip: str) -> bool:
         if not self.allowed_peer_networks:
             return True

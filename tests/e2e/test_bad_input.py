@@ -94,7 +94,7 @@ async def test_garbage_datagrams_are_dropped(
     await still_hears_440(recorder)
 
 
-async def test_stun_with_unknown_ufrag_gets_no_answer_and_bad_password_gets_401(
+async def test_stun_with_unknown_ufrag_or_a_bad_password_gets_no_answer(
     srv: RunningServer, receiving: tuple[Viewer, AudioRecorder]
 ) -> None:
     viewer, recorder = receiving
@@ -108,12 +108,12 @@ async def test_stun_with_unknown_ufrag_gets_no_answer_and_bad_password_gets_401(
     sock.sendto(binding_request("nosuchufrag:x", "p" * 24), target)
     with pytest.raises(TimeoutError):
         sock.recvfrom(2048)
-    # Known ufrag, wrong password: 401 (RFC 8489 §9.2.4).
+    # Known ufrag, wrong password: silence too (RFC 8489 §9.1.3 would answer 401; the media
+    # port drops it unanswered: an answer is work and reflection, and libwebrtc treats a 401 to
+    # a check as "retry", the same as no answer; issue 13).
     sock.sendto(binding_request(f"{server_ufrag}:x", "wrong-password-wrong-pw"), target)
-    data, _ = sock.recvfrom(2048)
-    reply = stun.parse_message(data)
-    assert reply.message_class == stun.Class.ERROR
-    assert reply.attributes["ERROR-CODE"][0] == 401
+    with pytest.raises(TimeoutError):
+        sock.recvfrom(2048)
     # Truncated and mangled STUN.
     good = binding_request(f"{server_ufrag}:x", "wrong-password-wrong-pw")
     for cut in range(1, len(good), 7):

@@ -81,17 +81,26 @@ async def test_valid_check_gets_signed_xor_mapped_address(
     assert transport.nominated and transport.addr is not None
 
 
+@pytest.mark.parametrize("pwd", ["wrong-password-wrong-pw", None])
+async def test_unauthenticated_checks_for_a_live_ufrag_get_no_answer(
+    port: MediaPort, transport: WebRtcTransport, pwd: str | None
+) -> None:
+    # RFC 8489 §9.1.3 would answer 401/400; hubbub drops them silently (MediaPort._on_stun).
+    data = request(f"{transport.local_ufrag}:peer", pwd)
+    assert await exchange(port, data) is None
+    assert port.stats.stun_bad_integrity == 1 and port.stats.stun_errors == 0
+    assert transport.state is TransportState.NEW and transport.addr is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "code"),
     [
-        ({"pwd": "wrong-password-wrong-pw"}, 401),
-        ({"pwd": None}, 400),
         ({"fingerprint": False}, 400),
         ({"priority": False}, 400),
         ({"role": "ICE-CONTROLLED"}, 487),
     ],
 )
-async def test_refused_checks_get_the_rfc_error_code(
+async def test_refused_authenticated_checks_get_the_rfc_error_code(
     port: MediaPort, transport: WebRtcTransport, kwargs: dict[str, object], code: int
 ) -> None:
     args: dict[str, object] = {"pwd": transport.local_pwd} | kwargs
@@ -100,6 +109,7 @@ async def test_refused_checks_get_the_rfc_error_code(
     reply = await exchange(port, data)
     assert reply is not None and reply.message_class == stun.Class.ERROR
     assert reply.attributes["ERROR-CODE"][0] == code
+    assert reply.check_message_integrity(transport.local_pwd.encode())
     assert transport.state is TransportState.NEW and transport.addr is None
 
 
@@ -111,7 +121,7 @@ async def test_unknown_ufrag_and_garbage_get_no_answer(
     good = request(f"{transport.local_ufrag}:peer", transport.local_pwd)
     for cut in range(1, len(good), 9):
         assert await exchange(port, good[:cut]) is None
-    assert port.stats.dropped_garbage > 0
+    assert port.stats.dropped_garbage > 0 and port.stats.stun_unknown_ufrag == 1
     assert transport.addr is None and not transport.nominated
 
 

@@ -7,14 +7,28 @@ checks it receives; the controlling peer's nomination (USE-CANDIDATE) picks the 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import string
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from aioice import stun
 
 _ALPHABET = string.ascii_letters + string.digits + "+/"
+
+# RFC 8489 §5-§6, §14: what `peek_binding_request` reads without parsing the message.
+_HEADER = struct.Struct("!HHI")  # message type, length, magic cookie
+_ATTRIBUTE = struct.Struct("!HH")  # type, length
+_BINDING_REQUEST = 0x0001
+_MAGIC_COOKIE = 0x2112A442
+_USERNAME = 0x0006
+_MESSAGE_INTEGRITY = 0x0008
+_MAX_ATTRIBUTES = 24
+"""A browser's Binding request carries 6-8 attributes; more is not a check we answer, and the
+cap bounds what one datagram can make the pre-check walk."""
 
 
 def random_credential(length: int) -> str:
@@ -43,6 +57,81 @@ class StunError(ValueError):
         super().__init__(f"{code} {reason}")
         self.code = code
         self.reason = reason
+
+
+def peek_binding_request(data: bytes) -> tuple[str, int] | None:
+    """The cheap first look at a STUN datagram, before any parsing or crypto.
+
+    For a well-formed Binding request: (local ufrag, offset of MESSAGE-INTEGRITY, 0 if it has
+    none). None for anything else: not a Binding request (indications, responses, other
+    methods), a broken header or attribute list, no USERNAME with a colon, more than
+    `_MAX_ATTRIBUTES` attributes. The local ufrag is the USERNAME before its colon (RFC 8445
+    §7.2.2), decoded as Latin-1 so that no byte sequence raises.
+    """
+    if len(data) < 20:
+        return None
+    kind, length, cookie = _HEADER.unpack_from(data)
+    if kind != _BINDING_REQUEST or cookie != _MAGIC_COOKIE or length != len(data) - 20:
+        return None
+    if length & 3:
+        return None  # attributes are padded to 4 bytes, so is the message (RFC 8489 §14)
+    ufrag: str | None = None
+    integrity = 0
+    pos = 20
+    end = len(data)
+    for _ in range(_MAX_ATTRIBUTES):
+        if pos + 4 > end:
+            break
+        attr, size = _ATTRIBUTE.unpack_from(data, pos)
+        value = pos + 4
+        if value + size > end:
+            return None
+        if attr == _USERNAME:
+            colon = data.find(b":", value, value + size)
+            if colon < 0:
+                return None
+            ufrag = data[value:colon].decode("latin-1")
+        elif attr == _MESSAGE_INTEGRITY:
+            if size != 20:
+                return None
+            integrity = pos
+            break  # what follows is not authenticated (only FINGERPRINT may, and aioice checks it)
+        pos = value + ((size + 3) & ~3)
+    else:
+        if pos < end:
+            return None
+    if ufrag is None:
+        return None
+    return ufrag, integrity
+
+
+class IntegrityKey:
+    """HMAC-SHA1 under one ICE password (RFC 8489 §14.5), with the key schedule done once:
+    RFC 2104's inner and outer hashes after the padded key are kept, so checking a request
+    costs two SHA-1 continuations instead of a key setup each time (1.4 vs 2.2 µs with
+    `hmac.digest` here): the largest part of what a forged request for a live ufrag costs."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, pwd: str) -> None:
+        key = pwd.encode()
+        if len(key) > 64:
+            key = hashlib.sha1(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
+
+    def matches(self, data: bytes, offset: int) -> bool:
+        """Whether the MESSAGE-INTEGRITY at `offset` (from `peek_binding_request`) is the HMAC
+        of the message before it, with the header's length counting up to the end of
+        MESSAGE-INTEGRITY. No parsing."""
+        if offset < 20 or offset + 24 > len(data):
+            return False
+        inner = self._inner.copy()
+        inner.update(data[:2] + (offset + 4).to_bytes(2, "big") + data[4:offset])
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return hmac.compare_digest(outer.digest(), data[offset + 4 : offset + 24])
 
 
 def parse_binding_request(data: bytes) -> BindingRequest:

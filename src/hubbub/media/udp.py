@@ -3,13 +3,25 @@
 Datagrams are told apart by their first byte (RFC 7983 §7): 0–3 STUN, 20–63 DTLS,
 128–191 RTP/RTCP. A peer is found by the STUN USERNAME before ICE and by its address after
 (as mediasoup's WebRtcServer does), so one port serves any number of transports.
+
+Anyone can send to this port, so what a datagram costs before it is known to be wanted must
+be small (issue 13). RTP/RTCP is tested first and costs one dict lookup for an unknown sender.
+STUN is looked at in this order, cheapest first: the header and attribute list
+(`ice.peek_binding_request`, no parsing), the ufrag (unknown: dropped silently), the source
+address's STUN budget, the MESSAGE-INTEGRITY (one HMAC; wrong or missing: dropped silently,
+see `_on_stun`), and only then the full parse and the answer. DTLS from an address no ICE
+check bound is dropped on the same dict lookup as RTP; a bound address has a DTLS budget
+before OpenSSL sees the record. Each drop is counted in `PortStats` and logged once per cause
+and interval (`_log_drop`), then summed up in one line per interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +29,7 @@ from typing import Any
 
 from hubbub.config import MediaConfig
 from hubbub.media import ice
+from hubbub.media.budget import AddressBudget
 from hubbub.media.dtls import Certificate
 from hubbub.media.srtp import PROTECT_FN
 from hubbub.media.transport import (
@@ -28,6 +41,14 @@ from hubbub.media.transport import (
 )
 
 log = logging.getLogger(__name__)
+
+def _rmem_max() -> str:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
 
 _protect_and_send: Callable[..., tuple[int, int, list[tuple[bytes, int]]]] | None
 try:  # optional C batch sender (src/hubbub/_speedups.c); pure Python otherwise
@@ -55,14 +76,30 @@ def forward_path(port: MediaPort | None = None) -> str:
     return "C (rewrite + cache + libsrtp protect + sendmmsg per fan-out)"
 
 
+DROP_LOG_INTERVAL = 60.0
+"""Seconds between the media port's drop summaries (a cause's first drop in an interval is
+logged with its address, the rest are counted)."""
+
+
 @dataclass
 class PortStats:
     datagrams: int = 0
-    dropped_unknown_peer: int = 0
-    dropped_garbage: int = 0
-    stun_errors: int = 0
+    dropped_unknown_peer: int = 0  # RTP/RTCP or DTLS from an address no ICE check bound
+    dropped_garbage: int = 0  # too short, first byte of no protocol, not a Binding request
+    stun_errors: int = 0  # authenticated Binding requests refused with an error answer
+    stun_unknown_ufrag: int = 0  # Binding requests for no transport of ours: no answer
+    stun_not_allowed: int = 0  # from outside MediaConfig.allowed_peer_networks
+    stun_over_budget: int = 0  # over the source address's STUN budget: no answer
+    stun_bad_integrity: int = 0  # MESSAGE-INTEGRITY wrong or missing: no answer
+    dtls_over_budget: int = 0  # over the bound address's DTLS budget: not given to OpenSSL
+    budget_evictions: int = 0  # addresses forgotten because a budget table was full
     batches: int = 0  # C batch sends (one per incoming packet that fanned out)
     batch_errors: int = 0  # packets the C sender could not protect
+
+
+_DROP_COUNTERS = ("dropped_unknown_peer", "dropped_garbage", "stun_errors", "stun_unknown_ufrag",
+                  "stun_not_allowed", "stun_over_budget", "stun_bad_integrity",
+                  "dtls_over_budget")
 
 
 class MediaPort(asyncio.DatagramProtocol):
@@ -73,10 +110,17 @@ class MediaPort(asyncio.DatagramProtocol):
         self.stats = PortStats()
         self._by_ufrag: dict[str, WebRtcTransport] = {}
         self._by_addr: dict[Address, SrtpPeer] = {}
+        self._keys: dict[str, ice.IntegrityKey] = {}  # by ufrag, made at the first check
         self._udp: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.local_addr: Address = ("0.0.0.0", 0)
-        self._logged_drops = 0
+        self.recv_buffer = 0  # SO_RCVBUF as the kernel reports it once started
+        cfg = self.config
+        self.stun_budget = AddressBudget(cfg.stun_rate, cfg.stun_burst, cfg.budget_addresses)
+        self.dtls_budget = AddressBudget(cfg.dtls_rate, cfg.dtls_burst, cfg.budget_addresses)
+        self._logged_causes: set[str] = set()  # causes logged in this interval
+        self._reported = PortStats()  # the counters at the last drop summary
+        self._next_report = 0.0
         # While an incoming RTP packet is handled, WebRtcTransport.send_rtp queues its
         # fan-out here (`batch` is then a list); it is protected and sent in one C call.
         self.batching = SPEEDUPS_AVAILABLE and not os.environ.get("HUBBUB_NO_SPEEDUPS")
@@ -91,8 +135,48 @@ class MediaPort(asyncio.DatagramProtocol):
             lambda: self, local_addr=(self.config.host, self.config.port)
         )
         self.local_addr = udp.get_extra_info("sockname")[:2]
+        self._set_recv_buffer(udp.get_extra_info("socket"))
+        self._next_report = time.monotonic() + DROP_LOG_INTERVAL
         self._sweeper = loop.create_task(self._sweep())
         log.info("media port %s:%d, forward path: %s", *self.local_addr, forward_path(self))
+
+    def _set_recv_buffer(self, sock: Any) -> None:
+        """Ask for `MediaConfig.recv_buffer` bytes of socket receive buffer and log what the
+        kernel granted. Linux caps SO_RCVBUF at net.core.rmem_max (212,992 by default);
+        SO_RCVBUFFORCE passes the cap with CAP_NET_ADMIN (root), so it is tried when
+        SO_RCVBUF fell short. getsockopt reports twice the size asked for: the kernel
+        counts its per-datagram bookkeeping (skb truesize) against the same figure."""
+        if sock is None:
+            return
+        wanted = self.config.recv_buffer
+        try:
+            before = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if wanted <= 0:
+                self.recv_buffer = before
+                return
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            forced = False
+            force = getattr(socket, "SO_RCVBUFFORCE", None)
+            if got < 2 * wanted and force is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, force, wanted)
+                    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                    forced = True
+                except OSError:  # no CAP_NET_ADMIN
+                    pass
+        except OSError as exc:  # pragma: no cover - a socket without these options
+            log.warning("media port: could not set the receive buffer: %s", exc)
+            return
+        self.recv_buffer = got
+        if got < 2 * wanted:
+            log.warning(
+                "media port receive buffer: %d bytes of the %d asked for (the kernel caps it at "
+                "net.core.rmem_max=%s; raise it with sysctl, or run with CAP_NET_ADMIN)",
+                got // 2, wanted, _rmem_max())
+        else:
+            log.info("media port receive buffer: %d bytes (kernel accounting %d)%s",
+                     got // 2, got, " via SO_RCVBUFFORCE" if forced else "")
 
     async def stop(self) -> None:
         for transport in list(self._by_ufrag.values()):
@@ -103,6 +187,7 @@ class MediaPort(asyncio.DatagramProtocol):
             self._sweeper.cancel()
         if self._udp is not None:
             self._udp.close()
+        self._report_drops(closing=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._udp = transport  # type: ignore[assignment]
@@ -146,6 +231,7 @@ class MediaPort(asyncio.DatagramProtocol):
     def unregister(self, transport: SrtpPeer) -> None:
         if isinstance(transport, WebRtcTransport):
             self._by_ufrag.pop(transport.local_ufrag, None)
+            self._keys.pop(transport.local_ufrag, None)
         if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
             del self._by_addr[transport.addr]
 
@@ -170,6 +256,8 @@ class MediaPort(asyncio.DatagramProtocol):
             transport = self._by_addr.get(addr)
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
+                self._log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE check "
+                               "bound: dropped", addr)
             elif self.batching and "sendto" not in self.__dict__:
                 batch: list[Queued] = []
                 self.batch = batch
@@ -185,10 +273,16 @@ class MediaPort(asyncio.DatagramProtocol):
             self._on_stun(data, addr)
         elif 19 < first < 64:
             transport = self._by_addr.get(addr)
-            if transport is not None:
+            if transport is None:
+                self.stats.dropped_unknown_peer += 1
+                self._log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE check "
+                               "bound: dropped", addr)
+            elif self.dtls_budget.take(addr):
                 transport.receive_dtls(data)
             else:
-                self.stats.dropped_unknown_peer += 1
+                self.stats.dtls_over_budget += 1
+                self._log_drop("dtls_over_budget", "DTLS from %s over its budget: dropped",
+                               addr)
         else:
             self.stats.dropped_garbage += 1
 
@@ -213,44 +307,98 @@ class MediaPort(asyncio.DatagramProtocol):
         pass
 
     def _on_stun(self, data: bytes, addr: Address) -> None:
-        if not self.config.peer_allowed(addr[0]):
-            self.stats.dropped_unknown_peer += 1
-            return
-        try:
-            request = ice.parse_binding_request(data)
-        except ice.StunError:
-            self.stats.stun_errors += 1
-            return
-        except ValueError:
+        """A STUN datagram, checked cheapest first (module docstring).
+
+        Nothing that fails before the MESSAGE-INTEGRITY check is answered: an unknown ufrag,
+        an address over its budget, a wrong or missing MESSAGE-INTEGRITY. RFC 8489 §9.1.3
+        asks for a 400/401 answer there; we discard silently, as ICE agents commonly do for
+        an unknown ufrag, because an answer is work and a datagram towards an address anyone
+        can forge, and because it helps no legitimate client: only the peer that received
+        our ufrag in its SDP (or someone who read it) can send a request for a live ufrag,
+        and libwebrtc treats a 401 to a connectivity check as "recoverable, retry", the same
+        as no answer. Requests that pass the MESSAGE-INTEGRITY check and still are wrong
+        (no FINGERPRINT or PRIORITY, a role conflict) are answered as before.
+        """
+        peeked = ice.peek_binding_request(data)
+        if peeked is None:
             self.stats.dropped_garbage += 1
             return
-        transport = self._by_ufrag.get(request.local_ufrag)
+        ufrag, integrity = peeked
+        transport = self._by_ufrag.get(ufrag)
         if transport is None:
-            # Unknown ufrag: no session to answer for; staying silent avoids reflection.
-            self.stats.dropped_unknown_peer += 1
+            self.stats.stun_unknown_ufrag += 1
+            self._log_drop("stun_unknown_ufrag", "STUN from %s for an unknown ufrag: dropped",
+                           addr)
+            return
+        if not self.config.peer_allowed(addr[0]):
+            self.stats.stun_not_allowed += 1
+            self._log_drop("stun_not_allowed",
+                           "STUN from %s outside the allowed networks: dropped", addr)
+            return
+        if not self.stun_budget.take(addr):
+            self.stats.stun_over_budget += 1
+            self._log_drop("stun_over_budget", "STUN from %s over its budget: dropped", addr)
+            return
+        key = self._keys.get(ufrag)
+        if key is None:
+            key = self._keys[ufrag] = ice.IntegrityKey(transport.local_pwd)
+        if not integrity or not key.matches(data, integrity):
+            self.stats.stun_bad_integrity += 1
+            self._log_drop("stun_bad_integrity", "STUN from %s with a wrong or missing "
+                           "MESSAGE-INTEGRITY for a live ufrag: dropped", addr)
+            return
+        # Authenticated: now the full parse (FINGERPRINT, PRIORITY, role) and an answer.
+        try:
+            request = ice.parse_binding_request(data)
+        except ValueError:  # StunError too: the peek found a USERNAME with a colon
+            self.stats.dropped_garbage += 1
+            self._log_drop("stun_malformed", "malformed STUN from %s: dropped", addr)
             return
         try:
             ice.check_binding_request(request, transport.local_pwd)
         except ice.StunError as exc:
             self.stats.stun_errors += 1
-            self._log_drop("STUN request from %s refused: %s", addr, exc)
-            pwd = transport.local_pwd if exc.code != 401 else None
-            self.sendto(ice.error_response(request, exc.code, exc.reason, pwd), addr)
+            self._log_drop("stun_refused", "STUN request from %s refused: %s", addr, exc)
+            self.sendto(ice.error_response(request, exc.code, exc.reason,
+                                           transport.local_pwd), addr)
             return
         transport.ice_checked(addr, ice.is_nomination(request))
         self.sendto(ice.success_response(request, addr, transport.local_pwd), addr)
 
-    def _log_drop(self, msg: str, *args: object) -> None:
-        # Bad input is logged, but a flood must not flood the log.
-        self._logged_drops += 1
-        if self._logged_drops <= 20 or self._logged_drops % 1000 == 0:
-            log.info(msg, *args)
+    def _log_drop(self, cause: str, msg: str, *args: object) -> None:
+        """Log the first drop of each cause in an interval; `_report_drops` sums up the rest,
+        so a flood of any kind and rate writes two lines a minute."""
+        if cause not in self._logged_causes:
+            self._logged_causes.add(cause)
+            log.info(msg + " (further drops are counted and summed up every %.0f s)", *args,
+                     DROP_LOG_INTERVAL)
+
+    def _report_drops(self, closing: bool = False) -> None:
+        """One line with what each cause dropped since the last report, if a drop was logged
+        in this interval (or the port is closing)."""
+        stats = self.stats
+        stats.budget_evictions = self.stun_budget.evictions + self.dtls_budget.evictions
+        previous, self._reported = self._reported, dataclasses.replace(stats)
+        if not self._logged_causes and not closing:
+            return  # nothing was logged in this interval, so nothing needs summing up
+        self._logged_causes.clear()
+        counts = [(name, getattr(stats, name) - getattr(previous, name))
+                  for name in (*_DROP_COUNTERS, "budget_evictions")]
+        summary = ", ".join(f"{name} {count}" for name, count in counts if count)
+        if summary:
+            log.info("media port dropped %s: %s", "since the last report" if closing
+                     else f"in the last {DROP_LOG_INTERVAL:.0f} s", summary)
 
     async def _sweep(self) -> None:
         """Consent freshness (RFC 7675 §5.1) and handshake deadlines, once a second."""
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            self.stats.budget_evictions = (self.stun_budget.evictions
+                                           + self.dtls_budget.evictions)
+            if now >= self._next_report:
+                self._next_report = now + DROP_LOG_INTERVAL
+                self._report_drops()
             for transport in list(self._by_ufrag.values()):
                 if now - transport.last_consent > self.config.consent_timeout:
                     transport.fail("ICE consent expired")
