@@ -190,9 +190,10 @@ async def test_two_workers_share_viewers_with_one_relay_copy_per_worker() -> Non
     async with srv:
         worker1 = f"http://{HOST}:{http + 1}"
         deadline = time.monotonic() + 20
-        while True:
+        while True:  # both workers see each other (worker 0's Director places the viewers)
             try:
-                if len(get_json(f"{worker1}/api/cluster")["nodes"]) == 2:
+                if all(len(get_json(f"{url}/api/cluster")["nodes"]) == 2
+                       for url in (srv.http_url, worker1)):
                     break
             except OSError:
                 pass
