@@ -17,15 +17,22 @@ Kinds: `bad-mi` (Binding requests for the canary listener's live server ufrag wi
 MESSAGE-INTEGRITY), `unknown-ufrag`, `dtls` (junk DTLS records), `rtp` (junk RTP), each from
 one source port and from many (`--many`, a raw socket with a new source port per datagram
 when run as root). Per step the JSON has the server's CPU share, the kernel's drops on the
-server's socket (/proc/net/udp), and the canary's loss; per kind the server's own drop
-counters from its log (`media port dropped since the last report: ...`, written at stop).
+server's socket (/proc/net/udp), the canary's loss and every core's busy share (this is a
+shared machine: a core busier than its pinned process says someone else ran there). Because
+the absorbed rate depends on who else runs, each kind also gets a figure that does not: the
+server's CPU per junk datagram (its CPU in a step less its CPU for the canary alone, over the
+rate, at the highest step without kernel drops) and the rate one core would absorb at that
+cost. Per kind, the server's own drop counters come from its log (`media port dropped
+since the last report: ...`, written at stop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -247,15 +254,25 @@ async def sweep(args: Any, kind: str, sources: int) -> dict[str, Any]:
         canary = Canary(base)
         try:
             await canary.start()
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.0)
+            # The server's CPU for the canary alone: what a step costs beyond it is the junk's.
+            cpu0, t0 = common.process_cpu(pid), time.monotonic()
+            await asyncio.sleep(args.quiet_window)
+            cpu1, t1 = common.process_cpu(pid), time.monotonic()
+            quiet_cpu = ((cpu1 - cpu0) / (t1 - t0)
+                         if cpu0 is not None and cpu1 is not None else None)
             quiet_packets, quiet_lost = canary.totals()
             for rate in args.rates:
                 step = await attack_step(canary, args, kind, sources, rate, media, pid)
+                if quiet_cpu is not None and step["server_cpu"] is not None:
+                    step["server_us_per_datagram"] = round(
+                        (step["server_cpu"] - quiet_cpu) / step["rate_sent"] * 1e6, 2)
                 steps.append(step)
                 log(f"  {name:20} {rate:>7}/s asked, {step['rate_sent']:>9.0f}/s sent: canary "
                     f"loss {100 * (step['canary_loss'] or 0):5.2f} %, server cpu "
-                    f"{step['server_cpu']}, kernel drops {step['kernel_drops']}, cores busy "
-                    f"{step['cores_busy']}", args.quiet)
+                    f"{step['server_cpu']} ({step.get('server_us_per_datagram')} µs/datagram), "
+                    f"kernel drops {step['kernel_drops']}, cores busy {step['cores_busy']}",
+                    args.quiet)
                 if step["canary_loss"] is None or step["canary_loss"] > MAX_LOSS:
                     bound = "loss"
                     break
@@ -269,13 +286,75 @@ async def sweep(args: Any, kind: str, sources: int) -> dict[str, Any]:
         finally:
             await canary.stop()
     time.sleep(0.2)
+    # The cost at the highest rate the server kept up with (no kernel drops): per datagram it
+    # falls with the rate (more datagrams per event-loop wakeup), so low rates overstate it.
+    kept_up = [s for s in steps if "server_us_per_datagram" in s and not s["kernel_drops"]]
+    cost = kept_up[-1]["server_us_per_datagram"] if kept_up else None
     return {"kind": kind, "sources": sources, "absorbed_per_s": absorbed,
-            "limited_by": bound, "canary_before": {"received": quiet_packets,
-                                                   "lost": quiet_lost},
+            "limited_by": bound, "server_cpu_quiet": quiet_cpu,
+            "server_us_per_datagram": cost,
+            # What one core would absorb at that cost, besides the canary: an estimate that
+            # does not depend on what else ran on the machine (see the README).
+            "one_core_estimate_per_s": (round((1 - quiet_cpu) / cost * 1e6)
+                                        if cost and quiet_cpu is not None else None),
+            "canary_before": {"received": quiet_packets, "lost": quiet_lost},
             "server_counters": server_counters(log_path), "steps": steps}
 
 
+async def micro(args: Any) -> dict[str, Any]:
+    """In process, no socket I/O: `MediaPort.datagram_received` per junk datagram of each kind
+    (the Python cost the port controls; the kernel's receive and the event loop come on top).
+    Answers the port would send are counted, not sent. Runs whatever `hubbub` is importable,
+    so `PYTHONPATH=<old checkout>/src` measures an older port."""
+    from hubbub.config import MediaConfig
+    from hubbub.media.transport import RemoteParameters
+    from hubbub.media.udp import MediaPort
+
+    # The junk payloads are this checkout's, whichever hubbub is measured.
+    spec = importlib.util.spec_from_file_location(
+        "junk", common.REPO_ROOT / "src" / "hubbub" / "client" / "bots" / "junk.py")
+    assert spec is not None and spec.loader is not None
+    junk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(junk)
+
+    port = MediaPort(MediaConfig(host=HOST, port=0))
+    await port.start()
+    transport = port.create_transport(RemoteParameters("peer", "p" * 24, [("sha-256", "AA")]))
+    answers = 0
+
+    def count(data: bytes, addr: Any) -> None:
+        nonlocal answers
+        answers += 1
+
+    port.sendto = count  # type: ignore[method-assign]
+    logging.getLogger("hubbub").setLevel(logging.WARNING)
+    out: dict[str, Any] = {}
+    n = args.micro_datagrams
+    for kind in args.kinds:
+        data = junk.payloads(kind, transport.local_ufrag)
+        for sources in (1, args.many):
+            addrs = [(HOST, 20000 + i % sources) for i in range(n)]
+            answers = 0
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for i, addr in enumerate(addrs):
+                    port.datagram_received(data[i & 255], addr)
+                best = min(best, time.perf_counter() - t0)
+            key = f"{kind}/{'one' if sources == 1 else 'many'}"
+            out[key] = {"us_per_datagram": round(best / n * 1e6, 2),
+                        "answers_per_datagram": round(answers / (3 * n), 3)}
+            log(f"  {key:20} {out[key]['us_per_datagram']:6.2f} µs/datagram, "
+                f"{out[key]['answers_per_datagram']} answers/datagram", args.quiet)
+    await port.stop()
+    import hubbub.media.udp as udp_module
+
+    return {"micro": out, "port_module": udp_module.__file__}
+
+
 async def main(args: Any) -> dict[str, Any]:
+    if args.micro:
+        return await micro(args)
     results = []
     for kind in args.kinds:
         for sources in (1, args.many):
@@ -283,7 +362,9 @@ async def main(args: Any) -> dict[str, Any]:
             results.append(await sweep(args, kind, sources))
     return {"max_loss": MAX_LOSS, "results": results,
             "summary": {f"{r['kind']}/{'one' if r['sources'] == 1 else 'many'}":
-                        {"absorbed_per_s": r["absorbed_per_s"], "limited_by": r["limited_by"]}
+                        {"absorbed_per_s": r["absorbed_per_s"], "limited_by": r["limited_by"],
+                         "server_us_per_datagram": r["server_us_per_datagram"],
+                         "one_core_estimate_per_s": r["one_core_estimate_per_s"]}
                         for r in results},
             "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
 
@@ -293,18 +374,24 @@ if __name__ == "__main__":
     p.add_argument("--kinds", type=lambda s: s.split(","), default=list(KINDS),
                    help="comma-separated attack kinds")
     p.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[5000, 10000, 20000, 40000, 80000, 160000],
+                   default=[10000, 20000, 40000, 60000, 80000, 100000, 120000, 140000,
+                            160000],
                    help="attack rates to step through, datagrams/s")
     p.add_argument("--many", type=int, default=20000,
                    help="source ports of the 'many' variant (more than the budget tables "
                         "hold: 16,384)")
     p.add_argument("--step", type=float, default=5.0, help="seconds per attack step")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between steps")
+    p.add_argument("--quiet-window", type=float, default=3.0,
+                   help="seconds of canary alone, for the server's baseline CPU")
     p.add_argument("--server-cpu", type=int, default=1)
     p.add_argument("--bots-cpu", type=int, default=0,
                    help="CPU of this process and of the attacker")
     p.add_argument("--recv-buffer", type=int, default=None,
                    help="--media-recv-buffer for the server (default: the server's own)")
+    p.add_argument("--micro", action="store_true",
+                   help="only the in-process cost per datagram of each kind (no server)")
+    p.add_argument("--micro-datagrams", type=int, default=100_000)
     p.add_argument("--server-src", default=None,
                    help="run the server from this checkout (its src/ on PYTHONPATH), e.g. "
                         "an export of an older commit for a before/after comparison")
@@ -313,5 +400,7 @@ if __name__ == "__main__":
         os.sched_setaffinity(0, {args.bots_cpu})
     result = run_uvloop(main(args))
     common.write_result(args.output, vars(args), result)
-    for key, value in result["summary"].items():
-        print(f"{key:22} {value['absorbed_per_s']:>8} datagrams/s  ({value['limited_by']})")
+    for key, value in result.get("summary", {}).items():
+        print(f"{key:22} {value['absorbed_per_s']:>8} datagrams/s ({value['limited_by']}); "
+              f"{value['server_us_per_datagram']} µs/datagram, one core ≈ "
+              f"{value['one_core_estimate_per_s']}/s")

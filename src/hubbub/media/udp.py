@@ -256,8 +256,9 @@ class MediaPort(asyncio.DatagramProtocol):
             transport = self._by_addr.get(addr)
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
-                self._log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE check "
-                               "bound: dropped", addr)
+                if "unknown_peer" not in self._logged_causes:  # (no call per junk datagram)
+                    self._log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE "
+                                   "check bound: dropped", addr)
             elif self.batching and "sendto" not in self.__dict__:
                 batch: list[Queued] = []
                 self.batch = batch
@@ -275,8 +276,9 @@ class MediaPort(asyncio.DatagramProtocol):
             transport = self._by_addr.get(addr)
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
-                self._log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE check "
-                               "bound: dropped", addr)
+                if "unknown_peer_dtls" not in self._logged_causes:
+                    self._log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE "
+                                   "check bound: dropped", addr)
             elif self.dtls_budget.take(addr):
                 transport.receive_dtls(data)
             else:
