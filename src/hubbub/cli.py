@@ -120,6 +120,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--send-queue-bytes", type=int, default=1024 * 1024, metavar="BYTES",
                         help="replies and events queued for a client that does not read, "
                         "before it is closed (default 1 MiB)")
+    limits.add_argument("--ws-compression", action="store_true",
+                        help="offer permessage-deflate to WebSocket clients (off by default: "
+                        "~50 KB of zlib state per socket for a few hundred bytes saved)")
     limits.add_argument("--media-recv-buffer", type=int, default=4 * 1024 * 1024,
                         metavar="BYTES",
                         help="receive buffer of the UDP media port, so bursts and junk do not "
@@ -143,6 +146,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.control.command_rate = max(0.1, args.command_rate)
     config.control.command_burst = max(1, args.command_burst)
     config.control.send_queue_bytes = max(64 * 1024, args.send_queue_bytes)
+    config.control.ws_compression = args.ws_compression
     config.media.recv_buffer = max(0, args.media_recv_buffer)
     config.media.host = args.media_host or args.host
     config.media.port = args.media_port
@@ -280,6 +284,7 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
         http=http_protocol,
         ws=ws_protocol or "none",
         ws_max_size=config.control.max_message_bytes,
+        ws_per_message_deflate=config.control.ws_compression,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=3,

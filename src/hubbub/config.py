@@ -98,6 +98,11 @@ class ControlConfig:
     """Bytes of replies and events queued for one socket; a client that does not read
     past this is closed (1008). Events are small: a reading client never comes near it."""
 
+    ws_compression: bool = False
+    """Offer permessage-deflate (RFC 7692) to WebSocket clients. Off: each compressing socket
+    holds about 50 KB of zlib state for its life (window 4 KiB, memLevel 5, both directions)
+    and costs CPU per message, to save a few hundred bytes on an SDP answer."""
+
     viewercount_interval: float = 1.0
     """`viewercount` events are coalesced to at most one per interval (PROTOCOL.md)."""
 

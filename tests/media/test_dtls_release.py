@@ -40,6 +40,44 @@ def test_a_released_server_resends_its_final_flight_when_the_peer_retransmits() 
     assert sent == []
 
 
+def test_a_peer_that_lost_our_final_flight_completes_from_the_kept_bytes() -> None:
+    """hubbub releases at the end of its handshake: the peer may not have our last flight
+    yet. When it is lost, the peer's retransmission (RFC 6347 §4.2.4) gets it again."""
+    import time
+
+    server_cert, client_cert = Certificate(), Certificate()
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    server = DtlsServer(server_cert.context(), [("sha-256", client_cert.fingerprint)],
+                        to_client.append)
+    client = DtlsClient(client_cert, [("sha-256", server_cert.fingerprint)], to_server.append)
+    client.start()
+    keys = None
+    while keys is None:  # ClientHello, (cookie exchange,) ServerHello..., client's last flight
+        while to_server:
+            keys = server.receive(to_server.pop(0)) or keys
+        if keys is None:
+            while to_client:
+                client.receive(to_client.pop(0))
+    server.release()
+    assert to_client, "the server's final flight"
+    to_client.clear()  # lost on the way
+    assert not client.done
+    timeout = client.timeout()
+    assert timeout is not None
+    time.sleep(timeout + 0.05)
+    client.handle_timeout()  # the client resends its last flight
+    assert to_server
+    while to_server:
+        server.receive(to_server.pop(0))
+    assert to_client, "a released server answers from the bytes it kept"
+    client_keys = None
+    while to_client:
+        client_keys = client.receive(to_client.pop(0)) or client_keys
+    assert client.done and client_keys is not None
+    assert (client_keys.tx_key, client_keys.rx_key) == (keys.rx_key, keys.tx_key)
+
+
 def test_the_close_notify_made_at_release_closes_the_peer() -> None:
     server, client, _, _, _ = handshake()
     server.release()

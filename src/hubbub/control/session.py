@@ -30,17 +30,20 @@ def new_id(prefix: str) -> str:
 
 
 class Session:
-    """Serializes everything sent on one socket through a queue drained by one task."""
+    """Serializes everything sent on one socket: texts are written in order by one task."""
 
     def __init__(self, send_text: Callable[[str], Awaitable[None]],
                  max_queue_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
         self._send_text = send_text
-        self._queue: asyncio.Queue[str | asyncio.Event] = asyncio.Queue()
+        # Texts not yet written, and the task writing them: it exists only while there is
+        # something to write, so an idle socket (most of a listener's life) holds neither a
+        # task nor a queue.
+        self._pending: list[str] = []
+        self._writer: asyncio.Task[None] | None = None
         # Bounded: a client that does not read must not hold the server's memory.
         self.max_queue_bytes = max_queue_bytes
         self.queued_bytes = 0
         self.overflowed = False
-        self._writer = asyncio.get_running_loop().create_task(self._drain())
         self.events: frozenset[str] = DEFAULT_EVENTS
         self.closed = False
         self.on_close_request: Callable[[int, str], None] = lambda code, reason: None
@@ -71,7 +74,9 @@ class Session:
                                "for this client: it does not read")
             return
         self.queued_bytes += len(text)
-        self._queue.put_nowait(text)
+        self._pending.append(text)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def send_event(self, name: str, data: dict[str, Any] | None) -> None:
         if name in self.events:
@@ -91,29 +96,29 @@ class Session:
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait (bounded) until everything queued so far has been written."""
-        if self._writer.done():
-            return  # the socket is gone: nothing will be written any more
-        done = asyncio.Event()
-        self._queue.put_nowait(done)
-        try:
-            await asyncio.wait_for(done.wait(), timeout)
-        except TimeoutError:
-            pass
+        writer = self._writer
+        if writer is not None:
+            await asyncio.wait([writer], timeout=timeout)
 
     async def _drain(self) -> None:
-        while True:
-            text = await self._queue.get()
-            if isinstance(text, asyncio.Event):
-                text.set()
-                continue
-            try:
-                await self._send_text(text)
-            except Exception:
-                # The socket is gone; the receive loop notices and tears the session down.
-                self.closed = True
-                return
-            self.queued_bytes -= len(text)
+        try:
+            while self._pending and not self.closed:
+                batch, self._pending = self._pending, []
+                for text in batch:
+                    try:
+                        await self._send_text(text)
+                    except Exception:
+                        # The socket is gone; the receive loop notices and tears the session
+                        # down.
+                        self.closed = True
+                        self._pending = []
+                        return
+                    self.queued_bytes -= len(text)
+        finally:
+            self._writer = None
 
     def close(self) -> None:
         self.closed = True
-        self._writer.cancel()
+        self._pending = []
+        if self._writer is not None:
+            self._writer.cancel()

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hubbub.control import messages
@@ -84,40 +85,66 @@ async def serve_socket(
 
 
 async def _receive_loop(websocket: WebSocket, node: Node, session: Session) -> None:
-    control = node.config.control
-    limit = control.max_message_bytes
-    bucket = TokenBucket(control.command_rate, control.command_burst)
-    refused: deque[float] = deque()  # times of commands refused for the rate, last 10 s
+    limits = _CommandLimits(node)
     while True:
+        # The message is passed on, never bound here: a local would keep the last one (a
+        # viewer's SDP offer, ~2 KB) alive for as long as the socket waits for the next.
         try:
-            message = await websocket.receive()
+            if not await _on_message(await websocket.receive(), session, limits):
+                return
         except WebSocketDisconnect:
             return
-        if message["type"] == "websocket.disconnect":
-            return
-        if not bucket.take():
-            # Before any parsing: a flood costs us a counter, not a JSON decode.
-            now = time.monotonic()
-            refused.append(now)
-            while refused and now - refused[0] > FLOOD_WINDOW:
-                refused.popleft()
-            if len(refused) >= control.command_flood_close:
-                log.info("closing a socket that keeps flooding commands (%d refused in %.0f s)",
-                         len(refused), FLOOD_WINDOW)
-                session.request_close(CLOSE_POLICY, "command flood: too many commands")
-                return
-            session.send(messages.error(None, f"too many commands: at most "
-                                        f"{control.command_rate:g} per second"))
-            continue
-        text = message.get("text")
-        if text is None:
-            session.send(messages.error(None, "binary frames are not supported"))
-            continue
-        if len(text) > limit:
-            log.info("oversize message (%d bytes) refused", len(text))
-            session.send(messages.error(None, f"message larger than {limit} bytes"))
-            continue
-        await _dispatch(text, session)
+
+
+class _CommandLimits:
+    """The per-socket command rate: a token bucket, and the refusals of the last
+    FLOOD_WINDOW seconds (kept only once there are any) that close a flooding socket."""
+
+    def __init__(self, node: Node) -> None:
+        control = node.config.control
+        self.control = control
+        self.bucket = TokenBucket(control.command_rate, control.command_burst)
+        self.refused: deque[float] | None = None
+
+    def flooding(self) -> bool:
+        """Note one refusal; True once the socket has had too many lately."""
+        now = time.monotonic()
+        refused = self.refused
+        if refused is None:
+            refused = self.refused = deque()
+        refused.append(now)
+        while refused and now - refused[0] > FLOOD_WINDOW:
+            refused.popleft()
+        return len(refused) >= self.control.command_flood_close
+
+
+async def _on_message(message: Message, session: Session, limits: _CommandLimits) -> bool:
+    """Handle one received message; False when the socket is done."""
+    if message["type"] == "websocket.disconnect":
+        return False
+    control = limits.control
+    if not limits.bucket.take():
+        # Before any parsing: a flood costs us a counter, not a JSON decode.
+        if limits.flooding():
+            assert limits.refused is not None
+            log.info("closing a socket that keeps flooding commands (%d refused in %.0f s)",
+                     len(limits.refused), FLOOD_WINDOW)
+            session.request_close(CLOSE_POLICY, "command flood: too many commands")
+            return False
+        session.send(messages.error(None, f"too many commands: at most "
+                                    f"{control.command_rate:g} per second"))
+        return True
+    text = message.get("text")
+    if text is None:
+        session.send(messages.error(None, "binary frames are not supported"))
+        return True
+    if len(text) > control.max_message_bytes:
+        log.info("oversize message (%d bytes) refused", len(text))
+        session.send(messages.error(None, f"message larger than {control.max_message_bytes} "
+                                    "bytes"))
+        return True
+    await _dispatch(text, session)
+    return True
 
 
 async def _dispatch(text: str, session: Session) -> None:

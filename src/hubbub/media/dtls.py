@@ -59,8 +59,16 @@ class Certificate:
         self._key = key
         self._cert = cert
         self.fingerprint = fingerprint_of(cert.public_bytes(Encoding.DER))
+        self._context: SSL.Context | None = None
 
     def context(self) -> SSL.Context:
+        """The DTLS context of this certificate, made once: every connection shares it (a
+        context loads the key and certificate, which a peer has no need to repeat)."""
+        if self._context is None:
+            self._context = self._new_context()
+        return self._context
+
+    def _new_context(self) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
         # The peer's certificate is self-signed: accept it during the handshake and check it
         # against the SDP fingerprint afterwards (RFC 5763 §5).

@@ -34,9 +34,6 @@ TWCC_INTERVAL = 0.1
 """Seconds between transport-cc feedback packets (the draft suggests ~100 ms)."""
 
 DTLS_CONNECTION_BYTES = 140_000  # measured: malloc'd by one OpenSSL DTLS connection
-DTLS_KEEP = 10.0
-"""Longest the OpenSSL connection (~140 KB) is kept after the handshake: long enough for a
-peer whose final flight got lost to retransmit it twice (RFC 6347 §4.2.4 timers: 1 s, 2 s)."""
 
 
 class TransportState(enum.Enum):
@@ -249,14 +246,14 @@ class WebRtcTransport(SrtpPeer):
             self.close("DTLS close_notify from peer")
             return
         if keys is not None:
+            self._cancel_timer()
+            # The OpenSSL connection (~140 KB) is freed now, before the SRTP contexts are
+            # made: what DTLS still owes the peer is kept as bytes (DtlsEndpoint.release), and
+            # freeing it before anything long-lived is allocated keeps the heap from
+            # fragmenting around it when many peers join at once.
+            self._release_dtls()
             self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
             self._update_target()
-            self._cancel_timer()
-            # The OpenSSL connection is freed at the peer's first SRTCP (it has the keys, so
-            # it got our final flight), or after DTLS_KEEP seconds at the latest.
-            self._dtls_timer = asyncio.get_running_loop().call_later(
-                DTLS_KEEP, self._release_dtls
-            )
             if self._twcc is not None:
                 self._twcc_timer = asyncio.get_running_loop().call_later(
                     TWCC_INTERVAL, self._send_twcc
@@ -319,8 +316,6 @@ class WebRtcTransport(SrtpPeer):
                 stats.srtp_errors += 1
                 return
             stats.rtcp_in += 1
-            if not self._dtls.released:
-                self._release_dtls()
             self.on_rtcp(plain)
         else:
             try:

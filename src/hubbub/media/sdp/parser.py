@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from hubbub.media.sdp.model import (
     _DIRECTIONS,
@@ -273,7 +274,9 @@ class _Parser:
         table = self.session_extmaps if m is None else m.extmaps
         if ext_id in table:
             raise self.fail(f"duplicate extmap id {ext_id}")
-        table[ext_id] = uri
+        # Interned: every viewer keeps its extension table, and they all name the same few
+        # URIs (interned strings are still freed when no longer used).
+        table[ext_id] = sys.intern(uri)
 
     def validate(self) -> SessionDescription:
         s = self.session
