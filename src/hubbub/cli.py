@@ -252,6 +252,12 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
 
         draining = False
 
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            from hubbub import runtime
+
+            runtime.tune_collector()  # after the app started: its objects are frozen too
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if self.draining or grace == 0 or not self.started:
                 super().handle_exit(sig, frame)

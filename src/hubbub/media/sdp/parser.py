@@ -20,12 +20,14 @@ from hubbub.media.sdp.model import (
 
 # ---------------------------------------------------------------- parsing
 
-_INT = re.compile(r"[0-9]{1,10}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 4566 §9 token
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 §5.4 ice-char
 _VISIBLE = re.compile(r"[\x21-\x7e]+")
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A control character other than TAB, or a CR that does not end a line (line breaks are
+# LF or CRLF).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n|\Z)")
+_VISIBLE_WORDS = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 _M_LINE = re.compile(r"([a-z]+) ([0-9]{1,5})(?:/[0-9]{1,5})? ([A-Za-z0-9/_.-]+)((?: \S+)+)")
 _RTPMAP = re.compile(r"([0-9]{1,3}) ([A-Za-z0-9_.-]+)/([0-9]{1,9})(?:/([0-9]{1,2}))?")
 _FINGERPRINT = re.compile(r"([A-Za-z0-9-]+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*)")
@@ -33,7 +35,7 @@ _FINGERPRINT = re.compile(r"([A-Za-z0-9-]+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*)
 
 def _uint(text: str, limit: int) -> int | None:
     """Strict decimal (no sign, spaces or non-ASCII digits) no larger than limit."""
-    if not _INT.fullmatch(text):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
         return None
     value = int(text)
     return value if value <= limit else None
@@ -60,13 +62,15 @@ class _Parser:
     def run(self, text: str) -> SessionDescription:
         if len(text) > MAX_SDP_BYTES or len(text.encode("utf-8", "replace")) > MAX_SDP_BYTES:
             raise SdpError("SDP is larger than 64 KiB")
+        bad = _CONTROL.search(text)  # once for the whole text: an offer has 50-200 lines
+        if bad is not None:
+            self.lineno = text.count("\n", 0, bad.start()) + 1
+            raise self.fail("control character in line")
         seen_version = False
         for self.lineno, raw in enumerate(text.split("\n"), start=1):
             line = raw[:-1] if raw.endswith("\r") else raw
             if not line:
                 continue
-            if _CONTROL.search(line):
-                raise self.fail("control character in line")
             if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
                 raise self.fail("expected <type>=<value>")
             kind, value = line[0], line[2:]
@@ -140,6 +144,12 @@ class _Parser:
     def attribute(self, value: str) -> None:
         name, has_value, arg = value.partition(":")
         m = self.media
+        if m is not None:
+            # The lines a browser offer is mostly made of, looked up instead of compared in turn.
+            handler = _MEDIA_LINES.get(name)
+            if handler is not None:
+                handler(self, m, arg)
+                return
         if name == "group":
             semantics, *mids = arg.split() or [""]
             if semantics == "BUNDLE" and mids:
@@ -192,55 +202,6 @@ class _Parser:
             if not (_TOKEN.fullmatch(arg) and len(arg) <= 16):
                 raise self.fail("bad mid")
             m.mid = arg
-        elif name == "rtpmap":
-            r = _RTPMAP.fullmatch(arg)
-            pt = _uint(r.group(1), 127) if r else None
-            rate = _uint(r.group(3), 10**9) if r else None
-            if r is None or pt is None or rate is None or rate == 0:
-                raise self.fail("bad rtpmap")
-            channels = int(r.group(4)) if r.group(4) else None
-            self.maps[pt] = (r.group(2), rate, channels)
-        elif name == "fmtp":
-            pt_text, _, params = arg.partition(" ")
-            pt = _uint(pt_text, 127)
-            # Browsers' munged offers (e.g. "useinbandfec=1; usedtx=1" from the Millicast SDK)
-            # put spaces after ';': accept printable text and store it normalized.
-            if pt is None or not _PRINTABLE.fullmatch(params.strip() or "x"):
-                raise self.fail("bad fmtp")
-            self.fmtp[pt] = ";".join(p.strip() for p in params.split(";") if p.strip())
-        elif name == "rtcp-fb":
-            pt_text, _, fb = arg.partition(" ")
-            pt = -1 if pt_text == "*" else _uint(pt_text, 127)
-            fb = " ".join(fb.split())
-            if pt is None or not fb or not all(_VISIBLE.fullmatch(w) for w in fb.split()):
-                raise self.fail("bad rtcp-fb")
-            self.fbs.setdefault(pt, []).append(fb)
-        elif name == "ssrc":
-            ssrc_text, _, attr = arg.partition(" ")
-            ssrc = _uint(ssrc_text, 0xFFFFFFFF)
-            attr_name, _, attr_value = attr.partition(":")
-            if ssrc is None or not _TOKEN.fullmatch(attr_name):
-                raise self.fail("bad ssrc")
-            m.ssrcs.setdefault(ssrc, {})[attr_name] = attr_value
-        elif name == "ssrc-group":
-            semantics, *ssrc_texts = arg.split() or [""]
-            ssrcs = [_uint(s, 0xFFFFFFFF) for s in ssrc_texts]
-            if not _TOKEN.fullmatch(semantics) or not ssrcs or None in ssrcs:
-                raise self.fail("bad ssrc-group")
-            m.ssrc_groups.append((semantics, [s for s in ssrcs if s is not None]))
-        elif name == "rid":
-            parts = arg.split(" ", 2)
-            if (
-                len(parts) < 2
-                or not _TOKEN.fullmatch(parts[0])
-                or parts[1]
-                not in (
-                    "send",
-                    "recv",
-                )
-            ):
-                raise self.fail("bad rid")
-            m.rids.append((parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
         elif name == "simulcast":
             m.simulcast = arg
         elif name == "rtcp-mux":
@@ -251,8 +212,56 @@ class _Parser:
             m.bundle_only = True
         elif name == "msid":
             m.msid = arg
-        elif name == "candidate":
-            m.candidates.append(arg)
+
+    def rtpmap(self, m: MediaSection, arg: str) -> None:
+        r = _RTPMAP.fullmatch(arg)
+        pt = _uint(r.group(1), 127) if r else None
+        rate = _uint(r.group(3), 10**9) if r else None
+        if r is None or pt is None or rate is None or rate == 0:
+            raise self.fail("bad rtpmap")
+        channels = int(r.group(4)) if r.group(4) else None
+        self.maps[pt] = (r.group(2), rate, channels)
+
+    def fmtp_line(self, m: MediaSection, arg: str) -> None:
+        pt_text, _, params = arg.partition(" ")
+        pt = _uint(pt_text, 127)
+        # Browsers' munged offers (e.g. "useinbandfec=1; usedtx=1" from the Millicast SDK)
+        # put spaces after ';': accept printable text and store it normalized.
+        if pt is None or not _PRINTABLE.fullmatch(params.strip() or "x"):
+            raise self.fail("bad fmtp")
+        self.fmtp[pt] = ";".join(p.strip() for p in params.split(";") if p.strip())
+
+    def rtcp_fb(self, m: MediaSection, arg: str) -> None:
+        pt_text, _, fb = arg.partition(" ")
+        pt = -1 if pt_text == "*" else _uint(pt_text, 127)
+        fb = " ".join(fb.split())
+        if pt is None or not _VISIBLE_WORDS.fullmatch(fb):
+            raise self.fail("bad rtcp-fb")
+        self.fbs.setdefault(pt, []).append(fb)
+
+    def ssrc(self, m: MediaSection, arg: str) -> None:
+        ssrc_text, _, attr = arg.partition(" ")
+        ssrc = _uint(ssrc_text, 0xFFFFFFFF)
+        attr_name, _, attr_value = attr.partition(":")
+        if ssrc is None or not _TOKEN.fullmatch(attr_name):
+            raise self.fail("bad ssrc")
+        m.ssrcs.setdefault(ssrc, {})[attr_name] = attr_value
+
+    def ssrc_group(self, m: MediaSection, arg: str) -> None:
+        semantics, *ssrc_texts = arg.split() or [""]
+        ssrcs = [_uint(s, 0xFFFFFFFF) for s in ssrc_texts]
+        if not _TOKEN.fullmatch(semantics) or not ssrcs or None in ssrcs:
+            raise self.fail("bad ssrc-group")
+        m.ssrc_groups.append((semantics, [s for s in ssrcs if s is not None]))
+
+    def rid(self, m: MediaSection, arg: str) -> None:
+        parts = arg.split(" ", 2)
+        if len(parts) < 2 or not _TOKEN.fullmatch(parts[0]) or parts[1] not in ("send", "recv"):
+            raise self.fail("bad rid")
+        m.rids.append((parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
+
+    def candidate(self, m: MediaSection, arg: str) -> None:
+        m.candidates.append(arg)
 
     def fingerprint(self, arg: str) -> tuple[str, str]:
         f = _FINGERPRINT.fullmatch(arg)
@@ -303,6 +312,18 @@ class _Parser:
                 if mid not in seen:
                     raise SdpError(f"BUNDLE group names unknown mid {mid}")
         return s
+
+
+_MEDIA_LINES = {
+    "rtpmap": _Parser.rtpmap,
+    "fmtp": _Parser.fmtp_line,
+    "rtcp-fb": _Parser.rtcp_fb,
+    "ssrc": _Parser.ssrc,
+    "ssrc-group": _Parser.ssrc_group,
+    "rid": _Parser.rid,
+    "candidate": _Parser.candidate,
+}
+"""Media-level attributes by name (ignored at session level, like every media attribute)."""
 
 
 def parse(text: str) -> SessionDescription:
