@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import ipaddress
 import logging
 import socket
 import struct
@@ -67,11 +66,14 @@ class TransportStats:
 
 def sockaddr_bytes(addr: Address) -> bytes:
     """`struct sockaddr_in` / `sockaddr_in6` for the C batch sender (sendmmsg msg_name)."""
-    ip = ipaddress.ip_address(addr[0])
-    if ip.version == 4:
-        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1]) + ip.packed + bytes(8)
-    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", addr[1], 0) + ip.packed
-            + struct.pack("=I", 0))
+    host = addr[0]
+    try:  # inet_pton, not ipaddress: a tenth of the cost, once per peer address
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", addr[1], 0) + packed
+                + struct.pack("=I", 0))
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1]) + packed + bytes(8)
 
 
 def _ignore_bytes(data: bytes) -> None:
