@@ -11,7 +11,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+import socket
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,11 @@ from aioice import stun
 _HEADER = struct.Struct("!HHI")  # message type, length, magic cookie
 _ATTRIBUTE = struct.Struct("!HH")  # type, length
 _BINDING_REQUEST = 0x0001
+_BINDING_SUCCESS = 0x0101
 _MAGIC_COOKIE = 0x2112A442
+_MAGIC_COOKIE_BYTES = _MAGIC_COOKIE.to_bytes(4, "big")
+_XOR_MAPPED_ADDRESS = 0x0020
+_FINGERPRINT = 0x8028
 _USERNAME = 0x0006
 _MESSAGE_INTEGRITY = 0x0008
 _MAX_ATTRIBUTES = 24
@@ -105,6 +111,10 @@ def peek_binding_request(data: bytes) -> tuple[str, int] | None:
     return ufrag, integrity
 
 
+_XOR_36 = bytes(b ^ 0x36 for b in range(256))  # RFC 2104 ipad, as a translate() table
+_XOR_5C = bytes(b ^ 0x5C for b in range(256))  # opad
+
+
 class IntegrityKey:
     """HMAC-SHA1 under one ICE password (RFC 8489 §14.5), with the key schedule done once:
     RFC 2104's inner and outer hashes after the padded key are kept, so checking a request
@@ -118,8 +128,16 @@ class IntegrityKey:
         if len(key) > 64:
             key = hashlib.sha1(key).digest()
         key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
+        self._inner = hashlib.sha1(key.translate(_XOR_36))
+        self._outer = hashlib.sha1(key.translate(_XOR_5C))
+
+    def sign(self, data: bytes) -> bytes:
+        """HMAC-SHA1 of `data` under the password."""
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def matches(self, data: bytes, offset: int) -> bool:
         """Whether the MESSAGE-INTEGRITY at `offset` (from `peek_binding_request`) is the HMAC
@@ -127,11 +145,8 @@ class IntegrityKey:
         MESSAGE-INTEGRITY. No parsing."""
         if offset < 20 or offset + 24 > len(data):
             return False
-        inner = self._inner.copy()
-        inner.update(data[:2] + (offset + 4).to_bytes(2, "big") + data[4:offset])
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return hmac.compare_digest(outer.digest(), data[offset + 4 : offset + 24])
+        mac = self.sign(data[:2] + (offset + 4).to_bytes(2, "big") + data[4:offset])
+        return hmac.compare_digest(mac, data[offset + 4 : offset + 24])
 
 
 def parse_binding_request(data: bytes) -> BindingRequest:
@@ -159,15 +174,17 @@ def parse_binding_request(data: bytes) -> BindingRequest:
     return BindingRequest(message, local_ufrag, remote_ufrag)
 
 
-def check_binding_request(request: BindingRequest, local_pwd: str) -> None:
-    """Authenticate and validate a Binding request addressed to us (RFC 8445 §7.3).
+def check_binding_request(request: BindingRequest, local_pwd: str,
+                          integrity_checked: bool = False) -> None:
+    """Authenticate and validate a Binding request addressed to us (RFC 8445 §7.3);
+    `integrity_checked`: the caller has verified MESSAGE-INTEGRITY already (`IntegrityKey`).
 
     Raises StunError with the code to answer with.
     """
     message = request.message
     if "MESSAGE-INTEGRITY" not in message.attributes:
         raise StunError(400, "missing MESSAGE-INTEGRITY")
-    if not message.check_message_integrity(local_pwd.encode()):
+    if not integrity_checked and not message.check_message_integrity(local_pwd.encode()):
         raise StunError(401, "MESSAGE-INTEGRITY does not match")
     if "FINGERPRINT" not in message.attributes:
         raise StunError(400, "missing FINGERPRINT")
@@ -179,15 +196,34 @@ def check_binding_request(request: BindingRequest, local_pwd: str) -> None:
         raise StunError(487, "role conflict: a lite agent is always controlled")
 
 
-def success_response(request: BindingRequest, addr: tuple[str, int], local_pwd: str) -> bytes:
-    response = stun.Message(
-        message_method=stun.Method.BINDING,
-        message_class=stun.Class.RESPONSE,
-        transaction_id=request.message.transaction_id,
-    )
-    response.attributes["XOR-MAPPED-ADDRESS"] = (addr[0], addr[1])
-    response.add_message_integrity(local_pwd.encode())
-    return bytes(response)
+def success_response(request: BindingRequest, addr: tuple[str, int], local_pwd: str,
+                     key: IntegrityKey | None = None) -> bytes:
+    """The Binding success response (RFC 8489 §7.3.1.1): XOR-MAPPED-ADDRESS, then
+    MESSAGE-INTEGRITY under our password (`key`, if the caller keeps one) and FINGERPRINT
+    (RFC 8445 §7.3). Built with struct: one is sent per check, for every peer every few
+    seconds (consent, RFC 7675), and a general STUN encoder serializes the message thrice."""
+    tid = request.message.transaction_id
+    host, port = addr[0], addr[1]
+    try:
+        address = socket.inet_pton(socket.AF_INET, host)
+        family = 1
+        mask = _MAGIC_COOKIE_BYTES
+    except OSError:
+        address = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        family = 2
+        mask = _MAGIC_COOKIE_BYTES + tid
+    xored = bytes(a ^ b for a, b in zip(address, mask, strict=True))
+    mapped = _ATTRIBUTE.pack(_XOR_MAPPED_ADDRESS, 4 + len(xored)) + struct.pack(
+        "!BBH", 0, family, port ^ (_MAGIC_COOKIE >> 16)) + xored
+    # MESSAGE-INTEGRITY covers the header with the length up to its own end (§14.5).
+    head = _HEADER.pack(_BINDING_SUCCESS, len(mapped) + 24, _MAGIC_COOKIE) + tid
+    mac = (key.sign(head + mapped) if key is not None
+           else hmac.digest(local_pwd.encode(), head + mapped, "sha1"))
+    body = mapped + _ATTRIBUTE.pack(_MESSAGE_INTEGRITY, 20) + mac
+    # FINGERPRINT: CRC-32 of all before it, the length counting it too, XOR 0x5354554E (§14.7).
+    head = _HEADER.pack(_BINDING_SUCCESS, len(body) + 8, _MAGIC_COOKIE) + tid
+    crc = (zlib.crc32(head + body) ^ 0x5354554E) & 0xFFFFFFFF
+    return head + body + _ATTRIBUTE.pack(_FINGERPRINT, 4) + struct.pack("!I", crc)
 
 
 def error_response(

@@ -357,7 +357,7 @@ class MediaPort(asyncio.DatagramProtocol):
             self._log_drop("stun_malformed", "malformed STUN from %s: dropped", addr)
             return
         try:
-            ice.check_binding_request(request, transport.local_pwd)
+            ice.check_binding_request(request, transport.local_pwd, integrity_checked=True)
         except ice.StunError as exc:
             self.stats.stun_errors += 1
             self._log_drop("stun_refused", "STUN request from %s refused: %s", addr, exc)
@@ -365,7 +365,7 @@ class MediaPort(asyncio.DatagramProtocol):
                                            transport.local_pwd), addr)
             return
         transport.ice_checked(addr, ice.is_nomination(request))
-        self.sendto(ice.success_response(request, addr, transport.local_pwd), addr)
+        self.sendto(ice.success_response(request, addr, transport.local_pwd, key), addr)
 
     def _log_drop(self, cause: str, msg: str, *args: object) -> None:
         """Log the first drop of each cause in an interval; `_report_drops` sums up the rest,

@@ -157,7 +157,9 @@ class _Parser:
             if handler is not None:
                 handler(self, m, arg)
                 return
-        if name == "group":
+        if name == "extmap":
+            self.extmap(arg, m)
+        elif name == "group":
             semantics, *mids = arg.split() or [""]
             if semantics == "BUNDLE" and mids:
                 if not all(_TOKEN.fullmatch(x) for x in mids):
@@ -197,28 +199,10 @@ class _Parser:
                 self.s_setup = arg
             else:
                 m.setup = arg
-        elif name == "extmap":
-            self.extmap(arg, m)
         elif m is None:
             return  # other session-level attributes (msid-semantic, ...) are not needed
         elif name in _DIRECTIONS and not has_value:
             m.direction = name
-        elif name == "mid":
-            # RFC 8843 §5: identification-tag is a token; Chromium refuses more than 16 chars
-            # because the MID must fit a one-byte RTP header extension element (RFC 8285 §4.2).
-            if not (_TOKEN.fullmatch(arg) and len(arg) <= 16):
-                raise self.fail("bad mid")
-            m.mid = arg
-        elif name == "simulcast":
-            m.simulcast = arg
-        elif name == "rtcp-mux":
-            m.rtcp_mux = True
-        elif name == "rtcp-rsize":
-            m.rtcp_rsize = True
-        elif name == "bundle-only":
-            m.bundle_only = True
-        elif name == "msid":
-            m.msid = arg
 
     def rtpmap(self, m: MediaSection, arg: str) -> None:
         r = _RTPMAP.fullmatch(arg)
@@ -269,6 +253,28 @@ class _Parser:
 
     def candidate(self, m: MediaSection, arg: str) -> None:
         m.candidates.append(arg)
+
+    def mid(self, m: MediaSection, arg: str) -> None:
+        # RFC 8843 §5: identification-tag is a token; Chromium refuses more than 16 chars
+        # because the MID must fit a one-byte RTP header extension element (RFC 8285 §4.2).
+        if not (_TOKEN.fullmatch(arg) and len(arg) <= 16):
+            raise self.fail("bad mid")
+        m.mid = arg
+
+    def simulcast(self, m: MediaSection, arg: str) -> None:
+        m.simulcast = arg
+
+    def msid(self, m: MediaSection, arg: str) -> None:
+        m.msid = arg
+
+    def rtcp_mux(self, m: MediaSection, arg: str) -> None:
+        m.rtcp_mux = True
+
+    def rtcp_rsize(self, m: MediaSection, arg: str) -> None:
+        m.rtcp_rsize = True
+
+    def bundle_only(self, m: MediaSection, arg: str) -> None:
+        m.bundle_only = True
 
     def fingerprint(self, arg: str) -> tuple[str, str]:
         f = _FINGERPRINT.fullmatch(arg)
@@ -329,6 +335,12 @@ _MEDIA_LINES = {
     "ssrc-group": _Parser.ssrc_group,
     "rid": _Parser.rid,
     "candidate": _Parser.candidate,
+    "mid": _Parser.mid,
+    "simulcast": _Parser.simulcast,
+    "msid": _Parser.msid,
+    "rtcp-mux": _Parser.rtcp_mux,
+    "rtcp-rsize": _Parser.rtcp_rsize,
+    "bundle-only": _Parser.bundle_only,
 }
 """Media-level attributes by name (ignored at session level, like every media attribute)."""
 
