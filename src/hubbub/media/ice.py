@@ -202,7 +202,7 @@ def success_response(request: BindingRequest, addr: tuple[str, int], local_pwd: 
     MESSAGE-INTEGRITY under our password (`key`, if the caller keeps one) and FINGERPRINT
     (RFC 8445 §7.3). Built with struct: one is sent per check, for every peer every few
     seconds (consent, RFC 7675), and a general STUN encoder serializes the message thrice."""
-    tid = request.message.transaction_id
+    tid: bytes = request.message.transaction_id
     host, port = addr[0], addr[1]
     try:
         address = socket.inet_pton(socket.AF_INET, host)
