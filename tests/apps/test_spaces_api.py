@@ -56,6 +56,15 @@ async def person(http: httpx.AsyncClient, name: str) -> Person:
     return Person(http, resp.json())
 
 
+async def on_stage(owner: Person, guest: Person, room_id: str) -> Json:
+    """The owner invites, the guest accepts: the publish part of the Director's reply."""
+    assert (await owner.post(f"/rooms/{room_id}/invite", {"userId": guest.id})).status_code == 200
+    accepted = await guest.post(f"/rooms/{room_id}/invitation", {"accept": True})
+    assert accepted.status_code == 200, accepted.text
+    publisher: Json = accepted.json()["publisher"]
+    return publisher
+
+
 async def room_of(owner: Person, name: str = "Topic", audio_only: bool = False) -> str:
     resp = await owner.post("/rooms", {"name": name, "audioOnly": audio_only})
     assert resp.status_code == 201, resp.text
@@ -133,7 +142,7 @@ async def test_only_the_owner_promotes_demotes_kicks_and_closes(http: httpx.Asyn
     room_id = await room_of(owner)
     for p in (ann, bob):
         assert (await p.post(f"/rooms/{room_id}/join")).status_code == 200
-    for action in ("promote", "demote", "kick"):
+    for action in ("invite", "promote", "uninvite", "demote", "kick"):
         resp = await ann.post(f"/rooms/{room_id}/{action}", {"userId": bob.id})
         assert resp.status_code == 403, (action, resp.text)
         assert "only the room's owner" in resp.json()["error"]
@@ -145,11 +154,24 @@ async def test_only_the_owner_promotes_demotes_kicks_and_closes(http: httpx.Asyn
     assert state["hands"] == [bob.id, ann.id]
     assert (await owner.post(f"/rooms/{room_id}/hand", {"raised": True})).status_code == 409
 
-    promoted = await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
-    assert promoted.status_code == 200
-    assert ann.id in promoted.json()["room"]["speakers"]
-    assert promoted.json()["room"]["hands"] == [bob.id]  # promotion lowers the hand
-    assert (await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})).status_code == 409
+    # An invitation puts nobody on stage: no publish JWT until the listener says yes.
+    invited = await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})
+    assert invited.status_code == 200
+    state = invited.json()["room"]
+    assert ann.id not in state["speakers"] and state["hands"] == [bob.id, ann.id]
+    assert [p["invite"] for p in state["participants"] if p["id"] == ann.id] == ["pending"]
+    pending = (await ann.post(f"/rooms/{room_id}/join")).json()
+    assert pending["role"] == "listener" and pending["publisher"] is None
+    not_invited = await bob.post(f"/rooms/{room_id}/invitation", {"accept": True})
+    assert not_invited.status_code == 409, not_invited.text
+    accepted = await ann.post(f"/rooms/{room_id}/invitation", {"accept": True})
+    assert accepted.status_code == 200
+    assert claims(accepted.json()["publisher"]["jwt"])["millicast"]["streamName"] == room_id
+    state = accepted.json()["room"]
+    assert ann.id in state["speakers"] and state["hands"] == [bob.id]  # the hand is lowered
+    assert (await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})).status_code == 409
+    again = await ann.post(f"/rooms/{room_id}/invitation", {"accept": True})
+    assert again.status_code == 409  # answered once
     joined = (await ann.post(f"/rooms/{room_id}/join")).json()  # renewal: a publish JWT now
     assert joined["role"] == "speaker" and joined["publisher"]["jwt"]
     assert (await ann.post(f"/rooms/{room_id}/demote", {"userId": owner.id})).status_code == 403
@@ -199,9 +221,11 @@ async def test_presence_events_reach_the_right_people(
     try:
         state = await next_message(ws_bob, "state")
         assert state["room"]["id"] == room_id
-        await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
-        promoted = await next_message(ws_ann, "promoted")
-        assert claims(promoted["publisher"]["jwt"])["millicast"]["streamName"] == room_id
+        await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})
+        invited = await next_message(ws_ann, "invited")
+        assert invited == {"type": "invited", "by": "O"}  # a question, no JWT
+        accepted = await ann.post(f"/rooms/{room_id}/invitation", {"accept": True})
+        assert claims(accepted.json()["publisher"]["jwt"])["millicast"]["streamName"] == room_id
         # Bob is told about the new speaker, and never gets Ann's publish JWT.
         while True:
             msg = json.loads(await asyncio.wait_for(ws_bob.recv(), 5))
@@ -220,6 +244,41 @@ async def test_presence_events_reach_the_right_people(
     finally:
         await ws_ann.close()
         await ws_bob.close()
+
+
+async def test_a_declined_invitation_is_told_to_the_owner_and_puts_nobody_on_stage(
+    http: httpx.AsyncClient, srv: RunningServer
+) -> None:
+    owner, ann = await person(http, "O"), await person(http, "Ann")
+    room_id = await room_of(owner)
+    await owner.post(f"/rooms/{room_id}/join")
+    await ann.post(f"/rooms/{room_id}/join")
+    await ann.post(f"/rooms/{room_id}/hand", {"raised": True})
+    ws_owner, ws_ann = await presence(srv, owner, room_id), await presence(srv, ann, room_id)
+    try:
+        await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})
+        await next_message(ws_ann, "invited")
+        declined = await ann.post(f"/rooms/{room_id}/invitation", {"accept": False})
+        assert declined.status_code == 200 and declined.json()["publisher"] is None
+        told = await next_message(ws_owner, "declined")
+        assert told == {"type": "declined", "userId": ann.id, "username": "Ann"}
+        state = declined.json()["room"]
+        assert state["speakers"] == [owner.id]
+        assert [p["invite"] for p in state["participants"] if p["id"] == ann.id] == ["declined"]
+        assert (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"] is None
+        # Asking again clears the mark; the owner may invite again, and withdraw it.
+        await ann.post(f"/rooms/{room_id}/hand", {"raised": False})
+        raised = (await ann.post(f"/rooms/{room_id}/hand", {"raised": True})).json()["room"]
+        assert [p["invite"] for p in raised["participants"] if p["id"] == ann.id] == [None]
+        await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})
+        withdrawn = await owner.post(f"/rooms/{room_id}/uninvite", {"userId": ann.id})
+        assert withdrawn.status_code == 200
+        assert (await next_message(ws_ann, "uninvited"))["type"] == "uninvited"
+        late = await ann.post(f"/rooms/{room_id}/invitation", {"accept": True})
+        assert late.status_code == 409 and late.json()["error"] == "you have no pending invitation"
+    finally:
+        await ws_owner.close()
+        await ws_ann.close()
 
 
 @pytest.mark.parametrize(
@@ -248,8 +307,7 @@ async def test_demote_stops_the_speakers_source_on_the_sfu(
     owner, ann = await person(http, "O"), await person(http, "Ann")
     room_id = await room_of(owner, audio_only=True)
     await ann.post(f"/rooms/{room_id}/join")
-    await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
-    director = (await ann.post(f"/rooms/{room_id}/join")).json()["publisher"]
+    director = await on_stage(owner, ann, room_id)
     pub = Publisher(director["urls"][0], room_id, source_id=ann.id, token=director["jwt"],
                     tracks=[ToneTrack(440.0, amplitude=0.3)])
     try:
@@ -284,7 +342,7 @@ async def test_rooms_survive_a_restart(tmp_path: Path) -> None:
             room_id = await room_of(owner, "Persistent", audio_only=True)
             for p in (ann, bob):
                 await p.post(f"/rooms/{room_id}/join")
-            await owner.post(f"/rooms/{room_id}/promote", {"userId": ann.id})
+            await on_stage(owner, ann, room_id)
             await bob.post(f"/rooms/{room_id}/hand", {"raised": True})
             before = (await owner.get(f"/rooms/{room_id}")).json()["room"]
     second = RunningServer(name="spaces-restart-2", allow_any_stream=False, extra_args=data)

@@ -174,6 +174,59 @@ async def test_owner_publishes_and_three_participants_see_and_hear_them(
     assert url_pages.errors() == []
 
 
+async def accept_invitation(page: Page, accept: bool = True) -> None:
+    answer = "yes" if accept else "no"
+    await page.click(f"#invitation button[data-answer='{answer}']", timeout=10000)
+
+
+# Counts the page's getUserMedia calls: a mic that never opened sent nothing.
+COUNT_GUM = """(() => {
+  window.gumCalls = 0;
+  const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (c) => { window.gumCalls += 1; return real(c); };
+})();"""
+
+
+async def test_an_invitation_waits_for_the_listeners_consent(
+    srv: RunningServer, url_pages: UrlPages, screenshots_dir: Path
+) -> None:
+    owner = await person(url_pages, srv, "Host")
+    room_id = await create_room(owner, "Consent first", audio_only=True)
+    await speaking_connected(owner)
+    ann = await person(url_pages, srv, "Ann", init_script=COUNT_GUM)
+    bob = await person(url_pages, srv, "Bob")
+    for page in (ann, bob):
+        await join_room(page, room_id)
+        await listening(page)
+    ann_id = await self_id(ann)
+
+    # Invited without a raised hand: Ann is asked; for 5 s nothing of hers goes anywhere.
+    await owner.click(f".tile[data-user-id='{ann_id}'] button.invite")
+    await ann.wait_for_selector("#invitation", timeout=10000)
+    await ann.screenshot(path=str(screenshots_dir / "invitation.png"))
+    await owner.wait_for_selector(f".tile[data-user-id='{ann_id}'] button.invite.pending")
+    await asyncio.sleep(5.0)
+    assert await ann.evaluate("window.gumCalls") == 0, "the microphone was opened"
+    assert await ann.evaluate("window.spaces.role") == "listener"
+    assert await ann.evaluate("window.spaces.speaker") is None
+    assert not await bob.evaluate("(id) => window.spaces.listener.live.includes(id)", ann_id)
+
+    # She declines: the host is told and sees it; still nothing opened.
+    await accept_invitation(ann, accept=False)
+    await owner.wait_for_selector(f".tile[data-user-id='{ann_id}'] button.invite.declined")
+    await owner.wait_for_selector(".toast >> text=Ann declined to speak.")
+    assert await ann.evaluate("window.gumCalls") == 0
+
+    # Invited again, she accepts: her mic goes live and Bob hears her.
+    await owner.click(f".tile[data-user-id='{ann_id}'] button.invite")
+    await accept_invitation(ann)
+    await speaking_connected(ann)
+    mid = await slot_of(bob, ann_id)
+    await rising(bob, mid, "packetsReceived", 10)
+    await rising(bob, mid, "totalAudioEnergy", 0.001)
+    assert url_pages.errors() == []
+
+
 async def test_hand_promote_speak_demote(
     srv: RunningServer, url_pages: UrlPages, screenshots_dir: Path
 ) -> None:
@@ -195,6 +248,8 @@ async def test_hand_promote_speak_demote(
     await owner.wait_for_selector(row, timeout=10000)
     await cat.click("#hand")  # a second hand stays up (shown in the screenshot)
     await owner.click(row)
+    # A raised hand still asks: Ann confirms before her mic goes live.
+    await accept_invitation(ann)
     await wait_until(ann, "() => window.spaces.role === 'speaker'")
     await speaking_connected(ann)
     ann_offer_dtx = await ann.evaluate(
@@ -272,8 +327,8 @@ async def test_reload_keeps_identity_and_room(srv: RunningServer, url_pages: Url
     await rising(guest, mids["main"], "packetsReceived", 20)
 
     # The owner ends the room: the guest is told.
-    owner.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    await owner.click("#end")
+    await owner.click("#end")  # an in-app dialog asks first
+    await owner.click("dialog.modal button[data-answer='yes']")
     await wait_until(guest, "() => window.spaces.state === 'ended' && "
                      "window.spaces.ended === 'closed'")
     assert await guest.is_visible("#ended")
@@ -293,7 +348,8 @@ async def test_clear_errors_for_denied_microphone_and_expired_session(
     await join_room(guest, room_id)
     await listening(guest)
     guest_id = await self_id(guest)
-    await owner.click(f".tile[data-user-id='{guest_id}'] button.promote")
+    await owner.click(f".tile[data-user-id='{guest_id}'] button.invite")
+    await accept_invitation(guest)
     await wait_until(guest, "() => window.spaces.role === 'speaker' && window.spaces.micError")
     banner = await guest.inner_text("#banner")
     assert "Microphone access was denied" in banner and "Try again" in banner

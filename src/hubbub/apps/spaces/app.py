@@ -10,9 +10,13 @@ Mounted at `config.path` (default /spaces) by `hubbub serve`, or served alone by
     GET  /api/rooms/{id}            room state
     POST /api/rooms/{id}/join       -> {room, selfId, role, viewer, publisher|null} (Director data)
     POST /api/rooms/{id}/leave | hand {raised} | mute {muted} | close
-    POST /api/rooms/{id}/promote | demote | kick  {userId}     (owner only)
+    POST /api/rooms/{id}/invite | uninvite | demote | kick  {userId}     (owner only;
+                                    /promote is an old name of /invite)
+    POST /api/rooms/{id}/invitation {accept}   the invited listener's answer -> {room,
+                                    publisher|null}: only a yes makes them a speaker
     WS   /ws                        presence: send {"type": "hello", "roomId", "secret"}, then
-                                    receive state / promoted / demoted / kicked / closed
+                                    receive state / invited / uninvited / declined (owner) /
+                                    demoted / kicked / closed
 
 Every call but POST /api/users carries `Authorization: Bearer <secret>`; errors are
 `{"error": "..."}` with 400/401/403/404/409/410/413/429/502.
@@ -92,6 +96,10 @@ class Mute(BaseModel):
 
 class Target(BaseModel):
     userId: str = Field(min_length=1, max_length=64)
+
+
+class Answer(BaseModel):
+    accept: StrictBool
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -239,11 +247,27 @@ class SpacesApp:
             user = await self._user(request)
             return {"room": await self.service.set_muted(user, room_id, body.muted)}
 
-        @app.post("/api/rooms/{room_id}/promote")
-        async def promote(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+        @app.post("/api/rooms/{room_id}/invite")
+        async def invite(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+            """The owner asks a listener on stage; nothing goes live before they accept."""
             user = await self._user(request)
-            state = await self.service.promote(user, room_id, body.userId, self._host(request))
-            return {"room": state}
+            return {"room": await self.service.invite(user, room_id, body.userId)}
+
+        # The name of the owner's action before consent was asked for: the same invitation.
+        app.post("/api/rooms/{room_id}/promote", include_in_schema=False)(invite)
+
+        @app.post("/api/rooms/{room_id}/uninvite")
+        async def uninvite(room_id: str, body: Target, request: Request) -> dict[str, Any]:
+            user = await self._user(request)
+            return {"room": await self.service.uninvite(user, room_id, body.userId)}
+
+        @app.post("/api/rooms/{room_id}/invitation")
+        async def invitation(room_id: str, body: Answer, request: Request) -> dict[str, Any]:
+            """The invited listener's answer; accepting returns the publish JWT (`publisher`,
+            the Director's reply) for this client only."""
+            user = await self._user(request)
+            return await self.service.answer_invitation(user, room_id, body.accept,
+                                                        self._host(request))
 
         @app.post("/api/rooms/{room_id}/demote")
         async def demote(room_id: str, body: Target, request: Request) -> dict[str, Any]:

@@ -26,11 +26,20 @@ class Member:
     muted: bool
     banned: bool
     joined_on: float
+    invited_on: float | None = None
+    invite_declined_on: float | None = None
 
     @property
     def speaks(self) -> bool:
         """Owner and speakers may publish into the room's stream."""
         return self.role in (OWNER, SPEAKER)
+
+    @property
+    def invite(self) -> str | None:
+        """A listener's invitation to the stage: "pending", "declined" or None."""
+        if self.invited_on is not None:
+            return "pending"
+        return "declined" if self.invite_declined_on is not None else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ def room_json(room: Room, online: set[str]) -> dict[str, Any]:
                 "role": m.role,
                 "muted": m.muted,
                 "raisedHand": m.hand_raised_on is not None,
+                "invite": m.invite,
                 "online": m.user_id in online,
             }
             for m in present

@@ -2,9 +2,11 @@
 
 Roles: the owner (creates the room, always on stage, publishes audio + video unless the room
 is audio-only), speakers (publish audio) and listeners. Only the owner promotes, demotes,
-removes and closes. Every change is stored first, then pushed: the full room state to everyone
-in the room (rooms are small, so a full state is simpler than deltas and resyncs for free), and
-`promoted` / `demoted` / `kicked` to that participant only.
+removes and closes. Going on stage takes the listener's consent: the owner invites, and only the
+listener's acceptance makes them a speaker and gets their publish JWT. Every change is stored
+first, then pushed: the full room state to everyone in the room (rooms are small, so a full
+state is simpler than deltas and resyncs for free), and `invited` / `demoted` / `kicked` to
+that participant only (`declined` to the owner).
 """
 
 from __future__ import annotations
@@ -185,9 +187,10 @@ class RoomService:
             if member.role != LISTENER:
                 raise SpacesError(409, "you are already on stage")
             if raised != (member.hand_raised_on is not None):
+                # Raising a hand after declining asks again: the "declined" mark goes.
                 await self.store.update_member(
-                    room_id, user.id, hand_raised_on=time.time() if raised else None
-                )
+                    room_id, user.id, hand_raised_on=time.time() if raised else None,
+                    **({"invite_declined_on": None} if raised else {}))
         return await self._push_state(room_id)
 
     async def set_muted(self, user: User, room_id: str, muted: bool) -> dict[str, Any]:
@@ -198,24 +201,65 @@ class RoomService:
 
     # --- the owner's controls ------------------------------------------------------------
 
-    async def promote(
-        self, user: User, room_id: str, target_id: str, host: str | None
-    ) -> dict[str, Any]:
+    async def invite(self, user: User, room_id: str, target_id: str) -> dict[str, Any]:
+        """Ask a listener on stage. Nothing goes live yet: the listener is sent `invited`,
+        and only their own `answer_invitation(accept=True)` makes them a speaker and gets
+        their publish JWT (a raised hand is asking, but the mic still waits for that yes)."""
         async with self._lock(room_id):
             room = await self._owner_action(user, room_id, "invite speakers")
             target = self._target(room, target_id)
             if target.role != LISTENER:
                 raise SpacesError(409, f"{target.name} is already on stage")
-            try:
-                publisher = await self.platform.director(PUBLISH, room_id, host)
-            except PlatformError as exc:
-                raise SpacesError(502, exc.message) from None
             await self.store.update_member(
-                room_id, target_id, role=SPEAKER, hand_raised_on=None, muted=False
+                room_id, target_id, invited_on=time.time(), invite_declined_on=None
             )
-        self.presence.send_to(room_id, target_id, {"type": "promoted", "publisher": publisher})
-        log.info("spaces: %s promoted %s in %s", user.id, target_id, room_id)
+        owner = room.member(room.owner_id)
+        self.presence.send_to(room_id, target_id, {
+            "type": "invited", "by": owner.name if owner is not None else ""})
+        log.info("spaces: %s invited %s on stage in %s", user.id, target_id, room_id)
         return await self._push_state(room_id)
+
+    async def uninvite(self, user: User, room_id: str, target_id: str) -> dict[str, Any]:
+        """The owner withdraws a pending invitation."""
+        async with self._lock(room_id):
+            room = await self._owner_action(user, room_id, "withdraw invitations")
+            target = self._target(room, target_id)
+            if target.invited_on is None:
+                raise SpacesError(409, f"{target.name} has no pending invitation")
+            await self.store.update_member(room_id, target_id, invited_on=None)
+        self.presence.send_to(room_id, target_id, {"type": "uninvited"})
+        return await self._push_state(room_id)
+
+    async def answer_invitation(
+        self, user: User, room_id: str, accept: bool, host: str | None
+    ) -> dict[str, Any]:
+        """The invited listener's answer. Yes: they become a speaker and the reply (to this
+        request only, so only the tab that said yes goes live) carries the publish JWT. No:
+        the owner is told, and sees "declined" until they invite again."""
+        publisher = None
+        async with self._lock(room_id):
+            room, member = await self.member_of(user, room_id)
+            if member.role != LISTENER or member.invited_on is None:
+                raise SpacesError(409, "you have no pending invitation")
+            if accept:
+                try:
+                    publisher = await self.platform.director(PUBLISH, room_id, host)
+                except PlatformError as exc:
+                    raise SpacesError(502, exc.message) from None
+                await self.store.update_member(
+                    room_id, user.id, role=SPEAKER, hand_raised_on=None, muted=False,
+                    invited_on=None, invite_declined_on=None)
+            else:
+                await self.store.update_member(
+                    room_id, user.id, invited_on=None, invite_declined_on=time.time())
+        if accept:
+            log.info("spaces: %s accepted the invitation on stage in %s", user.id, room_id)
+        else:
+            self.presence.send_to(room_id, room.owner_id, {
+                "type": "declined", "userId": user.id, "username": member.name})
+            log.info("spaces: %s declined the invitation on stage in %s", user.id, room_id)
+        state = await self._push_state(room_id)
+        return {"room": state, "publisher": publisher}
 
     async def demote(self, user: User, room_id: str, target_id: str) -> dict[str, Any]:
         async with self._lock(room_id):

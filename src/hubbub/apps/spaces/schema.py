@@ -51,6 +51,8 @@ members = Table(
     Column("muted", Boolean, nullable=False),
     Column("banned", Boolean, nullable=False),
     Column("joined_on", Float, nullable=False),
+    Column("invited_on", Float, nullable=True),           # the owner asked them on stage
+    Column("invite_declined_on", Float, nullable=True),   # and they said no
     PrimaryKeyConstraint("room_id", "user_id"),
 )
 
@@ -97,7 +99,15 @@ def _v1(dialect: str) -> list[str]:
     ]
 
 
-MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1)]
+def _v2(dialect: str) -> list[str]:
+    """Invitations to the stage need the listener's consent (issue 14)."""
+    return [
+        "ALTER TABLE spaces_members ADD COLUMN invited_on DOUBLE PRECISION",
+        "ALTER TABLE spaces_members ADD COLUMN invite_declined_on DOUBLE PRECISION",
+    ]
+
+
+MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -22,10 +22,6 @@ from hubbub.storage import hash_secret, make_engine
 MAX_SECRET = 128
 
 
-
-
-
-
 def _member(row: RowMapping) -> Member:
     return Member(
         user_id=row["user_id"],
@@ -35,6 +31,8 @@ def _member(row: RowMapping) -> Member:
         muted=bool(row["muted"]),
         banned=bool(row["banned"]),
         joined_on=row["joined_on"],
+        invited_on=row["invited_on"],
+        invite_declined_on=row["invite_declined_on"],
     )
 
 

@@ -3,7 +3,7 @@
 import { ApiError, Presence, call, forgetIdentity, loadIdentity } from "./api.js";
 import { SpeakingMeter } from "./levels.js";
 import { Listener, MicError, Speaker, openMic } from "./media.js";
-import { avatar, h, icon, toast } from "./ui.js";
+import { ask, avatar, confirmDialog, h, icon, toast } from "./ui.js";
 
 const ENDED = {
   closed: ["This room has ended", "The host closed the room. Thanks for listening!"],
@@ -17,7 +17,7 @@ export function renderRoom(root, roomId, { go, notice }) {
   const s = {
     room: null, role: "listener", selfId: identity && identity.id, listener: null, speaker: null,
     localStream: null, meter: null, presence: null, muted: false, stopped: false,
-    mediaRetry: 0, mediaTimer: null, micError: null, reconnecting: false,
+    mediaRetry: 0, mediaTimer: null, micError: null, reconnecting: false, invitation: null,
   };
   Object.assign(spaces, { page: "room", state: "joining", roomId, selfId: s.selfId, error: null, room: null, role: null });
 
@@ -181,12 +181,13 @@ export function renderRoom(root, roomId, { go, notice }) {
   function onPresence(msg) {
     if (msg.type === "state") {
       applyState(msg.room);
-    } else if (msg.type === "promoted") {
-      s.role = "speaker"; // the new room state may arrive after this event
-      spaces.role = "speaker";
-      startSpeaker(msg.publisher).then((live) => {
-        if (live) toast(s.muted ? "You're on stage (muted)." : "You're on stage — your mic is live.", "success");
-      });
+    } else if (msg.type === "invited") {
+      showInvitation(msg.by);
+    } else if (msg.type === "uninvited") {
+      closeInvitation();
+      toast("The host withdrew the invitation.");
+    } else if (msg.type === "declined") {
+      toast(`${msg.username} declined to speak.`);
     } else if (msg.type === "demoted") {
       stopSpeaker();
       toast("The host moved you to the audience.");
@@ -240,6 +241,8 @@ export function renderRoom(root, roomId, { go, notice }) {
     }
     s.role = role;
     spaces.role = role;
+    if (mine && mine.invite === "pending" && role === "listener") showInvitation(ownerName());
+    else closeInvitation();
     s.muted = mine ? mine.muted : false;
     if (s.speaker) s.speaker.setMuted(s.muted);
     titleEl.textContent = room.name;
@@ -260,17 +263,68 @@ export function renderRoom(root, roomId, { go, notice }) {
     }
   }
 
+  // --- invitations: nothing goes live before the listener says yes ---------------------
+
+  const ownerName = () => {
+    const owner = s.room && s.room.participants.find((p) => p.role === "owner");
+    return owner ? owner.username : "The host";
+  };
+
+  function showInvitation(by) {
+    if (s.invitation || s.stopped) return;
+    spaces.invitation = "shown";
+    s.invitation = ask(`${by || "The host"} invites you to speak`,
+      "If you join the stage, your microphone goes live and everyone in the room hears you.",
+      [{ label: "Not now", value: "no" }, { label: "Join the stage", value: "yes", kind: "primary" }],
+      { id: "invitation" });
+    s.invitation.answer.then((value) => {
+      s.invitation = null;
+      spaces.invitation = null;
+      if (value) answerInvitation(value === "yes");
+    });
+  }
+
+  function closeInvitation() {
+    if (s.invitation) s.invitation.close();
+  }
+
+  async function answerInvitation(accept) {
+    try {
+      const reply = await call("POST", `/rooms/${roomId}/invitation`, { accept });
+      if (reply.room) applyState(reply.room);
+      if (accept && reply.publisher) {
+        s.role = "speaker"; // only this tab said yes: only this tab publishes
+        spaces.role = "speaker";
+        const live = await startSpeaker(reply.publisher);
+        if (live) toast(s.muted ? "You're on stage (muted)." : "You're on stage — your mic is live.", "success");
+      }
+    } catch (err) {
+      if (err instanceof ApiError && [401, 404, 410].includes(err.status)) fatal(err);
+      else toast(err.message, "error");
+    }
+  }
+
   const toggleHand = () => act("hand", { raised: !(me() && me().raisedHand) });
   const toggleMute = () => act("mute", { muted: !s.muted });
-  const promote = (id) => act("promote", { userId: id });
+  const invite = (id) => act("invite", { userId: id });
+  const uninvite = (id) => act("uninvite", { userId: id });
   const demote = (id) => act("demote", { userId: id });
-  const kick = (p) => {
-    if (confirm(`Remove ${p.username} from the room?`)) act("kick", { userId: p.id });
+  const kick = async (p) => {
+    if (await confirmDialog(`Remove ${p.username}?`, "They leave the room and cannot come back.", "Remove")) act("kick", { userId: p.id });
   };
   const leave = () => act("leave", undefined, () => { stopAll(); go("#/"); });
-  const closeRoom = () => {
-    if (confirm("End the room for everyone?")) act("close", undefined, () => ended("closed", "You ended the room."));
+  const closeRoom = async () => {
+    if (await confirmDialog("End the room?", "The room ends for everyone in it.", "End room")) act("close", undefined, () => ended("closed", "You ended the room."));
   };
+
+  // The owner's invite control for a listener: Invite, then Invited… (withdraw), or Declined.
+  function inviteButton(p, primary) {
+    if (p.invite === "pending") {
+      return h(`button.ghost.invite.pending${primary ? ".small" : ""}`, { onclick: () => uninvite(p.id), title: "Withdraw the invitation" }, "Invited…");
+    }
+    const label = p.invite === "declined" ? "Declined · invite again" : (primary ? "Invite to speak" : "Invite");
+    return h(`button.${primary ? "primary.small" : "ghost"}.invite${p.invite === "declined" ? ".declined" : ""}`, { onclick: () => invite(p.id) }, label);
+  }
 
   // --- rendering -----------------------------------------------------------------------
 
@@ -293,7 +347,7 @@ export function renderRoom(root, roomId, { go, notice }) {
   function audienceTile(p) {
     const self = p.id === s.selfId;
     const controls = isOwner() && !self ? h("div.tile-actions", {},
-      h("button.ghost.promote", { onclick: () => promote(p.id) }, "Invite"),
+      inviteButton(p, false),
       h("button.ghost.danger.kick", { onclick: () => kick(p) }, "Remove")) : null;
     return h(`div.tile.small${p.online ? "" : ".away"}`, { dataset: { userId: p.id, role: p.role } },
       h("div.face", {}, avatar(p.id, p.username, "small"),
@@ -319,7 +373,7 @@ export function renderRoom(root, roomId, { go, notice }) {
         h("div.section-title", {}, h("h2", {}, "Raised hands"), h("span.muted", {}, String(hands.length))),
         ...hands.map((p) => h("div.hand-row", { dataset: { userId: p.id } },
           avatar(p.id, p.username, "small"), h("span.name", {}, p.username),
-          h("button.primary.small.invite", { onclick: () => promote(p.id) }, "Invite to speak")))));
+          inviteButton(p, true)))));
     }
     sections.push(h("section.audience#audience", {},
       h("div.section-title", {}, h("h2", {}, "Listening"), h("span.muted", {}, String(audience.length))),

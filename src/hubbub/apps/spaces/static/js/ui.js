@@ -62,3 +62,29 @@ export function toast(message, kind = "info") {
   setTimeout(() => el.classList.add("gone"), 3500);
   setTimeout(() => el.remove(), 4000);
 }
+
+// An in-app dialog (a modal <dialog>, not the browser's confirm()): resolves with the value of
+// the button pressed, or null when dismissed (Escape, or `dialog.close()` by the caller).
+// buttons: [{label, value, kind}] with kind "primary" | "danger" | "ghost".
+export function ask(title, text, buttons, { id } = {}) {
+  const dialog = h(`dialog.modal${id ? "#" + id : ""}`, {},
+    h("h2", {}, title), text ? h("p", {}, text) : null,
+    h("div.modal-actions", {}, ...buttons.map((b) =>
+      h(`button.${b.kind || "ghost"}`, { value: b.value, dataset: { answer: b.value }, onclick: () => dialog.close(b.value) }, b.label))));
+  document.body.append(dialog);
+  const answer = new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const value = dialog.returnValue || null;
+      dialog.remove();
+      resolve(value);
+    }, { once: true });
+  });
+  dialog.answer = answer;
+  dialog.showModal();
+  return dialog;
+}
+
+export async function confirmDialog(title, text, label, kind = "danger") {
+  const dialog = ask(title, text, [{ label: "Cancel", value: "" }, { label, value: "yes", kind }]);
+  return (await dialog.answer) === "yes";
+}
