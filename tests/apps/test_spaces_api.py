@@ -120,14 +120,28 @@ async def test_join_returns_director_replies_bound_to_the_room_stream(
     assert [(p["id"], p["role"]) for p in room["participants"]] == [
         (owner.id, "owner"), (guest.id, "listener")
     ]
-    listed = (await guest.get("/rooms")).json()["rooms"]
-    entry = next(r for r in listed if r["id"] == room_id)
-    assert entry["name"] == "Jazz" and entry["ownerName"] == "Owner" and entry["listeners"] == 1
+    # The lobby lists a room once its host is there, and counts who is connected now.
+    assert room_id not in [r["id"] for r in (await http.get("/rooms")).json()["rooms"]]
+    ws_owner = await presence(srv, owner, room_id)
+    try:
+        await next_message(ws_owner, "state")
+        listed = (await http.get("/rooms")).json()["rooms"]  # public: no identity needed
+        entry = next(r for r in listed if r["id"] == room_id)
+        assert entry["name"] == "Jazz" and entry["ownerName"] == "Owner"
+        assert (entry["listeners"], entry["online"], entry["speakers"]) == (0, 1, ["Owner"])
+        ws_guest = await presence(srv, guest, room_id)
+        await next_message(ws_guest, "state")
+        listed = (await http.get("/rooms")).json()["rooms"]
+        entry = next(r for r in listed if r["id"] == room_id)
+        assert (entry["listeners"], entry["online"]) == (1, 2)
+        await ws_guest.close()
+    finally:
+        await ws_owner.close()
 
 
 async def test_identity_is_required_and_checked(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/rooms")).status_code == 401
-    bad = await http.get("/rooms", headers={"Authorization": "Bearer nope"})
+    assert (await http.get("/me")).status_code == 401
+    bad = await http.get("/me", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401 and "session expired" in bad.json()["error"]
     assert (await http.post("/users", json={"name": "   "})).status_code == 400
     assert (await http.post("/users", json={"name": "x" * 41})).status_code == 400

@@ -353,9 +353,10 @@ def test_cli_flags_reach_the_config() -> None:
     serve = argparse.ArgumentParser()
     add_limit_arguments(serve, prefix="spaces-")
     args = serve.parse_args(["--spaces-user-rate", "5", "--spaces-rooms-per-owner", "2",
-                             "--spaces-max-body", "100"])
+                             "--spaces-max-body", "100", "--spaces-presence-grace", "3"])
     limits = limits_from(args)
     assert limits["user_rate"] == 5 and limits["max_rooms_per_owner"] == 2
+    assert limits["presence_grace"] == 3
     assert limits["max_body_bytes"] == 1024  # clamped: a valid body must fit
     assert limits["room_burst"] == SpacesConfig.room_burst
     standalone = argparse.ArgumentParser()

@@ -16,7 +16,9 @@ Mounted at `config.path` (default /spaces) by `hubbub serve`, or served alone by
                                     publisher|null}: only a yes makes them a speaker
     WS   /ws                        presence: send {"type": "hello", "roomId", "secret"}, then
                                     receive state / invited / uninvited / declined (owner) /
-                                    demoted / kicked / closed
+                                    demoted / kicked / closed {reason}; or, from a lobby page,
+                                    {"type": "hello", "lobby": true}, then receive rooms
+                                    {rooms} now and at every change
 
 Every call but POST /api/users carries `Authorization: Bearer <secret>`; errors are
 `{"error": "..."}` with 400/401/403/404/409/410/413/429/502.
@@ -212,7 +214,7 @@ class SpacesApp:
 
         @app.get("/api/rooms")
         async def rooms(request: Request) -> dict[str, Any]:
-            await self._user(request)
+            """The live rooms (public, like the lobby's push over /ws)."""
             return {"rooms": await self.service.list_rooms()}
 
         @app.post("/api/rooms", status_code=201)
@@ -292,12 +294,16 @@ class SpacesApp:
 
     # --- presence socket -----------------------------------------------------------------
 
-    async def _hello(self, websocket: WebSocket) -> tuple[User, str] | tuple[int, str]:
+    async def _hello(self, websocket: WebSocket) -> tuple[User, str] | tuple[int, str] | None:
+        """A room page's hello: (user, room id), or (close code, reason); None for a lobby
+        page's `{type: hello, lobby: true}` (no identity needed: the lobby is public)."""
         try:
             text = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
             hello = json.loads(text) if len(text) <= MAX_WS_MESSAGE else None
         except (TimeoutError, ValueError, KeyError):
             return CLOSE_BAD_HELLO, "expected {type: hello, roomId, secret}"
+        if isinstance(hello, dict) and hello.get("type") == "hello" and hello.get("lobby") is True:
+            return None
         if not (isinstance(hello, dict) and hello.get("type") == "hello"
                 and isinstance(hello.get("roomId"), str) and isinstance(hello.get("secret"), str)):
             return CLOSE_BAD_HELLO, "expected {type: hello, roomId, secret}"
@@ -311,11 +317,37 @@ class SpacesApp:
             return code, exc.message
         return user, hello["roomId"]
 
+    async def _lobby(self, websocket: WebSocket) -> None:
+        """A lobby page: the live rooms now, then again whenever they change."""
+
+        async def close(code: int, reason: str) -> None:
+            await websocket.close(code=code, reason=reason)
+
+        conn = Connection("", "", websocket.send_text, close)
+        presence = self.service.presence
+        presence.lobby.add(conn)
+        try:
+            conn.send({"type": "rooms", "rooms": await self.service.list_rooms()})
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("text") and '"ping"' in message["text"][:64]:
+                    conn.send({"type": "pong"})
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            conn.stop()
+            presence.lobby.discard(conn)
+
     async def _presence(self, websocket: WebSocket) -> None:
         await websocket.accept()
         try:
             verdict = await self._hello(websocket)
         except (WebSocketDisconnect, SpacesError):
+            return
+        if verdict is None:
+            await self._lobby(websocket)
             return
         if isinstance(verdict[0], int):
             await websocket.close(code=verdict[0], reason=str(verdict[1])[:120])

@@ -63,6 +63,10 @@ def add_limit_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> No
                        default=d.max_rooms_per_owner, metavar="N",
                        help=f"rooms one identity may have open at once "
                        f"(default {d.max_rooms_per_owner})")
+    group.add_argument(f"--{prefix}presence-grace", dest="spaces_presence_grace", type=float,
+                       default=d.presence_grace, metavar="SECONDS",
+                       help=f"how long a participant may be disconnected before leaving the "
+                       f"room; a host gone this long ends it (default {d.presence_grace:g})")
 
 
 def limits_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def limits_from(args: argparse.Namespace) -> dict[str, Any]:
         "room_rate": max(0.001, args.spaces_room_rate),
         "room_burst": max(1, args.spaces_room_burst),
         "max_rooms_per_owner": max(1, args.spaces_rooms_per_owner),
+        "presence_grace": max(0.5, args.spaces_presence_grace),
     }
 
 

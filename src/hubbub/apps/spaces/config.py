@@ -31,8 +31,9 @@ class SpacesConfig:
     signaling URLs it returns are the ones the browser reached us at (not 127.0.0.1)."""
 
     presence_grace: float = 20.0
-    """A participant whose presence socket is gone this long leaves the room: long enough for
-    a page reload or a network blip, short enough that the audience list stays truthful."""
+    """A participant whose presence socket is gone this long leaves the room, and a host gone
+    this long ends it: long enough for a page reload, a network blip or a server restart (the
+    page reconnects within 8 s), short enough that the lobby and the audience stay truthful."""
 
     http_timeout: float = 10.0
     """Limit on one call to the platform (Director, admin API)."""

@@ -50,6 +50,7 @@ class Room:
     audio_only: bool
     created_on: float
     closed_on: float | None
+    end_reason: str | None = None  # closed (by the owner) | host_left
     members: list[Member] = field(default_factory=list)
 
     @property
@@ -79,6 +80,7 @@ def room_json(room: Room, online: set[str]) -> dict[str, Any]:
         "audioOnly": room.audio_only,
         "createdOn": room.created_on,
         "closed": room.closed,
+        "endReason": room.end_reason,
         "participants": [
             {
                 "id": m.user_id,
@@ -97,8 +99,9 @@ def room_json(room: Room, online: set[str]) -> dict[str, Any]:
 
 
 def room_summary(room: Room, online: set[str]) -> dict[str, Any]:
-    """A lobby entry: enough to choose a room, without the member list."""
-    present = room.present()
+    """A lobby entry: enough to choose a room, without the member list. Counts are of the
+    people connected now, not of everyone who joined."""
+    here = [m for m in room.present() if m.user_id in online]
     owner = room.member(room.owner_id)
     return {
         "id": room.id,
@@ -107,7 +110,7 @@ def room_summary(room: Room, online: set[str]) -> dict[str, Any]:
         "ownerName": owner.name if owner is not None else "",
         "audioOnly": room.audio_only,
         "createdOn": room.created_on,
-        "speakers": [m.name for m in present if m.speaks],
-        "listeners": sum(1 for m in present if not m.speaks),
-        "online": len(online),
+        "speakers": [m.name for m in here if m.speaks],
+        "listeners": sum(1 for m in here if not m.speaks),
+        "online": len(here),
     }

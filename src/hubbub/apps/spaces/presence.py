@@ -35,12 +35,15 @@ class Connection:
         self.closed = False
 
     def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message))
+
+    def send_text(self, text: str) -> None:
         if self.closed:
             return
         if self._queue.qsize() >= MAX_QUEUE:
             self.close(1013, "too far behind")
             return
-        self._queue.put_nowait(json.dumps(message))
+        self._queue.put_nowait(text)
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is queued has been sent."""
@@ -72,6 +75,7 @@ class Presence:
         self._rooms: dict[str, dict[str, set[Connection]]] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.lobby: set[Connection] = set()  # lobby pages: the room list is pushed to them
 
     def online(self, room_id: str) -> set[str]:
         return set(self._rooms.get(room_id, {}))
@@ -121,6 +125,11 @@ class Presence:
             for conn in conns:
                 conn.send(message)
 
+    def broadcast_lobby(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message)
+        for conn in self.lobby:
+            conn.send_text(text)
+
     def send_to(self, room_id: str, user_id: str, message: dict[str, Any]) -> None:
         for conn in self._rooms.get(room_id, {}).get(user_id, set()):
             conn.send(message)
@@ -147,5 +156,8 @@ class Presence:
                 for conn in conns:
                     conn.stop()
         self._rooms.clear()
+        for conn in self.lobby:
+            conn.stop()
+        self.lobby.clear()
         for task in list(self._tasks):
             task.cancel()

@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 CLOSE_KICKED = 4003
 CLOSE_ROOM_CLOSED = 4010
 
+ENDED = {
+    "closed": "this room has been closed by its owner",
+    "host_left": "this room ended: its host left",
+}
+"""The 410 message (and presence close reason) by `Room.end_reason`."""
+
+LOBBY_INTERVAL = 0.25
+"""Lobby pushes are coalesced to one per this many seconds."""
+
 
 class SpacesError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -57,14 +66,16 @@ class RoomService:
         self._creating = asyncio.Lock()  # the counts below and the insert, one at a time
         self.presence = Presence(grace, self._on_absent)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lobby_due: asyncio.TimerHandle | None = None
+        self._lobby_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """After a restart nobody is connected: members who do not come back within the grace
-        period leave, as if their socket had just closed."""
+        period leave, as if their socket had just closed, and a host who does not ends the
+        room."""
         for room in await self.store.open_rooms():
             for member in room.present():
-                if member.role != OWNER:
-                    self.presence.expect(room.id, member.user_id)
+                self.presence.expect(room.id, member.user_id)
 
     async def stop(self) -> None:
         await self.presence.stop()
@@ -83,16 +94,36 @@ class RoomService:
     async def open_room(self, room_id: str) -> Room:
         room = await self.room(room_id)
         if room.closed:
-            raise SpacesError(410, "this room has been closed by its owner")
+            raise SpacesError(410, ENDED.get(room.end_reason or "closed", ENDED["closed"]))
         return room
 
     def state(self, room: Room) -> dict[str, Any]:
         return room_json(room, self.presence.online(room.id))
 
     async def list_rooms(self) -> list[dict[str, Any]]:
-        rooms = await self.store.open_rooms()
+        """The rooms that are really live: open, with their host connected now (a room whose
+        host is gone is not listed during the grace period that may end it)."""
+        rooms = [r for r in await self.store.open_rooms()
+                 if r.owner_id in self.presence.online(r.id)]
         rooms.sort(key=lambda r: r.created_on, reverse=True)
         return [room_summary(r, self.presence.online(r.id)) for r in rooms]
+
+    def lobby_changed(self) -> None:
+        """Something a lobby shows may have changed: push the list to lobby sockets, at most
+        every LOBBY_INTERVAL (listing loads every open room)."""
+        if self._lobby_due is not None or not self.presence.lobby:
+            return
+        self._lobby_due = asyncio.get_running_loop().call_later(LOBBY_INTERVAL, self._lobby_run)
+
+    def _lobby_run(self) -> None:
+        self._lobby_due = None
+        if self._lobby_task is None or self._lobby_task.done():
+            self._lobby_task = asyncio.get_running_loop().create_task(self._push_lobby())
+        else:
+            self.lobby_changed()  # a push is running: one more after it
+
+    async def _push_lobby(self) -> None:
+        self.presence.broadcast_lobby({"type": "rooms", "rooms": await self.list_rooms()})
 
     async def member_of(self, user: User, room_id: str) -> tuple[Room, Member]:
         """The open room and the user's membership; 403 for non-members and the removed."""
@@ -120,6 +151,7 @@ class RoomService:
     async def _push_state(self, room_id: str) -> dict[str, Any]:
         state = self.state(await self.room(room_id))
         self.presence.broadcast(room_id, {"type": "state", "room": state})
+        self.lobby_changed()
         return state
 
     async def _stop_source(self, room_id: str, user_id: str) -> None:
@@ -140,6 +172,8 @@ class RoomService:
             if await self.store.count_open_rooms() >= self.max_open_rooms:
                 raise SpacesError(429, "too many open rooms; try again later")
             room = await self.store.create_room(user, name, audio_only)
+        # A room whose host never comes in ends like one whose host left.
+        self.presence.expect(room.id, user.id)
         log.info("spaces: %s created room %s %r", user.id, room.id, name)
         return room
 
@@ -173,9 +207,11 @@ class RoomService:
     async def leave(self, user: User, room_id: str) -> None:
         async with self._lock(room_id):
             room, member = await self.member_of(user, room_id)
-            self.presence.forget(room_id, user.id)
             if member.role == OWNER:
-                return  # the owner keeps the room; closing it is explicit
+                # The host stepping out: the room waits the grace period for them (their
+                # presence timer runs on), then ends. Ending at once is `close`.
+                return
+            self.presence.forget(room_id, user.id)
             await self.store.remove_member(room_id, user.id)
         if member.role == SPEAKER:
             await self._stop_source(room_id, user.id)
@@ -292,26 +328,42 @@ class RoomService:
     async def close(self, user: User, room_id: str) -> None:
         async with self._lock(room_id):
             room = await self._owner_action(user, room_id, "close the room")
-            await self.store.close_room(room_id)
-        self.presence.broadcast(room_id, {"type": "closed"})
-        self.presence.close_room(room_id, CLOSE_ROOM_CLOSED, "room closed")
+            await self.store.close_room(room_id, "closed")
+        await self._ended(room, "closed")
+        log.info("spaces: %s closed room %s", user.id, room_id)
+
+    async def _ended(self, room: Room, reason: str) -> None:
+        """Tell everyone in an ended room, close their sockets, stop the speakers' sources."""
+        self.presence.broadcast(room.id, {"type": "closed", "reason": reason})
+        self.presence.close_room(room.id, CLOSE_ROOM_CLOSED, ENDED[reason])
+        self.lobby_changed()
+        self._locks.pop(room.id, None)
         for member in room.present():
             if member.speaks:
-                await self._stop_source(room_id, member.user_id)
-        log.info("spaces: %s closed room %s", user.id, room_id)
+                await self._stop_source(room.id, member.user_id)
 
     # --- presence ------------------------------------------------------------------------
 
     async def _on_absent(self, room_id: str, user_id: str) -> None:
-        """Grace period over: a listener or speaker who did not come back leaves."""
+        """Grace period over: a listener or speaker who did not come back leaves; a host who
+        did not ends the room (a room is its host's: listeners pinned to them, their video,
+        the owner's controls; nobody else is handed it)."""
         async with self._lock(room_id):
             room = await self.store.get_room(room_id)
             member = room.member(user_id) if room is not None else None
             if room is None or room.closed or member is None or member.banned:
                 return
-            if member.role == OWNER or user_id in self.presence.online(room_id):
+            if user_id in self.presence.online(room_id):
                 return
-            await self.store.remove_member(room_id, user_id)
+            if member.role == OWNER:
+                await self.store.close_room(room_id, "host_left")
+            else:
+                await self.store.remove_member(room_id, user_id)
+        if member.role == OWNER:
+            log.info("spaces: room %s ended: its host %s was gone for %.0f s", room_id, user_id,
+                     self.presence.grace)
+            await self._ended(room, "host_left")
+            return
         log.info("spaces: %s left %s (presence lost)", user_id, room_id)
         if member.role == SPEAKER:
             await self._stop_source(room_id, user_id)

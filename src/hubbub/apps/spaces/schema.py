@@ -39,6 +39,7 @@ rooms = Table(
     Column("audio_only", Boolean, nullable=False),
     Column("created_on", Float, nullable=False),
     Column("closed_on", Float, nullable=True),
+    Column("end_reason", String(16), nullable=True),      # closed | host_left
 )
 
 members = Table(
@@ -107,7 +108,12 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
-MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2)]
+def _v3(dialect: str) -> list[str]:
+    """Why a room ended: its owner closed it, or its host was gone past the grace period."""
+    return ["ALTER TABLE spaces_rooms ADD COLUMN end_reason VARCHAR(16)"]
+
+
+MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2), (3, _v3)]
 LATEST = MIGRATIONS[-1][0]
 
 

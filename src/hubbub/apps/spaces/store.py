@@ -144,17 +144,18 @@ class RoomStore:
             Room(
                 id=r["id"], name=r["name"], owner_id=r["owner_id"],
                 audio_only=bool(r["audio_only"]), created_on=r["created_on"],
-                closed_on=r["closed_on"], members=by_room[r["id"]],
+                closed_on=r["closed_on"], end_reason=r["end_reason"],
+                members=by_room[r["id"]],
             )
             for r in rows
         ]
 
-    async def close_room(self, room_id: str) -> None:
+    async def close_room(self, room_id: str, reason: str = "closed") -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(schema.rooms)
                 .where(schema.rooms.c.id == room_id, schema.rooms.c.closed_on.is_(None))
-                .values(closed_on=time.time())
+                .values(closed_on=time.time(), end_reason=reason)
             )
 
     # --- members -------------------------------------------------------------------------

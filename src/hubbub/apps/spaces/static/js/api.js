@@ -63,8 +63,9 @@ export async function signIn(name) {
   return identity;
 }
 
-// Presence: one socket per open room page. Reconnects with backoff and resyncs (the server
-// sends the full room state on every connect). Close codes 4xxx are final.
+// Presence: one socket per open room page (or, with roomId null, the lobby's: the server pushes
+// the live rooms). Reconnects with backoff and resyncs (the server sends the full room state,
+// or the room list, on every connect). Close codes 4xxx are final.
 export class Presence {
   constructor(roomId, handlers) {
     this.roomId = roomId;
@@ -83,6 +84,10 @@ export class Presence {
     const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => {
+      if (this.roomId === null) {
+        ws.send(JSON.stringify({ type: "hello", lobby: true }));
+        return;
+      }
       const identity = loadIdentity();
       ws.send(JSON.stringify({ type: "hello", roomId: this.roomId, secret: identity ? identity.secret : "" }));
     };

@@ -1,9 +1,8 @@
 // The lobby: pick a display name, start a room, join a live one.
-import { ApiError, call, forgetIdentity, loadIdentity, signIn } from "./api.js";
+import { Presence, call, loadIdentity, signIn } from "./api.js";
 import { avatar, h, icon, toast } from "./ui.js";
 
 export function renderLobby(root, { go, notice }) {
-  let timer = null;
   const identity = loadIdentity();
   const nameInput = h("input#name", {
     type: "text", maxLength: 40, placeholder: "Your name", autocomplete: "nickname",
@@ -25,27 +24,20 @@ export function renderLobby(root, { go, notice }) {
     return signIn(name);
   }
 
-  async function refresh() {
-    if (!loadIdentity()) {
-      list.replaceChildren(h("p.empty", {}, "Pick a name to see the live rooms."));
-      return;
-    }
-    try {
-      const { rooms } = await call("GET", "/rooms");
-      list.replaceChildren(...(rooms.length ? rooms.map(roomCard) : [h("p.empty", {}, "No live rooms yet. Start one!")]));
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) {
-        forgetIdentity();
-        notice("Your session expired. Pick your name again to continue.", "warn");
-        list.replaceChildren(h("p.empty", {}, "Pick a name to see the live rooms."));
-      } else {
-        list.replaceChildren(h("p.empty", {}, err.message));
-      }
-    }
+  // The live rooms, pushed by the server whenever they change (no name needed to see them).
+  function showRooms(rooms) {
+    window.spaces.rooms = rooms;
+    list.replaceChildren(...(rooms.length ? rooms.map(roomCard) : [h("p.empty", {}, "No live rooms yet. Start one!")]));
   }
 
+  const lobby = new Presence(null, {
+    message: (msg) => { if (msg.type === "rooms") showRooms(msg.rooms); },
+    status: (up) => { if (!up) list.prepend(h("p.empty.stale", {}, "Reconnecting…")); },
+    final: () => {},
+  });
+
   function roomCard(room) {
-    const people = room.speakers.length + room.listeners;
+    const people = room.online; // connected now
     return h("article.room-card", { dataset: { roomId: room.id } },
       h("div.room-card-main", {},
         h("h3", {}, room.name),
@@ -92,7 +84,6 @@ export function renderLobby(root, { go, notice }) {
     try {
       const id = await ensureIdentity();
       toast(`You are ${id.name}`);
-      refresh();
       renderWho();
     } catch (err) {
       error.textContent = err.message;
@@ -134,7 +125,5 @@ export function renderLobby(root, { go, notice }) {
       ),
     ),
   );
-  refresh();
-  timer = setInterval(refresh, 5000);
-  return () => clearInterval(timer);
+  return () => lobby.stop();
 }

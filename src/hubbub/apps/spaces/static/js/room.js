@@ -7,6 +7,7 @@ import { ask, avatar, confirmDialog, h, icon, toast } from "./ui.js";
 
 const ENDED = {
   closed: ["This room has ended", "The host closed the room. Thanks for listening!"],
+  host_left: ["This room has ended", "The host left, so the room ended. Thanks for listening!"],
   kicked: ["You were removed", "The host removed you from this room."],
   missing: ["Room not found", "This room does not exist (any more)."],
 };
@@ -26,12 +27,13 @@ export function renderRoom(root, roomId, { go, notice }) {
   const body = h("main.room");
   const banner = h("div.banner#banner", { role: "alert", hidden: true });
   const titleEl = h("h1.room-title", {}, "Joining…");
+  const liveBadge = h("span.live-dot#live", { hidden: true, title: "the host is here and the room is live" }, "LIVE");
   const bar = h("footer.controls#controls");
   root.replaceChildren(
     h("header.topbar.room-top", {},
       h("button.icon-button#back", { title: "Back to the lobby", "aria-label": "Back to the lobby", onclick: () => go("#/") }, icon("back")),
       titleEl,
-      h("span.live-dot", {}, "LIVE"),
+      liveBadge,
     ),
     banner, body, bar, audioHost,
   );
@@ -58,6 +60,8 @@ export function renderRoom(root, roomId, { go, notice }) {
     spaces.ended = kind;
     bar.replaceChildren();
     banner.hidden = true;
+    closeInvitation();
+    liveBadge.hidden = true; // nothing is live any more
     body.replaceChildren(h("section.card.ended#ended", { dataset: { reason: kind } },
       h("h2", {}, title), h("p.muted", {}, detail || text),
       h("button.primary", { onclick: () => go("#/") }, "Back to the lobby")));
@@ -75,7 +79,7 @@ export function renderRoom(root, roomId, { go, notice }) {
   function fatal(err) {
     if (err instanceof ApiError) {
       if (err.status === 401) return expired();
-      if (err.status === 410) return ended("closed");
+      if (err.status === 410) return ended(/host left/.test(err.message) ? "host_left" : "closed");
       if (err.status === 404) return ended("missing");
       if (err.status === 403) return ended("kicked", err.message);
     }
@@ -195,14 +199,14 @@ export function renderRoom(root, roomId, { go, notice }) {
     } else if (msg.type === "kicked") {
       ended("kicked");
     } else if (msg.type === "closed") {
-      ended("closed");
+      ended(msg.reason === "host_left" ? "host_left" : "closed");
     }
   }
 
   async function onPresenceFinal(code, reason) {
     if (s.stopped) return;
     if (code === 4401) return expired();
-    if (code === 4010 || code === 4410) return ended("closed");
+    if (code === 4010 || code === 4410) return ended(/host left/.test(reason) ? "host_left" : "closed");
     if (code === 4404) return ended("missing");
     if (code === 4003 || (code === 4403 && /removed/.test(reason))) return ended("kicked");
     if (code === 4403) {
@@ -245,6 +249,8 @@ export function renderRoom(root, roomId, { go, notice }) {
     else closeInvitation();
     s.muted = mine ? mine.muted : false;
     if (s.speaker) s.speaker.setMuted(s.muted);
+    const host = room.participants.find((p) => p.role === "owner");
+    liveBadge.hidden = room.closed || !(host && host.online);
     titleEl.textContent = room.name;
     document.title = `${room.name} · Spaces`;
     render();
