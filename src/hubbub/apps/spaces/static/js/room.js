@@ -1,6 +1,6 @@
 // A room page: join (Director JWTs from the Spaces server), presence, listening, speaking,
 // the stage, the audience and the owner's controls.
-import { ApiError, Presence, call, forgetIdentity, loadIdentity } from "./api.js";
+import { ApiError, Presence, call, forgetIdentity, loadIdentity, signIn } from "./api.js";
 import { SpeakingMeter } from "./levels.js";
 import { Listener, MicError, Speaker, openMic } from "./media.js";
 import { ask, avatar, confirmDialog, h, icon, toast } from "./ui.js";
@@ -38,11 +38,6 @@ export function renderRoom(root, roomId, { go, notice }) {
     banner, body, bar, audioHost,
   );
 
-  if (!identity) {
-    notice("Pick a display name to join the room.", "info");
-    go("#/");
-    return () => {};
-  }
 
   const isOwner = () => s.room && s.room.ownerId === s.selfId;
   const me = () => s.room && s.room.participants.find((p) => p.id === s.selfId);
@@ -452,7 +447,39 @@ export function renderRoom(root, roomId, { go, notice }) {
 
   // --- start ---------------------------------------------------------------------------
 
-  (async () => {
+  // A room link opened by someone without a name yet: ask for it here, then go in (the
+  // submit is also the user gesture that lets the page play the room's audio).
+  function askName() {
+    spaces.state = "naming";
+    titleEl.textContent = "Join the room";
+    const input = h("input#join-name", { type: "text", maxLength: 40, placeholder: "Your name", autocomplete: "nickname", required: true });
+    const error = h("p.form-error#join-error", { role: "alert" });
+    const submit = async (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (!name) { input.focus(); return; }
+      try {
+        const made = await signIn(name);
+        s.selfId = made.id;
+        spaces.selfId = made.id;
+        start();
+      } catch (err) {
+        error.textContent = err.message;
+      }
+    };
+    body.replaceChildren(h("form.card.join-name#name-form", { onsubmit: submit },
+      h("h2", {}, "You're invited to a live room"),
+      h("label", { for: "join-name" }, "Your display name"),
+      h("div.row", {}, input, h("button.primary#join-room", { type: "submit" }, "Join")),
+      error));
+    input.focus();
+  }
+
+  if (identity) start();
+  else askName();
+
+  async function start() {
+    body.replaceChildren();
     try {
       const joined = await join();
       spaces.selfId = joined.selfId;
@@ -466,7 +493,7 @@ export function renderRoom(root, roomId, { go, notice }) {
     } catch (err) {
       fatal(err);
     }
-  })();
+  }
 
   return stopAll;
 }
