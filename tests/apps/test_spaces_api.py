@@ -405,3 +405,36 @@ async def test_standalone_spaces_against_a_remote_node(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             await proc.wait()
+
+
+async def test_media_reports_make_blocked_mics_and_video_visible(
+    http: httpx.AsyncClient, srv: RunningServer
+) -> None:
+    owner, ann = await person(http, "O"), await person(http, "Ann")
+    room_id = await room_of(owner, "Video room")
+    await ann.post(f"/rooms/{room_id}/join")
+    ws_owner = await presence(srv, owner, room_id)
+    try:
+        await next_message(ws_owner, "state")
+
+        def entry() -> Any:
+            return next(r for r in listed if r["id"] == room_id)
+
+        listed = (await http.get("/rooms")).json()["rooms"]
+        assert entry()["video"] is False  # nothing published yet: not "with video"
+        await owner.post(f"/rooms/{room_id}/media", {"micBlocked": False, "video": True})
+        listed = (await http.get("/rooms")).json()["rooms"]
+        assert entry()["video"] is True
+        # A listener's report changes nothing: only speakers can have a blocked mic.
+        state = (await ann.post(f"/rooms/{room_id}/media", {"micBlocked": True})).json()["room"]
+        assert [p["micBlocked"] for p in state["participants"] if p["id"] == ann.id] == [False]
+        await on_stage(owner, ann, room_id)
+        state = (await ann.post(f"/rooms/{room_id}/media", {"micBlocked": True})).json()["room"]
+        assert [p["micBlocked"] for p in state["participants"] if p["id"] == ann.id] == [True]
+        # Off the stage, the mark goes with the role.
+        state = (await owner.post(f"/rooms/{room_id}/demote", {"userId": ann.id})).json()["room"]
+        assert [p["micBlocked"] for p in state["participants"] if p["id"] == ann.id] == [False]
+        bad = await ann.post(f"/rooms/{room_id}/media", {"micBlocked": "yes"})
+        assert bad.status_code == 400
+    finally:
+        await ws_owner.close()

@@ -354,6 +354,11 @@ async def test_clear_errors_for_denied_microphone_and_expired_session(
     banner = await guest.inner_text("#banner")
     assert "Microphone access was denied" in banner and "Try again" in banner
     await guest.screenshot(path=str(screenshots_dir / "mic-denied.png"))
+    # The others see it: "mic blocked", not a speaker who is merely silent or muted.
+    blocked = f".tile[data-user-id='{guest_id}'] .state.mic-blocked"
+    await owner.wait_for_selector(blocked, timeout=10000)
+    assert await owner.inner_text(blocked) == "mic blocked"
+    await owner.screenshot(path=str(screenshots_dir / "mic-blocked-seen-by-host.png"))
 
     # The server forgot this identity (e.g. its data was reset): the lobby says so.
     await guest.evaluate(

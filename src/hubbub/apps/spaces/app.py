@@ -10,6 +10,7 @@ Mounted at `config.path` (default /spaces) by `hubbub serve`, or served alone by
     GET  /api/rooms/{id}            room state
     POST /api/rooms/{id}/join       -> {room, selfId, role, viewer, publisher|null} (Director data)
     POST /api/rooms/{id}/leave | hand {raised} | mute {muted} | close
+    POST /api/rooms/{id}/media {micBlocked, video}   what a speaker's page publishes
     POST /api/rooms/{id}/invite | uninvite | demote | kick  {userId}     (owner only;
                                     /promote is an old name of /invite)
     POST /api/rooms/{id}/invitation {accept}   the invited listener's answer -> {room,
@@ -102,6 +103,11 @@ class Target(BaseModel):
 
 class Answer(BaseModel):
     accept: StrictBool
+
+
+class MediaReport(BaseModel):
+    micBlocked: StrictBool
+    video: StrictBool = False
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -248,6 +254,13 @@ class SpacesApp:
         async def mute(room_id: str, body: Mute, request: Request) -> dict[str, Any]:
             user = await self._user(request)
             return {"room": await self.service.set_muted(user, room_id, body.muted)}
+
+        @app.post("/api/rooms/{room_id}/media")
+        async def media(room_id: str, body: MediaReport, request: Request) -> dict[str, Any]:
+            """A speaker's page reports its media: the microphone refused, video published."""
+            user = await self._user(request)
+            return {"room": await self.service.report_media(user, room_id, body.micBlocked,
+                                                            body.video)}
 
         @app.post("/api/rooms/{room_id}/invite")
         async def invite(room_id: str, body: Target, request: Request) -> dict[str, Any]:

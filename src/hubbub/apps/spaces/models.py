@@ -65,9 +65,23 @@ class Room:
         return [m for m in self.members if not m.banned]
 
 
-def room_json(room: Room, online: set[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MediaStatus:
+    """What a speaker's browser reports about its own media (kept in memory: it describes one
+    page's session, not the membership): the microphone was refused, video is published."""
+
+    mic_blocked: bool = False
+    video: bool = False
+
+
+NO_MEDIA = MediaStatus()
+
+
+def room_json(room: Room, online: set[str],
+              media: dict[str, MediaStatus] | None = None) -> dict[str, Any]:
     """The room as the UI sees it (PROTOCOL.md "The reference Spaces app's API" shape, plus
-    roles, hands in raise order and who is connected right now)."""
+    roles, hands in raise order, who is connected right now and what speakers' media is)."""
+    media = media or {}
     present = sorted(room.present(), key=lambda m: (m.joined_on, m.user_id))
     hands = sorted(
         (m for m in present if m.hand_raised_on is not None),
@@ -90,6 +104,8 @@ def room_json(room: Room, online: set[str]) -> dict[str, Any]:
                 "raisedHand": m.hand_raised_on is not None,
                 "invite": m.invite,
                 "online": m.user_id in online,
+                "micBlocked": m.speaks and media.get(m.user_id, NO_MEDIA).mic_blocked,
+                "video": m.role == OWNER and media.get(m.user_id, NO_MEDIA).video,
             }
             for m in present
         ],
@@ -98,7 +114,8 @@ def room_json(room: Room, online: set[str]) -> dict[str, Any]:
     }
 
 
-def room_summary(room: Room, online: set[str]) -> dict[str, Any]:
+def room_summary(room: Room, online: set[str],
+                 media: dict[str, MediaStatus] | None = None) -> dict[str, Any]:
     """A lobby entry: enough to choose a room, without the member list. Counts are of the
     people connected now, not of everyone who joined."""
     here = [m for m in room.present() if m.user_id in online]
@@ -109,6 +126,9 @@ def room_summary(room: Room, online: set[str]) -> dict[str, Any]:
         "ownerId": room.owner_id,
         "ownerName": owner.name if owner is not None else "",
         "audioOnly": room.audio_only,
+        # "with video" only while the host really publishes it (a host without a camera,
+        # or in an audio-only room, does not)
+        "video": (media or {}).get(room.owner_id, NO_MEDIA).video,
         "createdOn": room.created_on,
         "speakers": [m.name for m in here if m.speaks],
         "listeners": sum(1 for m in here if not m.speaks),

@@ -20,6 +20,7 @@ from hubbub.apps.spaces.models import (
     LISTENER,
     OWNER,
     SPEAKER,
+    MediaStatus,
     Member,
     Room,
     User,
@@ -66,6 +67,7 @@ class RoomService:
         self._creating = asyncio.Lock()  # the counts below and the insert, one at a time
         self.presence = Presence(grace, self._on_absent)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._media: dict[str, dict[str, MediaStatus]] = {}  # room -> user -> reported media
         self._lobby_due: asyncio.TimerHandle | None = None
         self._lobby_task: asyncio.Task[None] | None = None
 
@@ -98,7 +100,7 @@ class RoomService:
         return room
 
     def state(self, room: Room) -> dict[str, Any]:
-        return room_json(room, self.presence.online(room.id))
+        return room_json(room, self.presence.online(room.id), self._media.get(room.id))
 
     async def list_rooms(self) -> list[dict[str, Any]]:
         """The rooms that are really live: open, with their host connected now (a room whose
@@ -106,7 +108,7 @@ class RoomService:
         rooms = [r for r in await self.store.open_rooms()
                  if r.owner_id in self.presence.online(r.id)]
         rooms.sort(key=lambda r: r.created_on, reverse=True)
-        return [room_summary(r, self.presence.online(r.id)) for r in rooms]
+        return [room_summary(r, self.presence.online(r.id), self._media.get(r.id)) for r in rooms]
 
     def lobby_changed(self) -> None:
         """Something a lobby shows may have changed: push the list to lobby sockets, at most
@@ -213,6 +215,7 @@ class RoomService:
                 return
             self.presence.forget(room_id, user.id)
             await self.store.remove_member(room_id, user.id)
+            self._forget_media(room_id, user.id)
         if member.role == SPEAKER:
             await self._stop_source(room_id, user.id)
         await self._push_state(room_id)
@@ -228,6 +231,20 @@ class RoomService:
                     room_id, user.id, hand_raised_on=time.time() if raised else None,
                     **({"invite_declined_on": None} if raised else {}))
         return await self._push_state(room_id)
+
+    async def report_media(self, user: User, room_id: str, mic_blocked: bool,
+                           video: bool) -> dict[str, Any]:
+        """A speaker's page says what its media is: others then see "mic blocked" apart from
+        silent, and the lobby says "with video" only while the host publishes it."""
+        async with self._lock(room_id):
+            room, member = await self.member_of(user, room_id)
+            status = MediaStatus(mic_blocked=mic_blocked and member.speaks,
+                                 video=video and member.role == OWNER and not room.audio_only)
+            self._media.setdefault(room_id, {})[user.id] = status
+        return await self._push_state(room_id)
+
+    def _forget_media(self, room_id: str, user_id: str) -> None:
+        self._media.get(room_id, {}).pop(user_id, None)
 
     async def set_muted(self, user: User, room_id: str, muted: bool) -> dict[str, Any]:
         async with self._lock(room_id):
@@ -304,6 +321,7 @@ class RoomService:
             if target.role != SPEAKER:
                 raise SpacesError(409, f"{target.name} is not a speaker")
             await self.store.update_member(room_id, target_id, role=LISTENER, muted=False)
+            self._forget_media(room_id, target_id)
         self.presence.send_to(room_id, target_id, {"type": "demoted"})
         await self._stop_source(room_id, target_id)
         log.info("spaces: %s demoted %s in %s", user.id, target_id, room_id)
@@ -338,6 +356,7 @@ class RoomService:
         self.presence.close_room(room.id, CLOSE_ROOM_CLOSED, ENDED[reason])
         self.lobby_changed()
         self._locks.pop(room.id, None)
+        self._media.pop(room.id, None)
         for member in room.present():
             if member.speaks:
                 await self._stop_source(room.id, member.user_id)
@@ -359,6 +378,7 @@ class RoomService:
                 await self.store.close_room(room_id, "host_left")
             else:
                 await self.store.remove_member(room_id, user_id)
+            self._forget_media(room_id, user_id)
         if member.role == OWNER:
             log.info("spaces: room %s ended: its host %s was gone for %.0f s", room_id, user_id,
                      self.presence.grace)

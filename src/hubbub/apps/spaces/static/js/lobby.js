@@ -41,7 +41,7 @@ export function renderLobby(root, { go, notice }) {
     return h("article.room-card", { dataset: { roomId: room.id } },
       h("div.room-card-main", {},
         h("h3", {}, room.name),
-        h("p.muted", {}, `Hosted by ${room.ownerName}`, room.audioOnly ? " · audio only" : " · with video"),
+        h("p.muted", {}, `Hosted by ${room.ownerName}`, room.video ? " · with video" : " · audio only"),
         h("div.speaker-names", {}, ...room.speakers.slice(0, 4).map((n) => h("span.chip", {}, n))),
       ),
       h("div.room-card-side", {},

@@ -24,11 +24,17 @@ export class MicError extends Error {}
 
 // getUserMedia with an error people can act on.
 export async function openMic(withVideo) {
+  const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   try {
-    return await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      video: withVideo ? { width: 640, height: 360, frameRate: 24 } : false,
-    });
+    if (withVideo) {
+      try {
+        return await navigator.mediaDevices.getUserMedia({ audio, video: { width: 640, height: 360, frameRate: 24 } });
+      } catch (err) {
+        // No camera (or it was refused): the host still speaks, and the room says "audio".
+        if (!err || !["NotFoundError", "OverconstrainedError", "NotAllowedError", "NotReadableError"].includes(err.name)) throw err;
+      }
+    }
+    return await navigator.mediaDevices.getUserMedia({ audio, video: false });
   } catch (err) {
     const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
     const missing = err && (err.name === "NotFoundError" || err.name === "OverconstrainedError");

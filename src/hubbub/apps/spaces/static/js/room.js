@@ -114,12 +114,14 @@ export function renderRoom(root, roomId, { go, notice }) {
         s.micError = err.message;
         spaces.micError = err.message;
         showBanner(err.message, "error", h("button.secondary", { onclick: () => retryMic() }, "Try again"));
+        reportMedia(true, false); // the others see "mic blocked", not silence
         render();
         return false;
       }
       s.micError = null;
       spaces.micError = null;
       showBanner("");
+      reportMedia(false, s.localStream.getVideoTracks().length > 0);
     }
     if (s.stopped || !s.room || !canSpeak()) return false;
     const speaker = new Speaker({
@@ -132,6 +134,13 @@ export function renderRoom(root, roomId, { go, notice }) {
     render();
     await speaker.start().catch((err) => mediaLost(`speaking: ${err.message}`));
     return true;
+  }
+
+  // Tell the room what our media is (others cannot see a refused microphone otherwise).
+  function reportMedia(micBlocked, video) {
+    call("POST", `/rooms/${roomId}/media`, { micBlocked, video }).then((reply) => {
+      if (reply.room) applyState(reply.room);
+    }).catch(() => {});
   }
 
   async function retryMic() {
@@ -339,9 +348,11 @@ export function renderRoom(root, roomId, { go, notice }) {
     const face = big && !s.room.audioOnly ? h("div.video-frame", {}, ownerVideo, avatar(p.id, p.username, "large")) : avatar(p.id, p.username, big ? "large" : "");
     return h(`div.tile${big ? ".host" : ""}${speaking ? ".speaking" : ""}${p.online ? "" : ".away"}`,
       { dataset: { userId: p.id, role: p.role } },
-      h("div.face", {}, face, p.muted ? h("span.badge.muted-badge", { title: "muted" }, icon("micOff")) : null),
+      h("div.face", {}, face, p.micBlocked ? h("span.badge.blocked-badge", { title: "microphone blocked" }, icon("micOff"))
+        : p.muted ? h("span.badge.muted-badge", { title: "muted" }, icon("micOff")) : null),
       h("div.tile-name", {}, h("span.name", {}, p.username, self ? " (you)" : ""),
-        h("span.role", {}, isHost ? "Host" : "Speaker")),
+        h("span.role", {}, isHost ? "Host" : "Speaker"),
+        p.micBlocked ? h("span.state.mic-blocked", {}, "mic blocked") : p.muted ? h("span.state.muted", {}, "muted") : null),
       controls);
   }
 
