@@ -6,6 +6,7 @@ lobby drops it without a reload; the lobby shows live rooms before a name is cho
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.apps.test_spaces_chromium import (
     listening,
     person,
     rising,
+    self_id,
     spaces_url,
 )
 from tests.helpers.browser import wait_until
@@ -77,3 +79,39 @@ async def test_a_host_who_closes_the_page_ends_the_room_for_everyone(
     assert not await guest.is_visible("#live")  # LIVE is gone with the room
     # The other browser's lobby drops the room without a reload.
     await watcher.wait_for_selector(card, state="detached", timeout=10000)
+
+
+TITLE = "Antidisestablishmentarianism" + "x" * 32  # 60 characters, nowhere to break
+NAME = "Maximiliano-Bartholomew-Fitzgerald-III"  # 38, no space either
+NO_OVERFLOW = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+async def test_long_titles_and_names_fit_phones_and_desktops(
+    srv: RunningServer, url_pages: UrlPages, screenshots_dir: Path
+) -> None:
+    assert len(TITLE) == 60
+    host = await person(url_pages, srv, NAME)
+    room_id = await create_room(host, TITLE, audio_only=True)
+    for width, height in ((390, 844), (1280, 800)):
+        page = await person(url_pages, srv, f"{NAME}-{width}", viewport=(width, height))
+        card = f".room-card[data-room-id='{room_id}']"
+        await page.wait_for_selector(card, timeout=10000)
+        await page.screenshot(path=str(screenshots_dir / f"lobby-long-title-{width}.png"))
+        assert await page.evaluate(NO_OVERFLOW), f"the lobby overflows at {width} px"
+        assert await page.is_visible(f"{card} button.join")
+        await page.click(f"{card} button.join")
+        await listening(page)
+        await page.screenshot(path=str(screenshots_dir / f"room-long-title-{width}.png"))
+        assert await page.evaluate(NO_OVERFLOW), f"the room overflows at {width} px"
+        # "(you)" is shown whole, apart from the (clamped) name.
+        assert await page.is_visible(".tile.small .you")
+        # The host's page at this size too: the invite control on the newcomer's tile is
+        # reachable above the fixed controls bar.
+        await host.set_viewport_size({"width": width, "height": height})
+        newcomer_id = await self_id(page)
+        button = host.locator(f".tile[data-user-id='{newcomer_id}'] button.invite")
+        await button.scroll_into_view_if_needed()
+        box, bar = await button.bounding_box(), await host.locator("#controls").bounding_box()
+        assert box is not None and bar is not None and box["y"] + box["height"] <= bar["y"]
+        assert await host.evaluate(NO_OVERFLOW), f"the host's room overflows at {width} px"
+        await host.screenshot(path=str(screenshots_dir / f"host-long-title-{width}.png"))

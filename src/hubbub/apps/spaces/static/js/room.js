@@ -29,6 +29,12 @@ export function renderRoom(root, roomId, { go, notice }) {
   const titleEl = h("h1.room-title", {}, "Joining…");
   const liveBadge = h("span.live-dot#live", { hidden: true, title: "the host is here and the room is live" }, "LIVE");
   const bar = h("footer.controls#controls");
+  // The room's bottom padding follows the controls bar's height (it wraps on a phone), so the
+  // host's actions on the last tiles are never under it.
+  const footerObserver = new ResizeObserver(() => {
+    document.documentElement.style.setProperty("--footer-h", `${bar.offsetHeight}px`);
+  });
+  footerObserver.observe(bar);
   root.replaceChildren(
     h("header.topbar.room-top", {},
       h("button.icon-button#back", { title: "Back to the lobby", "aria-label": "Back to the lobby", onclick: () => go("#/") }, icon("back")),
@@ -350,7 +356,8 @@ export function renderRoom(root, roomId, { go, notice }) {
       { dataset: { userId: p.id, role: p.role } },
       h("div.face", {}, face, p.micBlocked ? h("span.badge.blocked-badge", { title: "microphone blocked" }, icon("micOff"))
         : p.muted ? h("span.badge.muted-badge", { title: "muted" }, icon("micOff")) : null),
-      h("div.tile-name", {}, h("span.name", {}, p.username, self ? " (you)" : ""),
+      h("div.tile-name", {}, h("span.name", { title: p.username }, p.username),
+        self ? h("span.you", {}, "(you)") : null,
         h("span.role", {}, isHost ? "Host" : "Speaker"),
         p.micBlocked ? h("span.state.mic-blocked", {}, "mic blocked") : p.muted ? h("span.state.muted", {}, "muted") : null),
       controls);
@@ -364,7 +371,8 @@ export function renderRoom(root, roomId, { go, notice }) {
     return h(`div.tile.small${p.online ? "" : ".away"}`, { dataset: { userId: p.id, role: p.role } },
       h("div.face", {}, avatar(p.id, p.username, "small"),
         p.raisedHand ? h("span.badge.hand-badge", { title: "hand raised" }, icon("hand")) : null),
-      h("div.tile-name", {}, h("span.name", {}, p.username, self ? " (you)" : "")),
+      h("div.tile-name", {}, h("span.name", { title: p.username }, p.username),
+        self ? h("span.you", {}, "(you)") : null),
       controls);
   }
 
@@ -449,6 +457,7 @@ export function renderRoom(root, roomId, { go, notice }) {
   function stopAll() {
     if (s.stopped) return;
     s.stopped = true;
+    footerObserver.disconnect();
     clearTimeout(s.mediaTimer);
     if (s.presence) s.presence.stop();
     if (s.listener) s.listener.stop();
