@@ -22,13 +22,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,49 +64,12 @@ def log(msg: str, quiet: bool = False, end: str = "\n") -> None:
 # --- servers ------------------------------------------------------------------------------
 
 
-def _pin(cpu: int | None) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def hubbub_server(cpu: int | None) -> Iterator[tuple[str, int]]:
     """`hubbub serve` on free loopback ports, pinned to `cpu`; yields (ws base URL, pid)."""
-    http, media = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-    args = [*_pin(cpu), sys.executable, "-m", "hubbub", "serve", "--host", HOST,
-            "--http-port", str(http), "--media-port", str(media), "--allow-any-stream",
-            *common.NO_CONNECTION_LIMITS]
-    log_file = open(common.RESULTS_DIR / ".server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
-                            cwd=common.REPO_ROOT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"hubbub serve exited with {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://{HOST}:{http}/healthz", timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("hubbub serve did not become healthy") from None
-                time.sleep(0.05)
-        yield f"ws://{HOST}:{http}", proc.pid
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log_file.close()
+    with common.server(None, cpu=cpu) as (base, pid):
+        assert pid is not None
+        yield base, pid
 
 
 def rss_bytes(pid: int) -> int:

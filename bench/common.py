@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,20 +48,36 @@ def _free_port(kind: int) -> int:
 
 
 @contextlib.contextmanager
-def server(ws: str | None, extra_args: Sequence[str] = ()) -> Iterator[tuple[str, int | None]]:
-    """Yields (base ws URL, server pid or None when --ws named an existing server)."""
+def server(ws: str | None, extra_args: Sequence[str] = (), *, cpu: int | None = None,
+           src: str | None = None, log_name: str = ".server.log"
+           ) -> Iterator[tuple[str, int | None]]:
+    """Yields (base ws URL, server pid or None when --ws named an existing server).
+
+    `cpu`: pin the server to that core (taskset); `src`: run it from another checkout (its
+    src/ on PYTHONPATH, e.g. an export of an older commit), leaving out the connection-limit
+    flags when that version does not know them."""
     if ws is not None:
         yield ws.rstrip("/"), None
         return
     http, media = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-    args = [sys.executable, "-m", "hubbub", "serve", "--host", HOST, "--http-port", str(http),
-            "--media-port", str(media), "--allow-any-stream", *NO_CONNECTION_LIMITS,
-            *extra_args]
-    log = open(RESULTS_DIR / ".server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+    env, cwd = dict(os.environ), REPO_ROOT
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src) / "src")
+        cwd = Path(src)
+    base = [sys.executable, "-m", "hubbub", "serve"]
+    limits: Sequence[str] = NO_CONNECTION_LIMITS
+    if src is not None:
+        known = subprocess.run([*base, "--help"], capture_output=True, text=True, env=env,
+                               cwd=cwd).stdout
+        limits = NO_CONNECTION_LIMITS if NO_CONNECTION_LIMITS[0] in known else ()
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
+    args = [*pin, *base, "--host", HOST, "--http-port", str(http), "--media-port", str(media),
+            "--allow-any-stream", *limits, *extra_args]
+    log = open(RESULTS_DIR / log_name, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"hubbub serve exited with {proc.returncode}; see {log.name}")
@@ -76,7 +93,7 @@ def server(ws: str | None, extra_args: Sequence[str] = ()) -> Iterator[tuple[str
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(5)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()

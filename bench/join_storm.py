@@ -29,16 +29,9 @@ before/after comparison; flags it does not know are left out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +47,6 @@ from hubbub.client.bots.drain import Drain  # noqa: E402
 from hubbub.client.bots.janus import CountingPeer, use_counting_peer  # noqa: E402
 from hubbub.media.dtls import Certificate  # noqa: E402
 
-HOST = "127.0.0.1"
 MAX_CANARY_LOSS = 0.01  # the issue's target: < 1 % during a 1,000-listener storm
 
 
@@ -63,64 +55,11 @@ def log(msg: str, quiet: bool, end: str = "\n") -> None:
         print(msg, end=end, file=sys.stderr, flush=True)
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-@contextlib.contextmanager
-def hubbub_server(args: Any, phase: str) -> Iterator[tuple[str, int]]:
-    """`hubbub serve` pinned to --server-cpu; yields (ws base URL, pid)."""
-    http, media = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-    env = dict(os.environ)
-    cwd = common.REPO_ROOT
-    if args.server_src:
-        env["PYTHONPATH"] = str(Path(args.server_src) / "src")
-        cwd = Path(args.server_src)
-    base = [sys.executable, "-m", "hubbub", "serve"]
-    known = subprocess.run([*base, "--help"], capture_output=True, text=True, env=env,
-                           cwd=cwd).stdout
-    pin = (["taskset", "-c", str(args.server_cpu)]
-           if args.server_cpu is not None and shutil.which("taskset") else [])
-    cmd = [*pin, *base, "--host", HOST, "--http-port", str(http), "--media-port", str(media),
-           "--allow-any-stream", "--no-spaces"]
-    if "--max-connections-per-ip" in known:  # every bot comes from 127.0.0.1
-        cmd += common.NO_CONNECTION_LIMITS
-    log_path = common.RESULTS_DIR / f".join_storm-{phase}.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"hubbub serve exited with {proc.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"http://{HOST}:{http}/healthz", timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("hubbub serve did not become healthy") from None
-                time.sleep(0.05)
-        yield f"ws://{HOST}:{http}", proc.pid
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log_file.close()
 
 
 def _loss(before: tuple[int, int], after: tuple[int, int]) -> tuple[int, int, float | None]:
@@ -141,7 +80,10 @@ async def phase(args: Any, name: str) -> dict[str, Any]:
     live = name == "live"
     quiet = args.quiet
     drain = Drain(0.005) if Drain.available() else None
-    with hubbub_server(args, name) as (base, pid):
+    with common.server(None, ["--no-spaces"], cpu=args.server_cpu, src=args.server_src,
+                       log_name=f".join_storm-{name}.log") as (base, server_pid):
+        assert server_pid is not None
+        pid = server_pid
         canary = Canary(base)
         book = FrameBook()
         cert = Certificate()

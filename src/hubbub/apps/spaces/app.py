@@ -110,6 +110,19 @@ class MediaReport(BaseModel):
     video: StrictBool = False
 
 
+async def _answer_pings(websocket: WebSocket, conn: Connection) -> None:
+    """Until the socket closes: clients send {"type": "ping"} to keep proxies from idling it."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") and '"ping"' in message["text"][:64]:
+                conn.send({"type": "pong"})
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -341,14 +354,7 @@ class SpacesApp:
         presence.lobby.add(conn)
         try:
             conn.send({"type": "rooms", "rooms": await self.service.list_rooms()})
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                if message.get("text") and '"ping"' in message["text"][:64]:
-                    conn.send({"type": "pong"})
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await _answer_pings(websocket, conn)
         finally:
             conn.stop()
             presence.lobby.discard(conn)
@@ -376,15 +382,7 @@ class SpacesApp:
         service.presence.add(conn)
         try:
             await service.connected(room_id)  # the full state, to everyone including them
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                # Clients may send {"type": "ping"} to keep proxies from idling the socket.
-                if message.get("text") and '"ping"' in message["text"][:64]:
-                    conn.send({"type": "pong"})
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await _answer_pings(websocket, conn)
         finally:
             conn.stop()
             if service.presence.remove(conn):
