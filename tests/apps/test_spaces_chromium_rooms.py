@@ -92,7 +92,8 @@ async def test_long_titles_and_names_fit_phones_and_desktops(
     assert len(TITLE) == 60
     host = await person(url_pages, srv, NAME)
     room_id = await create_room(host, TITLE, audio_only=True)
-    for width, height in ((390, 844), (1280, 800)):
+    # The phone and desktop, and the ends of the range it names (320-1440 px).
+    for width, height in ((390, 844), (1280, 800), (320, 640), (1440, 900)):
         page = await person(url_pages, srv, f"{NAME[:34]}{width}", viewport=(width, height))
         card = f".room-card[data-room-id='{room_id}']"
         await page.wait_for_selector(card, timeout=10000)
