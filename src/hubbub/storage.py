@@ -6,6 +6,7 @@ SQLite (the default, a file in the data dir) or PostgreSQL by URL, through SQLAl
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -27,7 +28,7 @@ def make_engine(url: str) -> AsyncEngine:
         # busy_timeout first: switching to WAL needs the lock another first start may hold.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.close()
         # pysqlite runs DDL outside its implicit transactions: we BEGIN ourselves (below), so
         # migrations are atomic.
@@ -39,6 +40,29 @@ def make_engine(url: str) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+WAL_SWITCH_WAIT = 10.0
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode unless it already is (the mode is stored in the file, so only
+    a first start switches). The switch needs the file to itself, and SQLite refuses it with
+    "database is locked" at once, without waiting out busy_timeout, while another process's
+    first start holds it: try again for up to WAL_SWITCH_WAIT seconds (first starts only)."""
+    deadline = time.monotonic() + WAL_SWITCH_WAIT
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+        if row is not None and str(row[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, as the adapter raises it
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def hash_secret(secret: str) -> str:
