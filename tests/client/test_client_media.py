@@ -144,3 +144,28 @@ async def test_file_tracks_play_a_wav_file(tmp_path: pytest.TempPathFactory) -> 
     assert abs(dominant_frequency(recorder.samples(), recorder.sample_rate) - 750) < 1
     track.stop()
     await recorder.stop()
+
+
+def test_an_empty_opus_frame_does_not_end_the_decoder() -> None:
+    """A padding-only RTP packet (forwarded by the SFU) reaches aiortc's Opus decoder as an
+    empty frame; PyAV takes it as a flush and then fails every later frame with EOF. The
+    client's guard (hubbub.client.patches, installed by every session) skips it."""
+    import fractions
+
+    import av
+    import numpy as np
+    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    from hubbub.client.patches import use_empty_frame_guard
+
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1920), dtype="int16"), format="s16",
+                                       layout="stereo")
+    frame.sample_rate, frame.pts = 48000, 0
+    frame.time_base = fractions.Fraction(1, 48000)
+    payload = OpusEncoder().encode(frame)[0][0]
+    use_empty_frame_guard()
+    decoder = OpusDecoder()
+    assert len(decoder.decode(JitterFrame(data=payload, timestamp=0))) == 1
+    assert decoder.decode(JitterFrame(data=b"", timestamp=960)) == []
+    assert len(decoder.decode(JitterFrame(data=payload, timestamp=1920))) == 1

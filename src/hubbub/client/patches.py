@@ -1,6 +1,6 @@
 """Process-wide adjustments to aioice/aiortc that the hubbub client needs.
 
-Both are idempotent and affect every RTCPeerConnection in the process.
+All are idempotent and affect every RTCPeerConnection in the process.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aioice.ice
+from aiortc.codecs.opus import OpusDecoder
 from aiortc.rtcdtlstransport import RtpRouter
 
 _original_route_rtp = RtpRouter.route_rtp
+_original_opus_decode = OpusDecoder.decode
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -57,3 +59,18 @@ def _route_rtp_by_mid(self: Any, packet: Any) -> Any:
 def use_mid_routing() -> None:
     """Route incoming RTP by its MID header extension, as browsers do."""
     RtpRouter.route_rtp = _route_rtp_by_mid  # type: ignore[method-assign]
+
+
+def _decode_opus_unless_empty(self: Any, encoded_frame: Any) -> Any:
+    # RFC 3550 §5.1 allows padding-only packets, and an SFU forwards them (hubbub does, so a
+    # sender's probes leave no sequence holes). aiortc hands their empty payload to PyAV, which
+    # takes an empty packet as "flush": the decoder then answers EOF to every later frame and the
+    # track goes silent for good. An empty Opus frame carries nothing: decode none.
+    if not encoded_frame.data:
+        return []
+    return _original_opus_decode(self, encoded_frame)
+
+
+def use_empty_frame_guard() -> None:
+    """Skip empty Opus frames instead of letting them end aiortc's decoder."""
+    OpusDecoder.decode = _decode_opus_unless_empty  # type: ignore[method-assign]

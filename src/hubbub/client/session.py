@@ -21,7 +21,12 @@ from aiortc import (
 )
 
 from hubbub.client.events import EventLog, Predicate
-from hubbub.client.patches import is_loopback_url, use_loopback_only, use_mid_routing
+from hubbub.client.patches import (
+    is_loopback_url,
+    use_empty_frame_guard,
+    use_loopback_only,
+    use_mid_routing,
+)
 from hubbub.client.signaling import EventCallback, Signaling, SignalingError
 
 
@@ -92,6 +97,7 @@ class PeerSession:
         if is_loopback_url(self.url):
             use_loopback_only()
         use_mid_routing()
+        use_empty_frame_guard()
         # max-bundle: with aiortc's default "balanced" policy, a second m-line of a kind starts on
         # the first one's transport and stays there when BUNDLE moves that one to the primary
         # transport, so it never receives anything (multiplexed audio after a video m-line).
