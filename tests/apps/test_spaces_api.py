@@ -88,6 +88,13 @@ async def presence(srv: RunningServer, who: Person, room_id: str) -> Any:
     return ws
 
 
+async def in_room(srv: RunningServer, who: Person, room_id: str) -> Any:
+    """A presence socket that has had its first room state."""
+    ws = await presence(srv, who, room_id)
+    await next_message(ws, "state")
+    return ws
+
+
 async def next_message(ws: Any, kind: str, timeout: float = 5.0) -> Json:
     async def wait() -> Json:
         while True:
@@ -122,15 +129,13 @@ async def test_join_returns_director_replies_bound_to_the_room_stream(
     ]
     # The lobby lists a room once its host is there, and counts who is connected now.
     assert room_id not in [r["id"] for r in (await http.get("/rooms")).json()["rooms"]]
-    ws_owner = await presence(srv, owner, room_id)
+    ws_owner = await in_room(srv, owner, room_id)
     try:
-        await next_message(ws_owner, "state")
         listed = (await http.get("/rooms")).json()["rooms"]  # public: no identity needed
         entry = next(r for r in listed if r["id"] == room_id)
         assert entry["name"] == "Jazz" and entry["ownerName"] == "Owner"
         assert (entry["listeners"], entry["online"], entry["speakers"]) == (0, 1, ["Owner"])
-        ws_guest = await presence(srv, guest, room_id)
-        await next_message(ws_guest, "state")
+        ws_guest = await in_room(srv, guest, room_id)
         listed = (await http.get("/rooms")).json()["rooms"]
         entry = next(r for r in listed if r["id"] == room_id)
         assert (entry["listeners"], entry["online"]) == (1, 2)
@@ -413,10 +418,8 @@ async def test_media_reports_make_blocked_mics_and_video_visible(
     owner, ann = await person(http, "O"), await person(http, "Ann")
     room_id = await room_of(owner, "Video room")
     await ann.post(f"/rooms/{room_id}/join")
-    ws_owner = await presence(srv, owner, room_id)
+    ws_owner = await in_room(srv, owner, room_id)
     try:
-        await next_message(ws_owner, "state")
-
         def entry() -> Any:
             return next(r for r in listed if r["id"] == room_id)
 

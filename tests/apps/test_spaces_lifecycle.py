@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from tests.apps.test_spaces_api import Person, next_message, person, presence, room_of, ws_url
+from tests.apps.test_spaces_api import in_room, next_message, person, room_of, ws_url
 from tests.helpers.server import RunningServer
 
 GRACE = 1.5
@@ -51,12 +51,6 @@ async def rooms_until(ws: Any, check: Any, timeout: float = 5.0) -> list[Json]:
                 return rooms
 
     return await asyncio.wait_for(wait(), timeout)
-
-
-async def in_room(srv: RunningServer, who: Person, room_id: str) -> Any:
-    ws = await presence(srv, who, room_id)
-    await next_message(ws, "state")
-    return ws
 
 
 async def test_a_host_gone_past_the_grace_ends_the_room_and_the_lobby_drops_it(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hubbub.media.dtls import Certificate, DtlsClient, DtlsServer, SrtpKeys
 
 
-def handshake() -> tuple[DtlsServer, DtlsClient, list[bytes], list[bytes], SrtpKeys]:
+def pair() -> tuple[DtlsServer, DtlsClient, list[bytes], list[bytes]]:
+    """A server and a client whose datagrams queue up in (to_server, to_client); started."""
     server_cert, client_cert = Certificate(), Certificate()
     to_server: list[bytes] = []
     to_client: list[bytes] = []
@@ -14,6 +15,11 @@ def handshake() -> tuple[DtlsServer, DtlsClient, list[bytes], list[bytes], SrtpK
                         to_client.append)
     client = DtlsClient(client_cert, [("sha-256", server_cert.fingerprint)], to_server.append)
     client.start()
+    return server, client, to_server, to_client
+
+
+def handshake() -> tuple[DtlsServer, DtlsClient, list[bytes], list[bytes], SrtpKeys]:
+    server, client, to_server, to_client = pair()
     keys = None
     for _ in range(10):
         while to_server:
@@ -45,13 +51,7 @@ def test_a_peer_that_lost_our_final_flight_completes_from_the_kept_bytes() -> No
     yet. When it is lost, the peer's retransmission (RFC 6347 §4.2.4) gets it again."""
     import time
 
-    server_cert, client_cert = Certificate(), Certificate()
-    to_server: list[bytes] = []
-    to_client: list[bytes] = []
-    server = DtlsServer(server_cert.context(), [("sha-256", client_cert.fingerprint)],
-                        to_client.append)
-    client = DtlsClient(client_cert, [("sha-256", server_cert.fingerprint)], to_server.append)
-    client.start()
+    server, client, to_server, to_client = pair()
     keys = None
     while keys is None:  # ClientHello, (cookie exchange,) ServerHello..., client's last flight
         while to_server:

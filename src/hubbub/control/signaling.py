@@ -106,8 +106,8 @@ class _CommandLimits:
         self.bucket = TokenBucket(control.command_rate, control.command_burst)
         self.refused: deque[float] | None = None
 
-    def flooding(self) -> bool:
-        """Note one refusal; True once the socket has had too many lately."""
+    def refuse(self) -> int:
+        """Note one refusal; how many there were in the last FLOOD_WINDOW seconds."""
         now = time.monotonic()
         refused = self.refused
         if refused is None:
@@ -115,7 +115,7 @@ class _CommandLimits:
         refused.append(now)
         while refused and now - refused[0] > FLOOD_WINDOW:
             refused.popleft()
-        return len(refused) >= self.control.command_flood_close
+        return len(refused)
 
 
 async def _on_message(message: Message, session: Session, limits: _CommandLimits) -> bool:
@@ -125,10 +125,10 @@ async def _on_message(message: Message, session: Session, limits: _CommandLimits
     control = limits.control
     if not limits.bucket.take():
         # Before any parsing: a flood costs us a counter, not a JSON decode.
-        if limits.flooding():
-            assert limits.refused is not None
+        refused = limits.refuse()
+        if refused >= control.command_flood_close:
             log.info("closing a socket that keeps flooding commands (%d refused in %.0f s)",
-                     len(limits.refused), FLOOD_WINDOW)
+                     refused, FLOOD_WINDOW)
             session.request_close(CLOSE_POLICY, "command flood: too many commands")
             return False
         session.send(messages.error(None, f"too many commands: at most "

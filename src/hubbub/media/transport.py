@@ -248,12 +248,11 @@ class WebRtcTransport(SrtpPeer):
             self.close("DTLS close_notify from peer")
             return
         if keys is not None:
-            self._cancel_timer()
             # The OpenSSL connection (~140 KB) is freed now, before the SRTP contexts are
             # made: what DTLS still owes the peer is kept as bytes (DtlsEndpoint.release), and
             # freeing it before anything long-lived is allocated keeps the heap from
             # fragmenting around it when many peers join at once.
-            self._release_dtls()
+            self._release_dtls()  # also stops the handshake's retransmission timer
             self._srtp = SrtpPair(keys, self.port.config.srtp_replay_window)
             self._update_target()
             if self._twcc is not None:

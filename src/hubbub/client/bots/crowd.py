@@ -25,6 +25,7 @@ from typing import Any
 from hubbub.client.bots.drain import Drain
 from hubbub.client.bots.frames import FrameBook
 from hubbub.client.bots.janus import CountingPeer, use_counting_peer
+from hubbub.client.bots.junk import say
 from hubbub.client.bots.listener import ListenerBot
 from hubbub.client.bots.swarm import run
 from hubbub.media.dtls import Certificate
@@ -62,13 +63,13 @@ async def storm(url: str, stream: str, listeners: int, concurrency: int, hold: f
                 return
             join_ms.append((time.perf_counter() - t) * 1000)
 
-    _say("joining")
+    say("joining")
     start = time.monotonic()
     try:
         await asyncio.gather(*(join(bot) for bot in bots))
         seconds = time.monotonic() - start
         joined = [peer for peer, bot in zip(peers, bots, strict=True) if bot.peer.srtp]
-        _say(f"joined {len(join_ms)}")
+        say(f"joined {len(join_ms)}")
         before = [peer.totals() for peer in joined]
         await asyncio.sleep(hold)
         after = [peer.totals() for peer in joined]
@@ -100,13 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(storm(args.url, args.stream, args.listeners, args.concurrency, args.hold,
                        args.timeout))
-    _say(json.dumps(result))
+    say(json.dumps(result))
     return 0
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -179,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     host, _, port = args.target.rpartition(":")
     data = payloads(args.kind, args.ufrag, seed=args.seed)
     result = run((host, int(port)), data, args.rate, args.duration, args.sources,
-                 started=lambda: _say("sending"))
-    _say(json.dumps({"kind": args.kind, **result}))
+                 started=lambda: say("sending"))
+    say(json.dumps({"kind": args.kind, **result}))
     return 0
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """One line to stdout at once: what a test or bench reading this process waits for."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
