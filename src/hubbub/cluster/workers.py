@@ -89,11 +89,12 @@ class Supervisor:
     ports, index and the Redis URL (later flags win in argparse)."""
 
     def __init__(self, argv: Sequence[str], count: int, http_port: int, media_port: int,
-                 redis_url: str, stop_grace: float) -> None:
+                 redis_url: str, stop_grace: float, media_tcp_port: int | None = None) -> None:
         self._argv = list(argv)
         self._count = count
         self._http_port = http_port
         self._media_port = media_port
+        self._media_tcp_port = media_tcp_port  # None: each worker's UDP number; -1: off
         self._redis_url = redis_url
         self._stop_grace = stop_grace
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -104,6 +105,8 @@ class Supervisor:
                 "--workers", "1", "--worker-index", str(index), "--redis", self._redis_url,
                 "--http-port", str(self._http_port + index),
                 "--media-port", str(self._media_port + index)]
+        if self._media_tcp_port is not None and self._media_tcp_port >= 0:
+            args += ["--media-tcp-port", str(self._media_tcp_port + index)]
         if index > 0:
             args.append("--no-spaces")  # one Spaces app per host (its presence is in-process)
         self._procs[index] = subprocess.Popen(args, stdin=subprocess.DEVNULL)

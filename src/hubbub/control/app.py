@@ -97,7 +97,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
         draining = node.coordinator.draining
         return JSONResponse(
             {"status": "draining" if draining else "ok", "node": node.cluster_id,
-             "streams": len(node.streams)},
+             "streams": len(node.streams), "media": node.port.listening()},
             status_code=503 if draining else 200,
         )
 

@@ -44,6 +44,7 @@ def answer_offer(
                 ice_pwd=transport.local_pwd,
                 fingerprint=("sha-256", transport.local_fingerprint),
                 candidates=node.port.candidates(),
+                tcp_candidates=node.port.tcp_candidates(),
                 role=role,
                 **options,
             ),

@@ -45,7 +45,6 @@ class Node:
     async def start(self) -> None:
         await self.port.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
-        log.info("media port listening on udp %s:%d", *self.port.local_addr)
         await self.coordinator.start()
 
     async def stop(self) -> None:

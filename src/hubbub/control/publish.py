@@ -133,6 +133,8 @@ class PublisherSession(Session):
             transport.on_rtcp = source.on_rtcp
             self.node.coordinator.source_published(self.stream, source)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
+            if state is TransportState.FAILED:
+                self.media_failed(reason, transport.ice_failed)
             self.end(reason or state.value)
             self.request_close(1000, f"media transport {state.value}: {reason}")
 

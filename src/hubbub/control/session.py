@@ -82,6 +82,12 @@ class Session:
         if name in self.events:
             self.send(messages.event(name, data))
 
+    def media_failed(self, reason: str, ice_failed: bool) -> None:
+        """Why the peer connection's transport failed, as an `error` event before the socket
+        closes (a hubbub extension, sent whatever `events` asked for: PROTOCOL.md)."""
+        code = "ice-failed" if ice_failed else "transport-failed"
+        self.send(messages.event("error", {"code": code, "message": reason}))
+
     def end(self, reason: str) -> None:
         """Stop the media side of the session (subclasses); the socket stays open."""
 

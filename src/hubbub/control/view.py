@@ -191,6 +191,8 @@ class ViewerSession(Session):
             for mid in list(self._projections):
                 self._bind_projection(mid)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
+            if state is TransportState.FAILED:
+                self.media_failed(reason, transport.ice_failed)
             self.end(reason or state.value)
             self.request_close(1000, f"media transport {state.value}: {reason}")
 

@@ -23,6 +23,7 @@ from hubbub.media.srtp import PROTECT_FN, SrtpError, SrtpPair
 from hubbub.media.twcc import TwccResponder
 
 if TYPE_CHECKING:
+    from hubbub.media.tcp import TcpLink
     from hubbub.media.udp import MediaPort
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class SrtpPeer:
     def __init__(self, port: MediaPort) -> None:
         self.port = port
         self.addr: Address | None = None
+        self.link: TcpLink | None = None  # the ICE-TCP connection we send on; None: UDP
+        self._batchable = False  # sends may join the port's C batch (UDP, its family)
         self._sockaddr = b""
         self._srtp: SrtpPair | None = None
         self._stats = TransportStats()
@@ -121,15 +124,18 @@ class SrtpPeer:
             return
         srtp = self._srtp
         fd = self.port.send_fd
-        if srtp is None or not srtp.tx_ctx or self.addr is None or fd < 0:
-            target.clear()
+        if (srtp is None or not srtp.tx_ctx or self.addr is None or fd < 0
+                or not self._batchable):
+            target.clear()  # over ICE-TCP or the other family: the fan-out calls send_rtp
         else:
             # The direct pair (libsrtp or our GcmSender), the same state SrtpPair.protect uses.
             target.set(fd, srtp.tx_protect_fn, srtp.tx_ctx, self._sockaddr, srtp,
                        self._send_raw)
 
-    def _set_addr(self, addr: Address) -> None:
+    def _set_addr(self, addr: Address, link: TcpLink | None = None) -> None:
         self.addr = addr
+        self.link = link
+        self._batchable = link is None and self.port.batches_to(addr[0])
         self._sockaddr = sockaddr_bytes(addr)
         self._update_target()
 
@@ -143,7 +149,7 @@ class SrtpPeer:
         if srtp is None or addr is None:
             return
         batch = self.port.batch
-        if batch is not None and srtp.tx_pointer:
+        if batch is not None and srtp.tx_pointer and self._batchable:
             # Inside the port's receive: protect + send happen in C for the whole fan-out.
             batch.append((srtp.tx_pointer, data, self._sockaddr, srtp, addr))
             stats = self._stats
@@ -157,7 +163,11 @@ class SrtpPeer:
             return
         self._stats.rtp_out += 1
         self._stats.bytes_out += len(out)
-        self.port.sendto(out, addr)
+        link = self.link
+        if link is None:
+            self.port.sendto(out, addr)
+        else:
+            link.send(out)
 
     def send_rtcp(self, data: bytes) -> None:
         srtp = self._srtp
@@ -170,10 +180,17 @@ class SrtpPeer:
             self._stats.srtp_errors += 1
             return
         self._stats.rtcp_out += 1
-        self.port.sendto(out, addr)
+        link = self.link
+        if link is None:
+            self.port.sendto(out, addr)
+        else:
+            link.send(out)
 
     def _send_raw(self, data: bytes) -> None:
-        if self.addr is not None:
+        link = self.link
+        if link is not None:
+            link.send(data)
+        elif self.addr is not None:
             self.port.sendto(data, self.addr)
 
     def receive_srtp(self, data: bytes) -> None:
@@ -192,7 +209,9 @@ class WebRtcTransport(SrtpPeer):
         self.local_ufrag, self.local_pwd = ice.new_credentials()
         self.state = TransportState.NEW
         self.close_reason = ""
+        self.ice_failed = False  # failed for want of connectivity checks (no path, consent)
         self.nominated = False
+        self.tcp_link: TcpLink | None = None  # the peer's one ICE-TCP connection, if any
         self.last_consent = time.monotonic()
         self.created = self.last_consent
         self.on_state: Callable[[TransportState, str], None] = _ignore_state
@@ -216,16 +235,21 @@ class WebRtcTransport(SrtpPeer):
 
     # --- ICE -----------------------------------------------------------------------------
 
-    def ice_checked(self, addr: Address, nominated: bool) -> None:
-        """A valid Binding request from `addr` (RFC 8445 §7.3.1.4 for a lite agent)."""
+    def ice_checked(self, addr: Address, nominated: bool, link: TcpLink | None = None) -> None:
+        """A valid Binding request from `addr`, over UDP or the ICE-TCP connection `link`
+        (RFC 8445 §7.3.1.4 for a lite agent)."""
         self.last_consent = time.monotonic()
         if self.state in (TransportState.CLOSED, TransportState.FAILED):
             return
         # Send to the nominated pair; before nomination, to the first address that checked
         # in, so a DTLS ClientHello that races the nomination can be answered.
-        if self.addr is None or (nominated and (not self.nominated or addr != self.addr)):
-            self.port.bind_address(self, addr)
-            self._set_addr(addr)
+        if self.addr is None or (nominated and (
+                not self.nominated or addr != self.addr or link is not self.link)):
+            if link is None:
+                self.port.bind_address(self, addr)
+            else:
+                self.port.unbind_address(self)  # UDP from the old address is not ours now
+            self._set_addr(addr, link)
         if nominated:
             self.nominated = True
         if self.state is TransportState.NEW:
@@ -343,10 +367,20 @@ class WebRtcTransport(SrtpPeer):
         except Exception:
             log.exception("transport state callback failed")
 
-    def fail(self, reason: str) -> None:
+    def link_lost(self, link: TcpLink) -> None:
+        """The peer closed its ICE-TCP connection: the transport fails if it was the path
+        (RFC 6544 §7.2: the pair is gone; a lite agent cannot pick another on its own)."""
+        if self.tcp_link is link:
+            self.tcp_link = None
+        if self.link is link:
+            self.fail(f"ICE-TCP connection from {link.addr[0]}:{link.addr[1]} closed by the "
+                      "peer", ice_failed=True)
+
+    def fail(self, reason: str, ice_failed: bool = False) -> None:
         if self.state in (TransportState.CLOSED, TransportState.FAILED):
             return
         log.warning("transport %s failed: %s", self.local_ufrag, reason)
+        self.ice_failed = ice_failed
         self._teardown()
         self._set_state(TransportState.FAILED, reason)
 
@@ -366,3 +400,6 @@ class WebRtcTransport(SrtpPeer):
         if self.c_target is not None:
             self.c_target.clear()
         self.port.unregister(self)
+        link, self.tcp_link = self.tcp_link, None
+        if link is not None:
+            link.close("transport closed")

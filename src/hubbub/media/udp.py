@@ -12,7 +12,7 @@ address's STUN budget, the MESSAGE-INTEGRITY (one HMAC; wrong or missing: droppe
 see `_on_stun`), and only then the full parse and the answer. DTLS from an address no ICE
 check bound is dropped on the same dict lookup as RTP; a bound address has a DTLS budget
 before OpenSSL sees the record. Each drop is counted in `PortStats` and logged once per cause
-and interval (`_log_drop`), then summed up in one line per interval.
+and interval (`log_drop`), then summed up in one line per interval.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hubbub.media import ice
 from hubbub.media.budget import AddressBudget
 from hubbub.media.dtls import Certificate
 from hubbub.media.srtp import PROTECT_FN
+from hubbub.media.tcp import IceTcpServer, TcpLink
 from hubbub.media.transport import (
     Address,
     RemoteParameters,
@@ -41,6 +42,22 @@ from hubbub.media.transport import (
 )
 
 log = logging.getLogger(__name__)
+
+def bind_hosts(host: str) -> list[str]:
+    """The addresses to bind for `MediaConfig.host`: "::" means both families, IPv4 first
+    (the C sender's socket; IPv6 peers are sent to through the event loop)."""
+    return ["0.0.0.0", "::"] if host == "::" else [host]
+
+
+def _host_port(addr: Address) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _path_name(transport: WebRtcTransport) -> str:
+    if transport.addr is None:
+        return "the peer"
+    return f"{'tcp' if transport.link is not None else 'udp'} {_host_port(transport.addr)}"
+
 
 def _rmem_max() -> str:
     try:
@@ -111,9 +128,15 @@ class MediaPort(asyncio.DatagramProtocol):
         self._by_ufrag: dict[str, WebRtcTransport] = {}
         self._by_addr: dict[Address, SrtpPeer] = {}
         self._keys: dict[str, ice.IntegrityKey] = {}  # by ufrag, made at the first check
+        # One UDP socket per address family ("::" binds both); `_udp` is the one the C batch
+        # sender uses (IPv4 when there is one), the other family goes through the event loop.
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp4: asyncio.DatagramTransport | None = None
+        self._udp6: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.local_addr: Address = ("0.0.0.0", 0)
+        self.local_addrs: list[Address] = []
+        self.tcp: IceTcpServer | None = None
         self.recv_buffer = 0  # SO_RCVBUF as the kernel reports it once started
         cfg = self.config
         self.stun_budget = AddressBudget(cfg.stun_rate, cfg.stun_burst, cfg.budget_addresses)
@@ -126,19 +149,45 @@ class MediaPort(asyncio.DatagramProtocol):
         self.batching = SPEEDUPS_AVAILABLE and not os.environ.get("HUBBUB_NO_SPEEDUPS")
         self.batch: list[Queued] | None = None
         self._fd = -1
+        self._batch_v6 = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(self.config.host, self.config.port)
-        )
-        self.local_addr = udp.get_extra_info("sockname")[:2]
-        self._set_recv_buffer(udp.get_extra_info("socket"))
+        hosts = bind_hosts(self.config.host)
+        port = self.config.port
+        try:
+            for host in hosts:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                if family == socket.AF_INET6:
+                    # IPv4 has its own socket: no v4-mapped addresses on this one.
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    sock.close()
+                    raise
+                udp, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+                name = udp.get_extra_info("sockname")
+                self.local_addrs.append((name[0], name[1]))
+                port = name[1]  # port 0: the second family takes the number the first got
+                self._set_recv_buffer(sock)
+            self.local_addr = self.local_addrs[0]
+            tcp_port = self.config.tcp_port
+            if tcp_port is None or tcp_port >= 0:
+                self.tcp = IceTcpServer(self)
+                await self.tcp.start(hosts, port if tcp_port is None else tcp_port)
+        except BaseException:
+            await self.stop()
+            raise
         self._next_report = time.monotonic() + DROP_LOG_INTERVAL
         self._sweeper = loop.create_task(self._sweep())
-        log.info("media port %s:%d, forward path: %s", *self.local_addr, forward_path(self))
+        tcp = (f", ICE-TCP {', '.join(f'{h}:{p}' for h, p in self.tcp.local_addrs)}"
+               if self.tcp is not None else ", no ICE-TCP")
+        log.info("media port udp %s%s, forward path: %s",
+                 ", ".join(f"{h}:{p}" for h, p in self.local_addrs), tcp, forward_path(self))
 
     def _set_recv_buffer(self, sock: Any) -> None:
         """Ask for `MediaConfig.recv_buffer` bytes of socket receive buffer and log what the
@@ -185,16 +234,26 @@ class MediaPort(asyncio.DatagramProtocol):
             peer.close("server shutting down")
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._udp is not None:
-            self._udp.close()
+        if self.tcp is not None:
+            await self.tcp.stop()
+        for udp in (self._udp4, self._udp6):
+            if udp is not None:
+                udp.close()
         self._report_drops(closing=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._udp = transport  # type: ignore[assignment]
+        udp: asyncio.DatagramTransport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
-        self._fd = sock.fileno() if sock is not None else -1
-        if self._fd < 0:
-            self.batching = False
+        if sock is not None and sock.family == socket.AF_INET6:
+            self._udp6 = udp
+        else:
+            self._udp4 = udp
+        if self._udp is None:  # the first socket, IPv4 if there is one (`bind_hosts`)
+            self._udp = udp
+            self._fd = sock.fileno() if sock is not None else -1
+            self._batch_v6 = sock is not None and sock.family == socket.AF_INET6
+            if self._fd < 0:
+                self.batching = False
 
     @property
     def send_fd(self) -> int:
@@ -203,12 +262,41 @@ class MediaPort(asyncio.DatagramProtocol):
         every datagram)."""
         return self._fd if self.batching and "sendto" not in self.__dict__ else -1
 
+    def batches_to(self, host: str) -> bool:
+        """Whether the C sender's socket reaches `host` (the same address family)."""
+        return (":" in host) == self._batch_v6
+
     def candidates(self) -> list[tuple[str, int]]:
-        port = self.local_addr[1]
-        ips = self.config.announced_ips or [
-            self.local_addr[0] if self.local_addr[0] not in ("0.0.0.0", "::") else "127.0.0.1"
-        ]
-        return [(ip, port) for ip in ips]
+        """UDP host candidates: the announced addresses, else the bound ones (the loopback
+        addresses when bound to all interfaces: this machine only)."""
+        return [(ip, self.local_addr[1]) for ip in self.candidate_ips()]
+
+    def tcp_candidates(self) -> list[tuple[str, int]]:
+        """ICE-TCP passive candidates (RFC 6544 §4.5), on the same addresses as UDP."""
+        if self.tcp is None or not self.tcp.local_addrs:
+            return []
+        port = self.tcp.local_addrs[0][1]
+        return [(ip, port) for ip in self.candidate_ips()]
+
+    def candidate_ips(self) -> list[str]:
+        if self.config.announced_ips:
+            return list(self.config.announced_ips)
+        ips = []
+        for host, _ in self.local_addrs or [self.local_addr]:
+            if host == "0.0.0.0":
+                ips.append("127.0.0.1")
+            elif host == "::":
+                ips.append("::1")
+            else:
+                ips.append(host)
+        return ips
+
+    def listening(self) -> dict[str, list[str]]:
+        """What /healthz reports: the addresses each media socket is bound to."""
+        return {
+            "udp": [_host_port(a) for a in self.local_addrs],
+            "tcp": [_host_port(a) for a in self.tcp.local_addrs] if self.tcp is not None else [],
+        }
 
     # --- registry ------------------------------------------------------------------------
 
@@ -228,12 +316,16 @@ class MediaPort(asyncio.DatagramProtocol):
             other.close("address taken over by a new session")
         self._by_addr[addr] = transport
 
+    def unbind_address(self, transport: SrtpPeer) -> None:
+        """No more UDP from the transport's address for it (its path moved to ICE-TCP)."""
+        if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
+            del self._by_addr[transport.addr]
+
     def unregister(self, transport: SrtpPeer) -> None:
         if isinstance(transport, WebRtcTransport):
             self._by_ufrag.pop(transport.local_ufrag, None)
             self._keys.pop(transport.local_ufrag, None)
-        if transport.addr is not None and self._by_addr.get(transport.addr) is transport:
-            del self._by_addr[transport.addr]
+        self.unbind_address(transport)
 
     @property
     def transports(self) -> list[WebRtcTransport]:
@@ -242,7 +334,7 @@ class MediaPort(asyncio.DatagramProtocol):
     # --- I/O -----------------------------------------------------------------------------
 
     def sendto(self, data: bytes, addr: Address) -> None:
-        udp = self._udp
+        udp = self._udp6 if ":" in addr[0] else self._udp4
         if udp is not None:
             udp.sendto(data, addr)
 
@@ -257,17 +349,10 @@ class MediaPort(asyncio.DatagramProtocol):
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
                 if "unknown_peer" not in self._logged_causes:  # (no call per junk datagram)
-                    self._log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE "
+                    self.log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE "
                                    "check bound: dropped", addr)
             elif self.batching and "sendto" not in self.__dict__:
-                batch: list[Queued] = []
-                self.batch = batch
-                try:
-                    transport.receive_srtp(data)
-                finally:
-                    self.batch = None
-                if batch:
-                    self._send_batch(batch)
+                self._receive_batched(transport, data)
             else:
                 transport.receive_srtp(data)
         elif first < 4:
@@ -277,14 +362,57 @@ class MediaPort(asyncio.DatagramProtocol):
             if transport is None:
                 self.stats.dropped_unknown_peer += 1
                 if "unknown_peer_dtls" not in self._logged_causes:
-                    self._log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE "
+                    self.log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE "
                                    "check bound: dropped", addr)
             elif self.dtls_budget.take(addr):
                 transport.receive_dtls(data)
             else:
                 self.stats.dtls_over_budget += 1
-                self._log_drop("dtls_over_budget", "DTLS from %s over its budget: dropped",
+                self.log_drop("dtls_over_budget", "DTLS from %s over its budget: dropped",
                                addr)
+        else:
+            self.stats.dropped_garbage += 1
+
+    def _receive_batched(self, transport: SrtpPeer, data: bytes) -> None:
+        """Receive with the fan-out queued for the C sender, then send it in one call."""
+        batch: list[Queued] = []
+        self.batch = batch
+        try:
+            transport.receive_srtp(data)
+        finally:
+            self.batch = None
+        if batch:
+            self._send_batch(batch)
+
+    def receive_on_link(self, data: bytes, link: TcpLink) -> None:
+        """A message off an ICE-TCP connection (RFC 4571 frame): demultiplexed as a datagram
+        is, but it belongs to the connection's transport, once a check has bound it."""
+        if not data:
+            self.stats.dropped_garbage += 1
+            return
+        first = data[0]
+        transport = link.transport
+        if first < 4:
+            self._on_stun(data, link.addr, link)
+        elif transport is None:
+            # RFC 6544 §7.1: nothing but STUN before a check succeeded on the connection.
+            if self.tcp is not None:
+                self.tcp.stats.closed_unchecked += 1
+            self.log_drop("tcp_before_check", "ICE-TCP from %s sent media before an "
+                          "authenticated STUN check: closed", link.addr)
+            link.close("media before an ICE check")
+        elif 127 < first < 192:
+            if self.batching and "sendto" not in self.__dict__:
+                self._receive_batched(transport, data)
+            else:
+                transport.receive_srtp(data)
+        elif 19 < first < 64:
+            if self.dtls_budget.take(link.addr):
+                transport.receive_dtls(data)
+            else:
+                self.stats.dtls_over_budget += 1
+                self.log_drop("dtls_over_budget", "DTLS from %s over its budget: dropped",
+                              link.addr)
         else:
             self.stats.dropped_garbage += 1
 
@@ -308,8 +436,9 @@ class MediaPort(asyncio.DatagramProtocol):
         # ICMP errors (peer went away) arrive here on Linux; the consent timer handles them.
         pass
 
-    def _on_stun(self, data: bytes, addr: Address) -> None:
-        """A STUN datagram, checked cheapest first (module docstring).
+    def _on_stun(self, data: bytes, addr: Address, link: TcpLink | None = None) -> None:
+        """A STUN datagram (or an ICE-TCP message on `link`), checked cheapest first (module
+        docstring).
 
         Nothing that fails before the MESSAGE-INTEGRITY check is answered: an unknown ufrag,
         an address over its budget, a wrong or missing MESSAGE-INTEGRITY. RFC 8489 §9.1.3
@@ -329,24 +458,24 @@ class MediaPort(asyncio.DatagramProtocol):
         transport = self._by_ufrag.get(ufrag)
         if transport is None:
             self.stats.stun_unknown_ufrag += 1
-            self._log_drop("stun_unknown_ufrag", "STUN from %s for an unknown ufrag: dropped",
+            self.log_drop("stun_unknown_ufrag", "STUN from %s for an unknown ufrag: dropped",
                            addr)
             return
         if not self.config.peer_allowed(addr[0]):
             self.stats.stun_not_allowed += 1
-            self._log_drop("stun_not_allowed",
+            self.log_drop("stun_not_allowed",
                            "STUN from %s outside the allowed networks: dropped", addr)
             return
         if not self.stun_budget.take(addr):
             self.stats.stun_over_budget += 1
-            self._log_drop("stun_over_budget", "STUN from %s over its budget: dropped", addr)
+            self.log_drop("stun_over_budget", "STUN from %s over its budget: dropped", addr)
             return
         key = self._keys.get(ufrag)
         if key is None:
             key = self._keys[ufrag] = ice.IntegrityKey(transport.local_pwd)
         if not integrity or not key.matches(data, integrity):
             self.stats.stun_bad_integrity += 1
-            self._log_drop("stun_bad_integrity", "STUN from %s with a wrong or missing "
+            self.log_drop("stun_bad_integrity", "STUN from %s with a wrong or missing "
                            "MESSAGE-INTEGRITY for a live ufrag: dropped", addr)
             return
         # Authenticated: now the full parse (FINGERPRINT, PRIORITY, role) and an answer.
@@ -354,20 +483,52 @@ class MediaPort(asyncio.DatagramProtocol):
             request = ice.parse_binding_request(data)
         except ValueError:  # StunError too: the peek found a USERNAME with a colon
             self.stats.dropped_garbage += 1
-            self._log_drop("stun_malformed", "malformed STUN from %s: dropped", addr)
+            self.log_drop("stun_malformed", "malformed STUN from %s: dropped", addr)
             return
         try:
             ice.check_binding_request(request, transport.local_pwd, integrity_checked=True)
         except ice.StunError as exc:
             self.stats.stun_errors += 1
-            self._log_drop("stun_refused", "STUN request from %s refused: %s", addr, exc)
-            self.sendto(ice.error_response(request, exc.code, exc.reason,
-                                           transport.local_pwd), addr)
+            self.log_drop("stun_refused", "STUN request from %s refused: %s", addr, exc)
+            answer = ice.error_response(request, exc.code, exc.reason, transport.local_pwd)
+            if link is None:
+                self.sendto(answer, addr)
+            else:
+                link.send(answer)
             return
-        transport.ice_checked(addr, ice.is_nomination(request))
-        self.sendto(ice.success_response(request, addr, transport.local_pwd, key), addr)
+        if link is not None and not self._bind_link(link, transport):
+            return
+        transport.ice_checked(addr, ice.is_nomination(request), link)
+        answer = ice.success_response(request, addr, transport.local_pwd, key)
+        if link is None:
+            self.sendto(answer, addr)
+        else:
+            link.send(answer)
 
-    def _log_drop(self, cause: str, msg: str, *args: object) -> None:
+    def _bind_link(self, link: TcpLink, transport: WebRtcTransport) -> bool:
+        """An ICE-TCP connection carries one peer, and a peer has one connection (the first
+        one checked, while it is open)."""
+        if link.transport is transport:
+            return True
+        tcp = self.tcp
+        if link.transport is not None:  # a check for another peer on a bound connection
+            self.log_drop("tcp_other_peer", "ICE-TCP from %s: a check for another peer on "
+                          "a bound connection: closed", link.addr)
+            link.close("a check for another peer")
+            return False
+        current = transport.tcp_link
+        if current is not None and not current.closed:
+            if tcp is not None:
+                tcp.stats.closed_second_link += 1
+            self.log_drop("tcp_second_link", "ICE-TCP from %s: a second connection for a "
+                          "peer that has one: closed", link.addr)
+            link.close("the peer has an ICE-TCP connection already")
+            return False
+        link.bind(transport)
+        transport.tcp_link = link
+        return True
+
+    def log_drop(self, cause: str, msg: str, *args: object) -> None:
         """Log the first drop of each cause in an interval; `_report_drops` sums up the rest,
         so a flood of any kind and rate writes two lines a minute."""
         if cause not in self._logged_causes:
@@ -402,10 +563,28 @@ class MediaPort(asyncio.DatagramProtocol):
                 self._next_report = now + DROP_LOG_INTERVAL
                 self._report_drops()
             for transport in list(self._by_ufrag.values()):
-                if now - transport.last_consent > self.config.consent_timeout:
-                    transport.fail("ICE consent expired")
+                if transport.state is TransportState.NEW:
+                    if now - transport.created > self.config.dtls_timeout:
+                        transport.fail(self._no_checks_reason(), ice_failed=True)
+                elif now - transport.last_consent > self.config.consent_timeout:
+                    transport.fail(f"ICE consent lost: no connectivity check from "
+                                   f"{_path_name(transport)} for "
+                                   f"{self.config.consent_timeout:.0f} s (RFC 7675)",
+                                   ice_failed=True)
                 elif (
                     transport.state is not TransportState.CONNECTED
                     and now - transport.created > self.config.dtls_timeout
                 ):
-                    transport.fail("ICE/DTLS did not complete in time")
+                    transport.fail(f"DTLS did not complete within "
+                                   f"{self.config.dtls_timeout:.0f} s after ICE checks from "
+                                   f"{_path_name(transport)}")
+
+    def _no_checks_reason(self) -> str:
+        """Why a transport saw no check: where the peer should have reached us."""
+        where = ", ".join(f"udp {_host_port(c)}" for c in self.candidates())
+        tcp = self.tcp_candidates()
+        if tcp:
+            where += ", " + ", ".join(f"tcp {_host_port(c)}" for c in tcp)
+        return (f"ICE failed: no connectivity check reached the server within "
+                f"{self.config.dtls_timeout:.0f} s (the client could reach none of {where}; "
+                f"a firewall? a TURN server helps)")

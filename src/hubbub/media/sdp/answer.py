@@ -29,13 +29,22 @@ from hubbub.media.sdp.parser import (
 # ---------------------------------------------------------------- answer
 
 
-def _candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
+def _candidate_lines(candidates: list[tuple[str, int]],
+                     tcp_candidates: list[tuple[str, int]]) -> list[str]:
     lines = []
     for i, (ip, port) in enumerate(candidates):
         # RFC 8445 §5.1.2.1: (2^24)*type_pref + (2^8)*local_pref + (256 - component);
         # host type preference 126, local preference decreasing with the candidate's rank.
         priority = (126 << 24) | ((65535 - i) << 8) | (256 - 1)
         lines.append(f"a=candidate:{i + 1} 1 udp {priority} {ip} {port} typ host")
+    for i, (ip, port) in enumerate(tcp_candidates):
+        # RFC 6544 §4.2: local preference = 2^13 * direction-pref + other-pref, passive
+        # direction-pref 4, so every TCP candidate ranks below every UDP one: UDP wins when
+        # it works. Its own foundation: a different transport (RFC 8445 §5.1.1.3).
+        local = (4 << 13) | (8191 - i)
+        priority = (126 << 24) | (local << 8) | (256 - 1)
+        lines.append(f"a=candidate:{len(candidates) + i + 1} 1 tcp {priority} {ip} {port} "
+                     "typ host tcptype passive")
     lines.append("a=end-of-candidates")
     return lines
 
@@ -51,7 +60,7 @@ def _check_options(opts: AnswerOptions) -> None:
         raise SdpError("local fingerprint is malformed")
     if opts.session_id is not None and not 0 <= opts.session_id < 2**63:
         raise SdpError("session_id must fit in 63 bits")
-    for ip, port in opts.candidates:
+    for ip, port in [*opts.candidates, *opts.tcp_candidates]:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
@@ -167,7 +176,7 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
             lines.append(f"a=ssrc:{track.ssrc} msid:{track.stream_id} {track.track_id}")
         elif opts.role == "publish":
             ssrcs = _primary_ssrcs(m)
-        lines += _candidate_lines(opts.candidates)
+        lines += _candidate_lines(opts.candidates, opts.tcp_candidates)
         sections.append(lines)
         negotiated.append(
             Negotiated(

@@ -132,12 +132,13 @@ class AnswerOptions:
     ice_ufrag: str
     ice_pwd: str
     fingerprint: tuple[str, str]  # ("sha-256", "AB:CD:...")
-    candidates: list[tuple[str, int]]  # host (ip, port)
+    candidates: list[tuple[str, int]]  # UDP host (ip, port)
     role: str  # "publish" | "view"
     session_id: int | None = None  # o= line session id; None: a random 62-bit number
     video_codec: str | None = None  # publish: "h264" | "vp8" | "vp9" | "av1" | ...
     send_tracks: dict[str, SendTrack] = field(default_factory=dict)  # view: viewer mid -> track
     supported_extensions: AbstractSet[str] | None = None  # None: DEFAULT_EXTENSIONS per kind
+    tcp_candidates: list[tuple[str, int]] = field(default_factory=list)  # ICE-TCP passive
 
 
 @dataclass
