@@ -15,17 +15,39 @@ from hubbub import logs
 from hubbub.config import Config
 
 
+def media_tcp_port(value: str | None) -> int | None:
+    """`--media-tcp-port`: None = the UDP port's number, -1 = off."""
+    if value is None:
+        return None
+    if value.lower() == "off":
+        return -1
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--media-tcp-port: {value!r} is not a port or off") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"--media-tcp-port: {port} is out of range")
+    return port
+
+
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="HTTP/WebSocket bind address")
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--media-host", default=None, help="UDP bind address (default: --host)")
+    parser.add_argument("--media-host", default=None,
+                        help="media bind address (default: --host); :: binds IPv4 and IPv6")
     parser.add_argument("--media-port", type=int, default=10000, help="the one UDP media port")
+    parser.add_argument(
+        "--media-tcp-port", default=None, metavar="PORT|off", type=media_tcp_port,
+        help="ICE-TCP port (RFC 6544 passive candidates) for clients whose UDP is blocked; "
+        "default: the --media-port number; off: no ICE-TCP",
+    )
     parser.add_argument(
         "--announce-ip",
         action="append",
         default=[],
-        help="address written in ICE candidates (repeatable; default: the bind address, "
-        "or 127.0.0.1 when bound to all interfaces)",
+        help="address written in ICE candidates, IPv4 or IPv6 (repeatable; default: the bind "
+        "address, or 127.0.0.1 (and ::1 for --media-host ::) when bound to all interfaces)",
     )
     parser.add_argument(
         "--allow-any-stream",
@@ -59,6 +81,18 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "Default: every stream requires subscribe auth",
     )
     parser.add_argument(
+        "--turn-server", action="append", default=[], metavar="URL",
+        help="TURN server the Director hands to clients in iceServers, RFC 7065: "
+        "turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT][?transport=tcp] (IPv6 "
+        "hosts in brackets); repeatable. Needs --turn-secret",
+    )
+    parser.add_argument(
+        "--turn-secret", default=os.environ.get("HUBBUB_TURN_SECRET", ""), metavar="SECRET",
+        help="the TURN server's shared secret (coturn use-auth-secret + static-auth-secret; "
+        "env HUBBUB_TURN_SECRET, which keeps it out of ps): TURN credentials that expire with "
+        "the JWT",
+    )
+    parser.add_argument(
         "--trusted-proxy", action="append", default=[], metavar="IP",
         help="reverse proxy whose X-Forwarded-For/-Proto are believed (client IP checks); "
         "repeatable. Default: none",
@@ -76,7 +110,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument(
         "--workers", default="1", metavar="N|auto",
         help="worker processes on this host (auto: one per core). Default 1: a single "
-        "process, no Redis needed. Worker i uses --http-port + i and --media-port + i",
+        "process, no Redis needed. Worker i uses --http-port + i and --media-port + i "
+        "(and --media-tcp-port + i)",
     )
     cluster.add_argument(
         "--redis", default=os.environ.get("HUBBUB_REDIS_URL", ""), metavar="URL",
@@ -150,6 +185,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.media.recv_buffer = max(0, args.media_recv_buffer)
     config.media.host = args.media_host or args.host
     config.media.port = args.media_port
+    config.media.tcp_port = args.media_tcp_port
     config.media.announced_ips = list(args.announce_ip)
     config.media.consent_timeout = args.consent_timeout
     config.control.public_url = args.public_url
@@ -158,7 +194,18 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.auth.api_secret = args.api_secret
     config.auth.jwt_minutes = args.jwt_minutes
     config.auth.open_viewing = list(args.open_viewing)
+    config.auth.turn_servers = list(args.turn_server)
+    config.auth.turn_secret = args.turn_secret
     return config
+
+
+def _check_turn(config: Config) -> None:
+    """ValueError for a TURN URL that is malformed, or servers without a secret (or the other
+    way round); the URLs are kept in their canonical form."""
+    from hubbub.control.auth import turn
+
+    uris = turn.check_settings(config.auth.turn_servers, config.auth.turn_secret)
+    config.auth.turn_servers = [str(u) for u in uris]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -170,6 +217,10 @@ def serve(args: argparse.Namespace) -> int:
     config = _config_from(args)
     logs.install(config.log_level)
     try:
+        _check_turn(config)
+        problems = config.media.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         data = datadir.prepare(config.auth)
         workers = _worker_count(args.workers)
     except (OSError, ValueError) as exc:
@@ -210,10 +261,15 @@ def serve(args: argparse.Namespace) -> int:
     if config.media.announced_ips:
         announced = ", ".join(config.media.announced_ips)
     elif config.media.host in ("0.0.0.0", "::"):
-        announced = "127.0.0.1 (this machine only: --announce-ip <address> for others)"
+        loopback = "127.0.0.1 and ::1" if config.media.host == "::" else "127.0.0.1"
+        announced = f"{loopback} (this machine only: --announce-ip <address> for others)"
     else:
         announced = config.media.host
-    print(f"  media:    udp {config.media.host}:{config.media.port}, announced as {announced}")
+    tcp = config.media.tcp_port
+    ice_tcp = ("no ICE-TCP" if tcp is not None and tcp < 0
+               else f"ICE-TCP tcp {config.media.port if tcp is None else tcp}")
+    print(f"  media:    udp {config.media.host}:{config.media.port}, {ice_tcp}, announced as "
+          f"{announced}")
     if apps:
         print(f"  spaces:   {base}/spaces/  (audio rooms in the browser)")
     print(f"  examples: {base}/examples/publisher.html  {base}/examples/viewer.html"
@@ -326,7 +382,7 @@ def _supervise(args: argparse.Namespace, workers: int, data_path: Any) -> int:
           f"{'private redis-server' if private else redis_url}", flush=True)
     try:
         return Supervisor(sys.argv[2:], workers, args.http_port, args.media_port, redis_url,
-                          args.drain_grace).run()
+                          args.drain_grace, args.media_tcp_port).run()
     finally:
         if private is not None:
             private.stop()

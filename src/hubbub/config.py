@@ -14,10 +14,33 @@ class MediaConfig:
     """The media plane (media/)."""
 
     host: str = "0.0.0.0"
-    """Address the UDP media port binds to."""
+    """Address the media ports bind to; "::" binds IPv4 and IPv6 (one socket each)."""
 
     port: int = 10000
     """The one UDP port of the node: all peers share it (RFC 7983 demux, ICE-lite)."""
+
+    tcp_port: int | None = None
+    """The ICE-TCP port (RFC 6544 passive candidates, RFC 4571 framing); None = the UDP port's
+    number, -1 = no ICE-TCP."""
+
+    tcp_check_timeout: float = 10.0
+    """A TCP connection whose first authenticated STUN check has not arrived by then is
+    closed (the UDP side needs no such timer: an unchecked address holds nothing)."""
+
+    tcp_max_connections: int = 10000
+    """Open ICE-TCP connections, all addresses together; more are refused at accept."""
+
+    tcp_connections_per_ip: int = 500
+    """Open ICE-TCP connections one client address may hold (an office behind one NAT)."""
+
+    tcp_send_queue_bytes: int = 256 * 1024
+    """Packets one ICE-TCP connection may hold for a peer that reads slower than it is sent
+    to, past the kernel's send buffer and `tcp_write_buffer`; then the oldest are dropped
+    (`TcpStats.send_dropped`). 256 KiB is about a second of 2 Mb/s video."""
+
+    tcp_write_buffer: int = 64 * 1024
+    """asyncio's write buffer high-water mark per ICE-TCP connection, before packets go to the
+    bounded queue above."""
 
     announced_ips: list[str] = field(default_factory=list)
     """Addresses written as host candidates; empty = derived from `host`."""
@@ -61,6 +84,25 @@ class MediaConfig:
     budget_addresses: int = 16384
     """Source addresses the STUN and the DTLS budget each remember (about 200 bytes each);
     past that, refilled and then the oldest are forgotten (media/budget.py)."""
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, for a clear error at start."""
+        out = []
+        try:
+            bound = ipaddress.ip_address(self.host)
+        except ValueError:
+            bound = None  # a name (localhost): its family is the resolver's to say
+        for ip in self.announced_ips:
+            try:
+                announced = ipaddress.ip_address(ip)
+            except ValueError:
+                out.append(f"--announce-ip {ip!r} is not an IP address")
+                continue
+            # "::" binds both families (media/udp.bind_hosts); otherwise one family only.
+            if bound is not None and self.host != "::" and announced.version != bound.version:
+                out.append(f"--announce-ip {ip} is IPv{announced.version} but the media ports "
+                           f"bind IPv{bound.version} only ({self.host}); bind :: for both")
+        return out
 
     def peer_allowed(self, ip: str) -> bool:
         if not self.allowed_peer_networks:
@@ -171,6 +213,14 @@ class AuthConfig:
 
     max_body_bytes: int = 64 * 1024
     """Largest HTTP request body on /api (413 above it); a token is well under 1 KiB."""
+
+    turn_servers: list[str] = field(default_factory=list)
+    """TURN URIs (RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port]) the
+    Director hands out in `iceServers`, in this order; empty = `iceServers: []`."""
+
+    turn_secret: str = ""
+    """The TURN server's shared secret (coturn `static-auth-secret`): each Director reply gets
+    credentials made with it that expire with the JWT (control/auth/turn.py)."""
 
 
 @dataclass
