@@ -163,6 +163,18 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
                         help="receive buffer of the UDP media port, so bursts and junk do not "
                         "make the kernel drop media (default 4 MiB; 0 = the kernel's default; "
                         "capped at net.core.rmem_max without CAP_NET_ADMIN)")
+    limits.add_argument("--media-tcp-send-queue", type=int, default=256 * 1024,
+                        metavar="BYTES",
+                        help="media queued per ICE-TCP peer that reads too slowly, past the "
+                        "socket's send buffer; then its oldest packets are dropped (default "
+                        "256 KiB)")
+    limits.add_argument("--media-tcp-send-buffer", type=int, default=256 * 1024,
+                        metavar="BYTES",
+                        help="SO_SNDBUF of each ICE-TCP connection (default 256 KiB; a "
+                        "fixed size keeps stale media out of the kernel)")
+    parser.add_argument("--ice-timeout", type=float, default=15.0, metavar="SECONDS",
+                        help="a peer connection whose ICE and DTLS are not done by then fails "
+                        "with an error event saying why (default 15)")
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
@@ -188,6 +200,9 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.media.tcp_port = args.media_tcp_port
     config.media.announced_ips = list(args.announce_ip)
     config.media.consent_timeout = args.consent_timeout
+    config.media.dtls_timeout = max(1.0, args.ice_timeout)
+    config.media.tcp_send_queue_bytes = max(4096, args.media_tcp_send_queue)
+    config.media.tcp_send_buffer = max(4096, args.media_tcp_send_buffer)
     config.control.public_url = args.public_url
     config.auth.data_dir = args.data_dir
     config.auth.database_url = args.database_url
@@ -352,8 +367,26 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
         timeout_graceful_shutdown=3,
         proxy_headers=False,
     ))
-    server.run()
+    server.run(sockets=_dual_stack(config.control.host, config.control.http_port))
     return 0 if server.started else 1
+
+
+def _dual_stack(host: str, port: int) -> list[Any] | None:
+    """`--host ::` serves IPv4 and IPv6, as the media ports do: one socket per family (the
+    event loop would bind `::` as IPv6 only). None: let uvicorn bind `host`."""
+    if host != "::":
+        return None
+    import socket
+
+    out = []
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        out.append(sock)
+    return out
 
 
 def _worker_count(value: str) -> int:

@@ -38,7 +38,12 @@ class MediaConfig:
     to, past the kernel's send buffer and `tcp_write_buffer`; then the oldest are dropped
     (`TcpStats.send_dropped`). 256 KiB is about a second of 2 Mb/s video."""
 
-    tcp_write_buffer: int = 64 * 1024
+    tcp_send_buffer: int = 256 * 1024
+    """SO_SNDBUF of each ICE-TCP connection. Fixed, not left to the kernel's autotuning (up to
+    4 MiB): a peer that reads too slowly would otherwise collect seconds of stale media there
+    before our queue could drop any. 256 KiB carries 10 Mb/s at 200 ms round trip."""
+
+    tcp_write_buffer: int = 16 * 1024
     """asyncio's write buffer high-water mark per ICE-TCP connection, before packets go to the
     bounded queue above."""
 
@@ -49,7 +54,7 @@ class MediaConfig:
     """RFC 7675 §5.1: a peer whose consent is not refreshed for 30 s is dropped."""
 
     dtls_timeout: float = 15.0
-    """A transport that has not finished ICE + DTLS by then is failed."""
+    """A transport that has not finished ICE + DTLS by then is failed (`--ice-timeout`)."""
 
     dtls_mtu: int = 1200
     """Largest DTLS datagram we send (handshake flights are split at record boundaries)."""

@@ -93,6 +93,8 @@ class RunningServer:
     ) -> None:
         self.http_port = http_port if http_port is not None else free_tcp_port()
         self.media_port = media_port if media_port is not None else free_udp_port()
+        # ICE-TCP: the UDP port's number may be taken for TCP; pick one of its own.
+        self.media_tcp_port = free_tcp_port() if media_port is None else media_port
         self.startup_timeout = startup_timeout
         self.log_path = ARTIFACTS_DIR / f"{_safe_name(name)}-{self.http_port}.log"
         self.args: list[str] = [
@@ -100,6 +102,7 @@ class RunningServer:
             "--host", HOST,
             "--http-port", str(self.http_port),
             "--media-port", str(self.media_port),
+            "--media-tcp-port", str(self.media_tcp_port),
         ]
         if allow_any_stream:
             self.args.append("--allow-any-stream")

@@ -21,13 +21,23 @@ def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return ["127.0.0.1"] if use_ipv4 else []
 
 
-def use_loopback_only() -> None:
-    """Gather only a 127.0.0.1 host candidate.
+def _loopback6_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["::1"] if use_ipv6 else []
 
-    aioice skips 127.0.0.1 when it lists host addresses, and the hubbub server answers STUN only
-    from loopback in tests, so without this an aiortc client on the same machine never connects.
+
+def use_loopback_only(ipv6: bool = False) -> None:
+    """Gather only a 127.0.0.1 host candidate (`ipv6`: only ::1).
+
+    aioice skips loopback addresses when it lists host addresses, and the hubbub server answers
+    STUN only from loopback in tests, so without this an aiortc client on the same machine never
+    connects.
     """
-    aioice.ice.get_host_addresses = _loopback_addresses
+    aioice.ice.get_host_addresses = _loopback6_addresses if ipv6 else _loopback_addresses
+
+
+def is_ipv6_url(url: str) -> bool:
+    """True when the URL's host is an IPv6 literal ([::1])."""
+    return ":" in (urlsplit(url).hostname or "")
 
 
 def is_loopback_url(url: str) -> bool:

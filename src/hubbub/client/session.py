@@ -16,12 +16,14 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 
 from hubbub.client.events import EventLog, Predicate
 from hubbub.client.patches import (
+    is_ipv6_url,
     is_loopback_url,
     use_empty_frame_guard,
     use_loopback_only,
@@ -40,11 +42,15 @@ class PeerSession:
         *,
         ice_servers: list[RTCIceServer] | None,
         on_event: EventCallback | None,
+        ice_transport_policy: str = "all",
     ) -> None:
         self.url = url
         self.token = token
         self.response: dict[str, Any] = {}
         self._ice_servers = ice_servers or []  # no default STUN server: no network in tests
+        # "relay" (W3C webrtc-pc §4.2.1): gather only TURN candidates, so media goes through
+        # the TURN server or not at all. ValueError for anything but "all" / "relay".
+        self._ice_transport_policy = RTCIceTransportPolicy(ice_transport_policy)
         self._log = EventLog()
         self._log.on_event = on_event
         self._pc: RTCPeerConnection | None = None
@@ -60,6 +66,11 @@ class PeerSession:
 
     def _on_answer(self, pc: RTCPeerConnection, reply: dict[str, Any]) -> None:
         """Called after the answer is applied."""
+
+    def _answer_sdp(self, sdp: str) -> str:
+        """The answer as applied; a subclass may rewrite it (the tests send media through an
+        ICE-TCP bridge this way: aioice has no ICE-TCP)."""
+        return sdp
 
     def _on_event(self, name: str, data: dict[str, Any]) -> None:
         """Called for each event before it is logged (and waiters wake)."""
@@ -95,14 +106,18 @@ class PeerSession:
         if self._pc is not None:
             raise RuntimeError("connect() called twice")
         if is_loopback_url(self.url):
-            use_loopback_only()
+            use_loopback_only(ipv6=is_ipv6_url(self.url))
         use_mid_routing()
         use_empty_frame_guard()
         # max-bundle: with aiortc's default "balanced" policy, a second m-line of a kind starts on
         # the first one's transport and stays there when BUNDLE moves that one to the primary
         # transport, so it never receives anything (multiplexed audio after a video m-line).
         self._pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            RTCConfiguration(
+                iceServers=self._ice_servers,
+                iceTransportPolicy=self._ice_transport_policy,
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            )
         )
         try:
             self._add_transceivers(self._pc)
@@ -118,7 +133,8 @@ class PeerSession:
             if not isinstance(answer, str):
                 raise SignalingError("reply has no sdp string", self.command_name)
             self.response = reply
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await self._pc.setRemoteDescription(
+                RTCSessionDescription(sdp=self._answer_sdp(answer), type="answer"))
             self._on_answer(self._pc, reply)
             await self.wait_connected(timeout)
         except BaseException:

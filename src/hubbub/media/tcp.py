@@ -13,7 +13,9 @@ What a connection may cost, as on UDP (issue 13):
   STUN before that; a peer holds at most one connection; there are caps per address and in
   all (`MediaConfig.tcp_*`);
 - a peer that reads slower than it is sent to never holds up anyone else. Writes never block:
-  they go to asyncio's buffer up to `tcp_write_buffer` (then asyncio calls `pause_writing`),
+  they go to the kernel's send buffer (fixed at `tcp_send_buffer`, not autotuned to
+  megabytes of stale media), then to asyncio's buffer up to `tcp_write_buffer` (then asyncio
+  calls `pause_writing`),
   then to a queue of our own bounded by `tcp_send_queue_bytes`, from which the oldest packets
   are dropped when it is full (old media is worth less than new, and a real-time peer that
   catches up wants the latest). Drops are counted in `TcpStats`.
@@ -148,6 +150,8 @@ class TcpLink(asyncio.Protocol):
         if sock is not None:
             # Small packets must leave at once: Nagle would hold audio for an ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                            self.server.config.tcp_send_buffer)
         tcp.set_write_buffer_limits(high=self.server.config.tcp_write_buffer)
         self._deadline = asyncio.get_running_loop().call_later(
             self.server.config.tcp_check_timeout, self._unchecked)

@@ -32,7 +32,7 @@ from hubbub.media import ice
 from hubbub.media.budget import AddressBudget
 from hubbub.media.dtls import Certificate
 from hubbub.media.srtp import PROTECT_FN
-from hubbub.media.tcp import IceTcpServer, TcpLink
+from hubbub.media.tcp import IceTcpServer, TcpLink, TcpStats
 from hubbub.media.transport import (
     Address,
     RemoteParameters,
@@ -119,6 +119,10 @@ _DROP_COUNTERS = ("dropped_unknown_peer", "dropped_garbage", "stun_errors", "stu
                   "dtls_over_budget")
 
 
+_TCP_DROP_COUNTERS = ("refused_over_cap", "closed_unchecked", "closed_second_link",
+                      "send_dropped")
+
+
 class MediaPort(asyncio.DatagramProtocol):
     def __init__(self, config: MediaConfig | None = None) -> None:
         self.config = config or MediaConfig()
@@ -143,6 +147,7 @@ class MediaPort(asyncio.DatagramProtocol):
         self.dtls_budget = AddressBudget(cfg.dtls_rate, cfg.dtls_burst, cfg.budget_addresses)
         self._logged_causes: set[str] = set()  # causes logged in this interval
         self._reported = PortStats()  # the counters at the last drop summary
+        self._reported_tcp = TcpStats()
         self._next_report = 0.0
         # While an incoming RTP packet is handled, WebRtcTransport.send_rtp queues its
         # fan-out here (`batch` is then a list); it is protected and sent in one C call.
@@ -184,10 +189,10 @@ class MediaPort(asyncio.DatagramProtocol):
             raise
         self._next_report = time.monotonic() + DROP_LOG_INTERVAL
         self._sweeper = loop.create_task(self._sweep())
-        tcp = (f", ICE-TCP {', '.join(f'{h}:{p}' for h, p in self.tcp.local_addrs)}"
-               if self.tcp is not None else ", no ICE-TCP")
-        log.info("media port udp %s%s, forward path: %s",
-                 ", ".join(f"{h}:{p}" for h, p in self.local_addrs), tcp, forward_path(self))
+        listening = self.listening()
+        tcp = f", ICE-TCP {', '.join(listening['tcp'])}" if listening["tcp"] else ", no ICE-TCP"
+        log.info("media port udp %s%s, forward path: %s", ", ".join(listening["udp"]), tcp,
+                 forward_path(self))
 
     def _set_recv_buffer(self, sock: Any) -> None:
         """Ask for `MediaConfig.recv_buffer` bytes of socket receive buffer and log what the
@@ -542,11 +547,15 @@ class MediaPort(asyncio.DatagramProtocol):
         stats = self.stats
         stats.budget_evictions = self.stun_budget.evictions + self.dtls_budget.evictions
         previous, self._reported = self._reported, dataclasses.replace(stats)
+        tcp = self.tcp.stats if self.tcp is not None else TcpStats()
+        tcp_before, self._reported_tcp = self._reported_tcp, dataclasses.replace(tcp)
         if not self._logged_causes and not closing:
             return  # nothing was logged in this interval, so nothing needs summing up
         self._logged_causes.clear()
         counts = [(name, getattr(stats, name) - getattr(previous, name))
                   for name in (*_DROP_COUNTERS, "budget_evictions")]
+        counts += [(f"tcp_{name}", getattr(tcp, name) - getattr(tcp_before, name))
+                   for name in _TCP_DROP_COUNTERS]
         summary = ", ".join(f"{name} {count}" for name, count in counts if count)
         if summary:
             log.info("media port dropped %s: %s", "since the last report" if closing
