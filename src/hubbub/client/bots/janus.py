@@ -247,6 +247,7 @@ def use_counting_peer(bot: ListenerBot) -> CountingPeer:
     kind = JanusCountingPeer if isinstance(bot.peer, JanusPeer) else CountingPeer
     peer = kind(bot.peer.certificate)
     peer.drain = bot.peer.drain
+    peer.tcp = bot.peer.tcp
     bot.peer = peer
     return peer
 

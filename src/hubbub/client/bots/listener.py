@@ -67,6 +67,7 @@ class ListenerBot:
         token: str | None = None,
         certificate: Certificate | None = None,
         record_latency: bool = True,
+        tcp: bool = False,
     ) -> None:
         if slots < 0:
             raise ValueError(f"slots must be >= 0, got {slots}")
@@ -80,6 +81,7 @@ class ListenerBot:
         self.token = token
         self.record_latency = record_latency
         self.peer = BotPeer(certificate or Certificate(), on_rtp=self._on_rtp)
+        self.peer.tcp = tcp  # over the answer's ICE-TCP candidate
         self.signaling: Signaling | None = None
         self.main_mid = ""
         self.slot_mids: list[str] = []

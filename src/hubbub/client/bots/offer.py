@@ -102,6 +102,7 @@ class ServerAnswer:
     address: tuple[str, int]  # the server's host candidate
     ext_ids: dict[str, dict[str, int]]  # mid -> URI -> id, for m-lines the server accepted
     ssrcs: dict[str, list[int]]  # mid -> SSRCs the server will send
+    tcp_address: tuple[str, int] | None = None  # its ICE-TCP passive candidate, if offered
 
 
 def parse_answer(text: str) -> ServerAnswer:
@@ -127,6 +128,12 @@ def parse_answer(text: str) -> ServerAnswer:
             break
     if address is None:
         raise sdp.SdpError("answer has no UDP host candidate")
+    tcp_address: tuple[str, int] | None = None
+    for candidate in first.candidates:
+        parts = candidate.split()
+        if len(parts) >= 10 and parts[2].lower() == "tcp" and parts[9] == "passive":
+            tcp_address = (parts[4], int(parts[5]))
+            break
     return ServerAnswer(
         ice_ufrag=first.ice_ufrag,
         ice_pwd=first.ice_pwd,
@@ -134,4 +141,5 @@ def parse_answer(text: str) -> ServerAnswer:
         address=address,
         ext_ids={m.mid: {uri: i for i, uri in m.extmaps.items()} for m in live},
         ssrcs={m.mid: list(m.ssrcs) for m in live},
+        tcp_address=tcp_address,
     )

@@ -23,8 +23,44 @@ CONSENT_INTERVAL = 5.0  # RFC 7675 §5.1: consent checks every ~5 s (server drop
 CHECK_INTERVAL = 0.05  # first checks: RFC 8445 §14.2 Ta, fast on loopback
 
 
+class _IceTcp(asyncio.Protocol):
+    """The bot's end of an ICE-TCP connection (RFC 6544 active, RFC 4571 framing), shaped
+    like a connected datagram transport for `BotPeer`: `sendto(data)` sends one frame, and
+    each frame received is handed to the peer as a datagram."""
+
+    def __init__(self, peer: BotPeer, remote: tuple[str, int]) -> None:
+        self.peer = peer
+        self.remote = remote
+        self.tcp: asyncio.Transport | None = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tcp = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 2:
+            size = (buf[pos] << 8) | buf[pos + 1]
+            if len(buf) - pos - 2 < size:
+                break
+            self.peer.datagram_received(bytes(buf[pos + 2 : pos + 2 + size]), self.remote)
+            pos += 2 + size
+        del buf[:pos]
+
+    def sendto(self, data: bytes) -> None:
+        if self.tcp is not None:
+            self.tcp.write(len(data).to_bytes(2, "big") + data)
+
+    def close(self) -> None:
+        if self.tcp is not None:
+            self.tcp.close()
+
+
 class BotPeer(asyncio.DatagramProtocol):
-    """Create with a certificate, put `local` into the offer, then `await connect(answer)`."""
+    """Create with a certificate, put `local` into the offer, then `await connect(answer)`.
+    `tcp = True` before connecting: over the answer's ICE-TCP candidate instead of UDP."""
 
     def __init__(
         self,
@@ -45,7 +81,7 @@ class BotPeer(asyncio.DatagramProtocol):
         self.drain: Drain | None = None
         self.counting = False
         self.arrival_ns = 0  # kernel arrival time of the datagram being handled (Drain), or 0
-        self._transport: asyncio.DatagramTransport | DrainLink | None = None
+        self._transport: asyncio.DatagramTransport | DrainLink | _IceTcp | None = None
         self._ice: IceClient | None = None
         self._dtls: DtlsClient | None = None
         self._dtls_timer: asyncio.TimerHandle | None = None
@@ -53,6 +89,7 @@ class BotPeer(asyncio.DatagramProtocol):
         self._checked: asyncio.Event = asyncio.Event()
         self._connected: asyncio.Future[None] | None = None
         self.closed = False
+        self.tcp = False
 
     async def connect(self, answer: ServerAnswer, timeout: float = 10.0) -> None:
         """ICE, then DTLS; returns once SRTP is keyed. Raises TimeoutError or DtlsError."""
@@ -60,7 +97,12 @@ class BotPeer(asyncio.DatagramProtocol):
         self._connected = loop.create_future()
         self._ice = IceClient(self.local.ice_ufrag, answer.ice_ufrag, answer.ice_pwd)
         self._dtls = DtlsClient(self.certificate, answer.fingerprints, self._send_raw)
-        self._transport = await self._open(answer.address)
+        if self.tcp:
+            if answer.tcp_address is None:
+                raise ValueError("the answer has no ICE-TCP candidate")
+            self._transport = await self._open_tcp(answer.tcp_address)
+        else:
+            self._transport = await self._open(answer.address)
         async with asyncio.timeout(timeout):
             while not self._checked.is_set():
                 self._send_raw(self._ice.request(nominate=True))
@@ -71,6 +113,11 @@ class BotPeer(asyncio.DatagramProtocol):
             self._dtls.start()
             self._arm_dtls_timer()
             await self._connected
+
+    async def _open_tcp(self, remote: tuple[str, int]) -> _IceTcp:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(lambda: _IceTcp(self, remote), *remote)
+        return protocol
 
     async def _open(
         self, remote: tuple[str, int], sock: socket.socket | None = None
