@@ -39,6 +39,7 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
                         help="publish JWT (sent as ?token=), or with --director the publish token")
     parser.add_argument("--director", default=None, metavar="URL",
                         help="node base URL (http://host:8080): trade --token for a JWT there")
+    _add_ice_arguments(parser)
     parser.add_argument("--codec", default="vp8", choices=PROTOCOL_CODECS)
     media = parser.add_mutually_exclusive_group()
     media.add_argument("--tone", type=float, default=440.0, metavar="HZ", help="sine tone")
@@ -56,6 +57,7 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
                         "subscribe token (none for streams open for viewing)")
     parser.add_argument("--director", default=None, metavar="URL",
                         help="node base URL (http://host:8080): trade --token for a JWT there")
+    _add_ice_arguments(parser)
     parser.add_argument("--pin", default=None, metavar="SOURCE_ID", help="pinnedSourceId")
     parser.add_argument("--exclude", action="append", default=None, metavar="SOURCE_ID",
                         help="excludedSourceIds entry (repeatable)")
@@ -68,10 +70,26 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record the main audio (and video for .mp4/.mkv/.webm) to PATH")
 
 
+def _add_ice_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--turn-transport", choices=("udp", "tcp"), default=None,
+                        help="with --director: use the Director's TURN URLs of this transport "
+                        "first (aiortc uses only one TURN URL; tcp where UDP is blocked)")
+    parser.add_argument("--relay-only", action="store_true",
+                        help="with --director: gather only TURN candidates, so media goes "
+                        "through the Director's TURN server or not at all")
+
+
 async def _resolve(args: argparse.Namespace, kind: str, emit: Callable[[dict[str, Any]], None]
                    ) -> bool:
-    """With --director, replace --url/--token by the Director's WebSocket URL and JWT."""
+    """With --director, replace --url/--token by the Director's WebSocket URL and JWT, and
+    take its `iceServers` (TURN) for the peer connection."""
+    args.ice_servers = []
     if args.director is None:
+        if args.relay_only or args.turn_transport:
+            sys.stderr.write(json.dumps(
+                {"error": "--relay-only and --turn-transport need --director (the TURN "
+                 "servers come from the Director)"}) + "\n")
+            return False
         return True
     try:
         info = await director.connect_info(args.director, kind, args.stream, args.token)
@@ -79,7 +97,13 @@ async def _resolve(args: argparse.Namespace, kind: str, emit: Callable[[dict[str
         sys.stderr.write(json.dumps({"error": str(exc), "director": args.director}) + "\n")
         return False
     args.url, args.token = info.url, info.jwt
-    emit({"director": {"url": info.url}})
+    args.ice_servers = (info.ice_servers if args.turn_transport is None
+                        else info.ice_servers_preferring(args.turn_transport))
+    if args.relay_only and not any(str(s.urls).startswith("turn") for s in args.ice_servers):
+        sys.stderr.write(json.dumps({"error": "--relay-only: the Director offers no TURN "
+                                     "server aiortc can use", "director": args.director}) + "\n")
+        return False
+    emit({"director": {"url": info.url, "iceServers": [s.urls for s in args.ice_servers]}})
     return True
 
 
@@ -94,6 +118,7 @@ async def publish(args: argparse.Namespace, out: TextIO | None = None) -> int:
     publisher = Publisher(
         args.url, args.stream, source_id=args.source_id, token=args.token, codec=args.codec,
         tracks=tracks, events=["active", "inactive", "viewercount"],
+        ice_servers=args.ice_servers, ice_transport_policy=_policy(args),
         on_event=lambda name, data: emit({"event": name, "data": data}),
     )
     try:
@@ -121,6 +146,7 @@ async def view(args: argparse.Namespace, out: TextIO | None = None) -> int:
         args.url, args.stream, token=args.token, pinned_source_id=args.pin,
         excluded_source_ids=args.exclude, multiplexed_audio_tracks=args.multiplex,
         video=args.video, audio=args.audio,
+        ice_servers=args.ice_servers, ice_transport_policy=_policy(args),
         on_event=lambda name, data: emit({"event": name, "data": data}),
     )
     try:
@@ -162,6 +188,10 @@ async def view(args: argparse.Namespace, out: TextIO | None = None) -> int:
             await sink.stop()
         if recorder is not None:
             await recorder.stop()
+
+
+def _policy(args: argparse.Namespace) -> str:
+    return "relay" if args.relay_only else "all"
 
 
 def _sink(track: MediaStreamTrack) -> AudioRecorder | VideoCounter:

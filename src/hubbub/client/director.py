@@ -2,7 +2,12 @@
 
 The same exchange `@millicast/sdk`'s `Director.getPublisher/getSubscriber` makes (PROTOCOL.md
 "Director"): POST, `Authorization: Bearer <token>`, reply `{"status": "success", "data":
-{"urls": [...], "jwt": "..."}}`.
+{"urls": [...], "jwt": "...", "iceServers": [...]}}`.
+
+`iceServers` (TURN servers with credentials that expire with the JWT) become aiortc
+`RTCIceServer`s through `Connection.ice_servers`. aiortc uses one TURN URL per peer connection:
+the first it can use (turn: over UDP or TCP, turns: over TLS with a certificate the system
+trusts), and it cannot parse IPv6 literals (`turn:[::1]`), so those URLs are left out.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from aiortc import RTCIceServer
+from aiortc.rtcicetransport import parse_stun_turn_uri
 
 
 class DirectorError(Exception):
@@ -27,6 +34,49 @@ class Connection:
     url: str
     jwt: str
     data: dict[str, Any]
+
+    @property
+    def ice_servers(self) -> list[RTCIceServer]:
+        """The Director's `iceServers` as aiortc takes them, in the Director's order."""
+        return aiortc_ice_servers(self.data.get("iceServers"))
+
+    def ice_servers_preferring(self, transport: str) -> list[RTCIceServer]:
+        """`ice_servers` with the URLs of `transport` ("udp" or "tcp"; turns: is tcp) first:
+        aiortc tries only the first TURN URL, so this is how to pick TURN/TCP where UDP is
+        blocked."""
+        return aiortc_ice_servers(self.data.get("iceServers"), prefer_transport=transport)
+
+
+def aiortc_ice_servers(
+    entries: object, prefer_transport: str | None = None
+) -> list[RTCIceServer]:
+    """RTCIceServer dictionaries (W3C webrtc-pc) → aiortc `RTCIceServer`s, one per URL.
+
+    URLs aiortc's parser refuses (an IPv6 literal, an unknown scheme) are left out, since one
+    such URL makes RTCPeerConnection raise; entries without a string username/credential too.
+    """
+    servers: list[tuple[bool, RTCIceServer]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        urls = entry.get("urls")
+        username, credential = entry.get("username"), entry.get("credential")
+        for url in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
+            if not isinstance(url, str):
+                continue
+            try:
+                parsed = parse_stun_turn_uri(url)
+            except ValueError:
+                continue
+            if parsed["scheme"] in ("turn", "turns") and not (
+                isinstance(username, str) and isinstance(credential, str)
+            ):
+                continue
+            preferred = prefer_transport is not None and parsed.get("transport") == prefer_transport
+            servers.append((preferred, RTCIceServer(url, username, credential)))
+    # A stable sort: the preferred transport's URLs first, each group in the Director's order.
+    servers.sort(key=lambda item: not item[0])
+    return [server for _, server in servers]
 
 
 async def connect_info(

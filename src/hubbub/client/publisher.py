@@ -40,9 +40,11 @@ class Publisher(PeerSession):
         events: list[str] | None = None,
         priority: int | None = None,
         ice_servers: list[RTCIceServer] | None = None,
+        ice_transport_policy: str = "all",
         on_event: EventCallback | None = None,
     ) -> None:
-        super().__init__(url, token, ice_servers=ice_servers, on_event=on_event)
+        super().__init__(url, token, ice_servers=ice_servers, on_event=on_event,
+                         ice_transport_policy=ice_transport_policy)
         if codec not in PROTOCOL_CODECS:
             raise ValueError(f"unknown codec {codec!r}, expected one of {PROTOCOL_CODECS}")
         if codec not in SENDABLE_CODECS and any(t.kind == "video" for t in tracks):

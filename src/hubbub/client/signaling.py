@@ -10,7 +10,6 @@ per socket; the server answers ``{"type": "response", "transId": n, "data": {...
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -130,8 +129,14 @@ class Signaling:
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._reader
+            except asyncio.CancelledError:
+                # The reader's own cancellation ends it; ours (the task closing us was
+                # cancelled) must go on, or a caller's cancel is lost and it hangs later.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
         self._mark_closed()
 
     async def wait_closed(self, timeout: float | None = None) -> None:

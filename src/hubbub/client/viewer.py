@@ -45,9 +45,11 @@ class Viewer(PeerSession):
         video: bool = True,
         audio: bool = True,
         ice_servers: list[RTCIceServer] | None = None,
+        ice_transport_policy: str = "all",
         on_event: EventCallback | None = None,
     ) -> None:
-        super().__init__(url, token, ice_servers=ice_servers, on_event=on_event)
+        super().__init__(url, token, ice_servers=ice_servers, on_event=on_event,
+                         ice_transport_policy=ice_transport_policy)
         if multiplexed_audio_tracks < 0:
             raise ValueError(
                 f"multiplexed_audio_tracks must be >= 0, got {multiplexed_audio_tracks}"

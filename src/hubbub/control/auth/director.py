@@ -15,11 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubbub.control.auth import patterns
+from hubbub.control.auth import patterns, turn
 from hubbub.control.auth.http import ApiError, bearer, success, unauthorized
 from hubbub.control.auth.jwts import PUBLISH, SUBSCRIBE, Grant
 from hubbub.control.auth.service import Auth
@@ -42,12 +43,20 @@ class SubscribeRequest(BaseModel):
     streamAccountId: str | None = Field(None, max_length=256)
 
 
+class IceServer(BaseModel):
+    """An RTCIceServer dictionary (W3C webrtc-pc), which the SDK gives RTCPeerConnection."""
+
+    urls: list[str] = Field(description="turn:/turns: URIs (RFC 7065)")
+    username: str = Field(description='"<expiry unix seconds>:<JWT jti>" (TURN REST API)')
+    credential: str = Field(description="base64(HMAC-SHA1(TURN secret, username))")
+
+
 class DirectorData(BaseModel):
     urls: list[str]
     wsUrl: str
     jwt: str
     streamAccountId: str
-    iceServers: list[dict[str, object]]
+    iceServers: list[IceServer] = Field(description="empty without --turn-server")
     subscribeRequiresAuth: bool
 
 
@@ -81,6 +90,17 @@ def director_router(
     """`place(role, stream)` picks the node a client should use in a cluster: its ws base URL,
     or None for this node."""
     router = APIRouter(tags=["director"])
+    turn_uris = turn.check_settings(auth.config.turn_servers, auth.config.turn_secret)
+
+    def ice_servers(token: str) -> list[dict[str, object]]:
+        """TURN credentials that expire with the JWT (`exp`) and name it (`jti`), so coturn's
+        log ties an allocation to the JWT it came with."""
+        if not turn_uris:
+            return []
+        claims = jwt.decode(token, options={"verify_signature": False})  # we just signed it
+        return turn.ice_servers(
+            turn_uris, auth.config.turn_secret, int(claims["exp"]), str(claims["jti"])
+        )
 
     def stream_name(raw: str) -> str:
         try:
@@ -111,13 +131,14 @@ def director_router(
         role = "publish" if grant.kind == PUBLISH else "view"
         base = await place(role, grant.stream) if place is not None else None
         url = f"{base or ws_base(public_url, request)}{path}"
+        token = auth.issue(grant)
         return success(
             {
                 "urls": [url],
                 "wsUrl": url,
-                "jwt": auth.issue(grant),
+                "jwt": token,
                 "streamAccountId": account_id,
-                "iceServers": [],
+                "iceServers": ice_servers(token),
                 "subscribeRequiresAuth": requires_auth,
             }
         )
