@@ -68,12 +68,19 @@ class Coturn:
         self.binary = binary
         self.secret = secret
         self.host = host
-        self.port = port if port is not None else free_tcp_udp_port(host)
-        self.tls = tls_cert is not None
-        self.tls_port = (tls_port if tls_port is not None else free_tcp_udp_port(host)
-                         ) if self.tls else None
-        self._tls_files = (tls_cert, tls_key)
         self.prefix = list(prefix)
+        # Elsewhere (a namespace of its own) the standard ports are free, and `host` may not
+        # even exist here to look for a free port on.
+        self.port = port if port is not None else (
+            3478 if self.prefix else free_tcp_udp_port(host))
+        self.tls = tls_cert is not None
+        if not self.tls:
+            self.tls_port: int | None = None
+        elif tls_port is not None:
+            self.tls_port = tls_port
+        else:
+            self.tls_port = 5349 if self.prefix else free_tcp_udp_port(host)
+        self._tls_files = (tls_cert, tls_key)
         self.log_path = ARTIFACTS_DIR / f"{name}-{self.port}.log"
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
