@@ -25,9 +25,9 @@ def media_tcp_port(value: str | None) -> int | None:
         port = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--media-tcp-port: {value!r} is not a port or off") from None
+            f"{value!r} is not a port or off") from None
     if not 0 <= port < 65536:
-        raise argparse.ArgumentTypeError(f"--media-tcp-port: {port} is out of range")
+        raise argparse.ArgumentTypeError(f"{port} is out of range")
     return port
 
 

@@ -4,6 +4,7 @@ token buckets, the bounded send queue."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -56,4 +57,27 @@ async def test_a_client_that_does_not_read_is_closed_at_the_queue_bound() -> Non
     assert session.queued_bytes <= 10_000
     assert closes == [(CLOSE_POLICY, "more than 10000 bytes queued for this client: it "
                        "does not read")]
+    session.close()
+
+
+async def test_a_failed_transport_is_told_to_the_client_whatever_events_it_asked_for() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    session = Session(send)
+    session.events = frozenset({"active"})  # no "error" asked for: it is sent all the same
+    session.media_failed("ICE failed: no connectivity check reached the server", True)
+    session.media_failed("DTLS handshake failed: fingerprint mismatch", False)
+    session.send_event("vad", {"mediaId": "1"})  # filtered out, as asked
+    await session.flush()
+    assert [json.loads(text) for text in sent] == [
+        {"type": "event", "name": "error", "data": {
+            "code": "ice-failed", "message": "ICE failed: no connectivity check reached the "
+            "server"}},
+        {"type": "event", "name": "error", "data": {
+            "code": "transport-failed",
+            "message": "DTLS handshake failed: fingerprint mismatch"}},
+    ]
     session.close()

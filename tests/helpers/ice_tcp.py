@@ -59,6 +59,7 @@ class IceTcpBridge:
         self.frames_in = 0
         self.frames_out = 0
         self.tcp_closed = False
+        self.blackholed = False  # the agent's packets are dropped, the connection stays
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Transport | None = None
         self._agent: Address | None = None
@@ -95,6 +96,8 @@ class IceTcpBridge:
 
     def from_agent(self, data: bytes, addr: Address) -> None:
         self._agent = addr
+        if self.blackholed:
+            return
         if self._tcp is None:
             self._early.append(data)
         else:

@@ -260,3 +260,44 @@ async def test_bound_to_both_families_a_port_offers_ipv4_and_ipv6() -> None:
         assert port.listening()["udp"][1].startswith("[::]:")
     finally:
         await port.stop()
+
+
+async def test_a_transport_no_check_reaches_fails_naming_what_the_client_could_not_reach(
+) -> None:
+    port = MediaPort(MediaConfig(host="127.0.0.1", port=0, tcp_port=0, dtls_timeout=1.0))
+    await port.start()
+    try:
+        transport = port.create_transport(
+            RemoteParameters("peer", "p" * 24, [("sha-256", "00")]))
+        states: list[tuple[TransportState, str]] = []
+        transport.on_state = lambda state, reason: states.append((state, reason))
+        await wait_for(lambda: bool(states), timeout=4)
+        [(state, reason)] = states
+        assert state is TransportState.FAILED and transport.ice_failed
+        udp, tcp = port.local_addr[1], tcp_addr(port)[1]
+        assert reason == (
+            "ICE failed: no connectivity check reached the server within 1 s (the client could "
+            f"reach none of udp 127.0.0.1:{udp}, tcp 127.0.0.1:{tcp}; a firewall? a TURN "
+            "server helps)")
+        assert transport not in port.transports
+    finally:
+        await port.stop()
+
+
+async def test_a_peer_whose_checks_stop_loses_consent_with_the_path_named() -> None:
+    port = MediaPort(MediaConfig(host="127.0.0.1", port=0, tcp_port=0, consent_timeout=2.0))
+    await port.start()
+    pc, transport, bridge = await connect_over_tcp(port)
+    try:
+        await wait_for(lambda: transport.state is TransportState.CONNECTED)
+        assert transport.link is not None
+        path = f"tcp {transport.link.addr[0]}:{transport.link.addr[1]}"
+        bridge.blackholed = True  # consent checks stop arriving; the connection stays open
+        await wait_for(lambda: transport.state is TransportState.FAILED, timeout=6)
+        assert transport.close_reason == (
+            f"ICE consent lost: no connectivity check from {path} for 2 s (RFC 7675)")
+        assert transport.ice_failed
+    finally:
+        await pc.close()
+        bridge.close()
+        await port.stop()
