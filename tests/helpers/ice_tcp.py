@@ -142,13 +142,24 @@ class IceTcpBridge:
         return "\r\n".join(out)
 
 
-def tcp_candidates(sdp: str) -> list[tuple[str, int, int]]:
+def tcp_candidates(sdp: str) -> list[tuple[int, str, int]]:
     """(priority, address, port) of each `tcptype passive` candidate in an SDP."""
     found = re.findall(r"a=candidate:\S+ 1 tcp (\d+) (\S+) (\d+) typ host tcptype passive", sdp)
     return [(int(p), ip, int(port)) for p, ip, port in found]
 
 
-class TcpViewer(Viewer):
+class _Bridged:
+    """The answer's candidates replaced by the bridge's address; the original kept."""
+
+    bridge: IceTcpBridge
+    answer: str
+
+    def _answer_sdp(self, sdp: str) -> str:
+        self.answer = sdp
+        return self.bridge.candidate_sdp(sdp)
+
+
+class TcpViewer(_Bridged, Viewer):
     """A Viewer whose media goes through `bridge` (its ICE-TCP connection to hubbub)."""
 
     def __init__(self, bridge: IceTcpBridge, *args: Any, **kwargs: Any) -> None:
@@ -156,19 +167,11 @@ class TcpViewer(Viewer):
         self.bridge = bridge
         self.answer = ""
 
-    def _answer_sdp(self, sdp: str) -> str:
-        self.answer = sdp
-        return self.bridge.candidate_sdp(sdp)
 
-
-class TcpPublisher(Publisher):
+class TcpPublisher(_Bridged, Publisher):
     """A Publisher whose media goes through `bridge`."""
 
     def __init__(self, bridge: IceTcpBridge, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bridge = bridge
         self.answer = ""
-
-    def _answer_sdp(self, sdp: str) -> str:
-        self.answer = sdp
-        return self.bridge.candidate_sdp(sdp)
