@@ -5,7 +5,8 @@ CPU: a fresh `hubbub serve` pinned to one core (`--server-cpu`), the bots on the
 publisher bot talks (50 packets/s of Opus), `--listeners` listener bots receive it, all over
 UDP in one phase and all over ICE-TCP (RFC 4571 frames on one TCP connection each) in the
 other; over a steady `--window` the server's CPU seconds (utime+stime) are divided by the
-packets the listeners counted. The bots count from the clear RTP header, without decrypting.
+packets the listeners counted, less what the server spent with the publisher alone
+(`--baseline`). The bots count from the clear RTP header, without decrypting.
 
 Join time: an aiortc viewer (the Python SDK) joins a talking stream `--joins` times, one after
 the other, and the time from sending `view` to the peer connection being `connected` is kept:
@@ -80,6 +81,14 @@ async def cpu_phase(args: Any, over: str) -> dict[str, Any]:
         try:
             await stage.start()
             stage.begin(asyncio.get_running_loop().time() + 0.05)
+            await asyncio.sleep(1.0)
+            # What the server spends with the stage alone (ticks, its one publisher): not
+            # forwarding, so subtracted below.
+            base0, tb0 = common.process_cpu(pid), time.monotonic()
+            await asyncio.sleep(args.baseline)
+            base1, tb1 = common.process_cpu(pid), time.monotonic()
+            assert base0 is not None and base1 is not None
+            baseline_share = (base1 - base0) / (tb1 - tb0)
             gate = asyncio.Semaphore(20)
 
             async def join(bot: ListenerBot) -> None:
@@ -101,12 +110,14 @@ async def cpu_phase(args: Any, over: str) -> dict[str, Any]:
     assert cpu0 is not None and cpu1 is not None
     packets, lost = packets1 - packets0, lost1 - lost0
     seconds = t1 - t0
+    forwarding = (cpu1 - cpu0) - baseline_share * seconds
     result = {
         "over": over, "listeners": args.listeners, "window_s": round(seconds, 2),
         "packets": packets, "lost": lost,
         "loss": round(lost / (packets + lost), 5) if packets + lost else None,
         "server_cpu_share": round((cpu1 - cpu0) / seconds, 3),
-        "server_us_per_packet": round((cpu1 - cpu0) / packets * 1e6, 2) if packets else None,
+        "server_baseline_share": round(baseline_share, 3),
+        "server_us_per_packet": round(forwarding / packets * 1e6, 2) if packets else None,
         "bots_cpu_share": round((bots1 - bots0) / seconds, 3),
     }
     log(f"  cpu over {over}: {packets} packets to {args.listeners} listeners in "
@@ -121,7 +132,7 @@ async def join_times(args: Any) -> dict[str, Any]:
 
     tcp_port = free_tcp_port()
     turn = _start_coturn() if "turn" in args.joins_over else None
-    extra = ["--no-spaces", "--media-tcp-port", str(tcp_port)]
+    extra = ["--no-spaces", "--media-tcp-port", str(tcp_port), "--open-viewing", "joins"]
     if turn is not None:
         extra += ["--turn-server", turn.uri("tcp"), "--turn-secret", TURN_SECRET]
     out: dict[str, Any] = {}
@@ -200,11 +211,14 @@ async def main(args: Any) -> dict[str, Any]:
 
 if __name__ == "__main__":
     p = common.parser(__doc__.split("\n\n")[0], "connectivity.json", server=False)
-    p.add_argument("--listeners", type=int, default=100)
+    p.add_argument("--listeners", type=int, default=300)
     p.add_argument("--window", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=2.0)
+    p.add_argument("--baseline", type=float, default=5.0,
+                   help="seconds of the stage alone: the server's CPU that is not forwarding")
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--cpu-over", type=lambda s: s.split(","), default=["udp", "tcp"])
+    p.add_argument("--cpu-over", type=lambda s: [x for x in s.split(",") if x],
+                   default=["udp", "tcp"], help="comma-separated; empty: no CPU phases")
     p.add_argument("--joins", type=int, default=20, help="joins per transport (0: none)")
     p.add_argument("--joins-over", type=lambda s: s.split(","), default=["udp", "tcp", "turn"])
     p.add_argument("--server-cpu", type=int, default=1)

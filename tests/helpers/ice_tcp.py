@@ -105,6 +105,8 @@ class IceTcpBridge:
 
     def _write(self, data: bytes) -> None:
         assert self._tcp is not None
+        if self._tcp.is_closing():  # closed under aiortc, which sends on for a while
+            return
         self.frames_out += 1
         self._tcp.write(len(data).to_bytes(2, "big") + data)
 
