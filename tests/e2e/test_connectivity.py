@@ -139,6 +139,8 @@ async def stalled_reader_starves_nobody(srv: RunningServer) -> None:
         stalled_bridge.stall()
         await asyncio.sleep(1.0)  # the kernel's window closes and our queue fills
         during = await rates(6.0)
+        print(f"frames/s (audio, audio, video, video) before the stall {baseline}, "
+              f"during it {during}")
         for rate, base in zip(during, baseline, strict=True):
             assert rate >= 0.85 * base, f"{during} during the stall vs {baseline} before"
         assert min(during[:2]) >= 45, f"audio at {during[:2]} frames/s during the stall"
