@@ -146,9 +146,14 @@ async def test_wrong_dtls_fingerprint_publisher_is_refused(
             from aiortc import RTCSessionDescription
 
             await pc.setRemoteDescription(RTCSessionDescription(reply["data"]["sdp"], "answer"))
-            # DTLS fails on our side: the server closes the signaling socket with the reason.
+            # DTLS fails on our side: the server says why in an `error` event, then closes the
+            # signaling socket with the reason.
+            event = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            assert event["type"] == "event" and event["name"] == "error", event
+            assert event["data"]["code"] == "transport-failed"
+            assert "fingerprint" in event["data"]["message"]
             with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 15)
+                await asyncio.wait_for(ws.recv(), 5)
             assert "fingerprint" in (closed.value.rcvd.reason if closed.value.rcvd else "")
     finally:
         await pc.close()
