@@ -43,6 +43,7 @@ from hubbub.media.transport import (
 
 log = logging.getLogger(__name__)
 
+
 def bind_hosts(host: str) -> list[str]:
     """The addresses to bind for `MediaConfig.host`: "::" means both families, IPv4 first
     (the C sender's socket; IPv6 peers are sent to through the event loop)."""
@@ -100,7 +101,6 @@ logged with its address, the rest are counted)."""
 
 @dataclass
 class PortStats:
-    datagrams: int = 0
     dropped_unknown_peer: int = 0  # RTP/RTCP or DTLS from an address no ICE check bound
     dropped_garbage: int = 0  # too short, first byte of no protocol, not a Binding request
     stun_errors: int = 0  # authenticated Binding requests refused with an error answer
@@ -355,7 +355,7 @@ class MediaPort(asyncio.DatagramProtocol):
                 self.stats.dropped_unknown_peer += 1
                 if "unknown_peer" not in self._logged_causes:  # (no call per junk datagram)
                     self.log_drop("unknown_peer", "RTP/RTCP from %s, an address no ICE "
-                                   "check bound: dropped", addr)
+                                  "check bound: dropped", addr)
             elif self.batching and "sendto" not in self.__dict__:
                 self._receive_batched(transport, data)
             else:
@@ -368,13 +368,13 @@ class MediaPort(asyncio.DatagramProtocol):
                 self.stats.dropped_unknown_peer += 1
                 if "unknown_peer_dtls" not in self._logged_causes:
                     self.log_drop("unknown_peer_dtls", "DTLS from %s, an address no ICE "
-                                   "check bound: dropped", addr)
+                                  "check bound: dropped", addr)
             elif self.dtls_budget.take(addr):
                 transport.receive_dtls(data)
             else:
                 self.stats.dtls_over_budget += 1
                 self.log_drop("dtls_over_budget", "DTLS from %s over its budget: dropped",
-                               addr)
+                              addr)
         else:
             self.stats.dropped_garbage += 1
 
@@ -464,12 +464,12 @@ class MediaPort(asyncio.DatagramProtocol):
         if transport is None:
             self.stats.stun_unknown_ufrag += 1
             self.log_drop("stun_unknown_ufrag", "STUN from %s for an unknown ufrag: dropped",
-                           addr)
+                          addr)
             return
         if not self.config.peer_allowed(addr[0]):
             self.stats.stun_not_allowed += 1
             self.log_drop("stun_not_allowed",
-                           "STUN from %s outside the allowed networks: dropped", addr)
+                          "STUN from %s outside the allowed networks: dropped", addr)
             return
         if not self.stun_budget.take(addr):
             self.stats.stun_over_budget += 1
@@ -481,7 +481,7 @@ class MediaPort(asyncio.DatagramProtocol):
         if not integrity or not key.matches(data, integrity):
             self.stats.stun_bad_integrity += 1
             self.log_drop("stun_bad_integrity", "STUN from %s with a wrong or missing "
-                           "MESSAGE-INTEGRITY for a live ufrag: dropped", addr)
+                          "MESSAGE-INTEGRITY for a live ufrag: dropped", addr)
             return
         # Authenticated: now the full parse (FINGERPRINT, PRIORITY, role) and an answer.
         try:
