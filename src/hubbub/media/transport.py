@@ -369,7 +369,7 @@ class WebRtcTransport(SrtpPeer):
 
     def link_lost(self, link: TcpLink) -> None:
         """The peer closed its ICE-TCP connection: the transport fails if it was the path
-        (RFC 6544 §7.2: the pair is gone; a lite agent cannot pick another on its own)."""
+        (the pair is gone, and a lite agent cannot pick another on its own)."""
         if self.tcp_link is link:
             self.tcp_link = None
         if self.link is link:

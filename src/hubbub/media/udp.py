@@ -277,7 +277,7 @@ class MediaPort(asyncio.DatagramProtocol):
         return [(ip, self.local_addr[1]) for ip in self.candidate_ips()]
 
     def tcp_candidates(self) -> list[tuple[str, int]]:
-        """ICE-TCP passive candidates (RFC 6544 §4.5), on the same addresses as UDP."""
+        """ICE-TCP passive candidates (RFC 6544), on the same addresses as UDP."""
         if self.tcp is None or not self.tcp.local_addrs:
             return []
         port = self.tcp.local_addrs[0][1]
@@ -400,7 +400,8 @@ class MediaPort(asyncio.DatagramProtocol):
         if first < 4:
             self._on_stun(data, link.addr, link)
         elif transport is None:
-            # RFC 6544 §7.1: nothing but STUN before a check succeeded on the connection.
+            # Nothing but STUN before a check succeeded on the connection: it is no
+            # peer of ours yet (and DTLS or SRTP could only be junk or an attack).
             if self.tcp is not None:
                 self.tcp.stats.closed_unchecked += 1
             self.log_drop("tcp_before_check", "ICE-TCP from %s sent media before an "
