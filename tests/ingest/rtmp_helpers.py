@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hubbub.ingest.rtmp import AacConfig, AvcConfig, PublishRequest, Refusal
-from hubbub.ingest.rtmp.amf0 import AmfValue
+from hubbub.ingest.rtmp.amf0 import AmfValue, decode_all, encode_all
+from hubbub.ingest.rtmp.chunks import AMF0_COMMAND, ChunkReader, ChunkWriter, Message
 
 
 @dataclass
@@ -74,3 +75,83 @@ class Gate:
         recorder = Recorder(self.refuse_video)
         self.recorders.append(recorder)
         return recorder
+
+
+class RtmpClient:
+    """A scripted encoder: handshake, commands and media, and what the server answers."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.out = ChunkWriter()
+        self.inp = ChunkReader(max_message_size=1 << 20)
+        self.received: list[Message] = []
+
+    @classmethod
+    async def open(cls, port: int, handshake: bool = True) -> RtmpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        if handshake:
+            writer.write(b"\x03" + bytes(1536))
+            await asyncio.wait_for(reader.readexactly(1 + 1536 + 1536), 3)
+            writer.write(bytes(1536))
+        return client
+
+    def send(self, type_id: int, payload: bytes, stream_id: int = 0, timestamp: int = 0,
+             csid: int = 3) -> None:
+        self.writer.write(self.out.message(csid, type_id, payload, stream_id, timestamp))
+
+    def command(self, *values: AmfValue, stream_id: int = 0) -> None:
+        self.send(AMF0_COMMAND, encode_all(*values), stream_id)
+
+    async def recv(self, timeout: float = 3.0) -> Message | None:
+        """The next message from the server; None at EOF."""
+        while (message := self.inp.next_message()) is None:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                return None
+            self.inp.feed(data)
+        self.received.append(message)
+        return message
+
+    async def until(self, name: str, timeout: float = 3.0) -> list[AmfValue]:
+        """The arguments of the next command called `name` (skipping anything else)."""
+        while True:
+            message = await self.recv(timeout)
+            if message is None:
+                raise EOFError(f"closed before {name}")
+            if message.type_id == AMF0_COMMAND:
+                values = decode_all(message.payload)
+                if values[0] == name:
+                    return values
+
+    async def closed(self, timeout: float = 3.0) -> bool:
+        """Whether the server closes the connection (reading and dropping what comes)."""
+        try:
+            while await self.recv(timeout) is not None:
+                pass
+        except (ConnectionError, TimeoutError):
+            return False
+        return True
+
+    async def connect(self, app: str = "v2/pub") -> list[AmfValue]:
+        self.command("connect", 1, {"app": app, "tcUrl": f"rtmp://127.0.0.1/{app}",
+                                    "flashVer": "FMLE/3.0 (test)"})
+        return await self.until("_result")
+
+    async def publish(self, name: str, app: str = "v2/pub") -> dict[str, AmfValue]:
+        """connect, createStream, publish; the onStatus info object."""
+        await self.connect(app)
+        self.command("releaseStream", 2, None, name)
+        self.command("FCPublish", 3, None, name)
+        self.command("createStream", 4, None)
+        result = await self.until("_result")
+        while result[1] != 4.0:
+            result = await self.until("_result")
+        assert result[3] == 1.0
+        self.command("publish", 5, None, name, "live", stream_id=1)
+        status = (await self.until("onStatus"))[3]
+        assert isinstance(status, dict)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()

@@ -141,10 +141,10 @@ class RtmpSession:
         except (ProtocolError, ValueError) as exc:  # AmfError, ChunkError, FlvError, ...
             self._reason = f"malformed input: {exc}"
             log.info("rtmp %s: closed, %s", self._who(), clip(exc, 200))
-        except (ConnectionError, OSError) as exc:
-            self._reason = f"connection error: {exc}"
-        except TimeoutError:
+        except TimeoutError:  # before OSError, its base class
             log.info("rtmp %s: closed, %s", self._who(), self._reason)
+        except OSError as exc:  # ConnectionResetError and the like: the encoder's business
+            self._reason = f"connection error: {exc}"
         except asyncio.CancelledError:
             self._reason = "server closing"
             raise
@@ -305,6 +305,9 @@ class RtmpSession:
             verdict = Refusal("hubbub: internal error")
         if isinstance(verdict, Refusal):
             self._refuse(verdict, stream_id)
+            return
+        if self._closing():  # stopped while the authorizer ran: the publisher ends at once
+            verdict.closed(self._reason)
             return
         self._publisher = verdict
         self._publish_stream_id = stream_id
