@@ -115,3 +115,20 @@ async def test_an_unsupported_codec_is_refused_by_name() -> None:
     assert code != 0
     assert "Server error: hubbub: Sorenson H.263 video is not supported (use H.264)" in stderr
     assert not recorder.video and recorder.reasons[0].startswith("refused: ")
+
+
+async def test_timestamps_stay_right_across_the_extended_timestamp_boundary() -> None:
+    # ffmpeg's clock starts 215 ms below 0xFFFFFF ms (4.66 h): its chunk headers switch to
+    # extended timestamps mid-stream, the case other RTMP servers broke on (chunks.py).
+    gate = Gate()
+    async with RtmpServer(gate, "127.0.0.1", 0) as server:
+        code, stderr = await push(server.port, "long?token=abc",
+                                  [*BASELINE, *AAC, "-output_ts_offset", "16777"], 1.5)
+        assert code == 0, stderr
+        [recorder] = gate.recorders
+        await asyncio.wait_for(recorder.ended.wait(), 5)
+    times = [f.ts for f in recorder.video]
+    assert times[0] == 16_777_000 and times[-1] > 0xFFFFFF + 1000
+    assert all(33 <= b - a <= 34 for a, b in zip(times, times[1:], strict=False)), times
+    audio = [ts for ts, _ in recorder.audio]
+    assert all(22 <= b - a <= 24 for a, b in zip(audio, audio[1:], strict=False)), audio

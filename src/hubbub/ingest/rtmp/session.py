@@ -124,7 +124,9 @@ class RtmpSession:
         self._ack_window = 0
         self._acked = 0
         self._reason = "closed by the encoder"
+        self._logged = False  # the connection's end has had its log line
         self._linger_until = 0.0
+        self._publish_by = 0.0
 
     # The control layer's handle (api.PublishControl).
 
@@ -140,9 +142,9 @@ class RtmpSession:
             await self._serve()
         except (ProtocolError, ValueError) as exc:  # AmfError, ChunkError, FlvError, ...
             self._reason = f"malformed input: {exc}"
-            log.info("rtmp %s: closed, %s", self._who(), clip(exc, 200))
+            self._log_end(clip(exc, 200))
         except TimeoutError:  # before OSError, its base class
-            log.info("rtmp %s: closed, %s", self._who(), self._reason)
+            self._log_end(self._reason)
         except OSError as exc:  # ConnectionResetError and the like: the encoder's business
             self._reason = f"connection error: {exc}"
         except asyncio.CancelledError:
@@ -150,6 +152,7 @@ class RtmpSession:
             raise
         except Exception:
             self._reason = "internal error"
+            self._logged = True
             log.exception("rtmp %s: internal error", self._who())
         finally:
             self._end_publication(self._reason)
@@ -162,7 +165,7 @@ class RtmpSession:
         async with asyncio.timeout(self.limits.handshake_timeout):
             await handshake.accept(self._reader, self._writer)
         self.state = SessionState.CONNECTING
-        publish_by = loop.time() + self.limits.publish_timeout
+        self._publish_by = loop.time() + self.limits.publish_timeout
         while True:
             now = loop.time()
             if self.state is SessionState.CLOSING:
@@ -171,7 +174,7 @@ class RtmpSession:
                 deadline = now + self.limits.idle_timeout
                 self._reason = f"idle for {self.limits.idle_timeout:g} s"
             else:
-                deadline = min(publish_by, now + self.limits.idle_timeout)
+                deadline = min(self._publish_by, now + self.limits.idle_timeout)
                 self._reason = f"no publish within {self.limits.publish_timeout:g} s"
             try:
                 async with asyncio.timeout_at(deadline):
@@ -193,7 +196,16 @@ class RtmpSession:
                     break
                 await self._dispatch(message)
             self._acknowledge()
-            await self._writer.drain()
+            try:
+                async with asyncio.timeout(self.limits.idle_timeout):
+                    await self._writer.drain()
+            except TimeoutError:
+                self._reason = "not reading our replies"
+                raise
+
+    def _log_end(self, reason: str) -> None:
+        self._logged = True
+        log.info("rtmp %s: closed, %s", self._who(), reason)
 
     def _closing(self) -> bool:
         return self.state is SessionState.CLOSING
@@ -252,7 +264,8 @@ class RtmpSession:
         elif name in _UNPUBLISH_COMMANDS:
             if self.state is SessionState.PUBLISHING:
                 self._end_publication("unpublished by the encoder")
-                self.state = SessionState.CONNECTED
+                self.state = SessionState.CONNECTED  # it may publish again, in time
+                self._publish_by = asyncio.get_running_loop().time() + self.limits.publish_timeout
         elif name in ("releaseStream", "FCPublish", "getStreamLength"):
             if tid:
                 self._reply("_result", tid, None, UNDEFINED)
@@ -392,6 +405,7 @@ class RtmpSession:
         sid = stream_id if stream_id is not None else self._publish_stream_id or 1
         self._status(sid, "error", refusal.code, refusal.description)
         self._reason = f"refused: {refusal.description}"
+        self._logged = True
         log.info("rtmp %s: refused (%s): %s", self._who(), refusal.code,
                  clip(refusal.description, 200))
         self._end_publication(self._reason)
@@ -403,6 +417,8 @@ class RtmpSession:
         self._nal_length_size = 0
         self._aac_configured = False
         if publisher is not None:
+            if not self._logged:  # a publication's end is worth a line; errors logged theirs
+                log.info("rtmp %s: publication ended, %s", self._who(), reason)
             try:
                 publisher.closed(reason)
             except Exception:
