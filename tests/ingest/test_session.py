@@ -25,8 +25,8 @@ from hubbub.ingest.rtmp.chunks import (
 
 from .rtmp_helpers import Gate, Recorder, RtmpClient
 
-FAST = RtmpLimits(handshake_timeout=0.5, publish_timeout=1.0, authorize_timeout=0.3,
-                  idle_timeout=0.5, linger=0.2)
+FAST = RtmpLimits(handshake_timeout=0.5, publish_timeout=0.5, authorize_timeout=0.3,
+                  idle_timeout=0.7, linger=0.2)
 SPS, PPS = bytes.fromhex("6742c01fd9"), bytes.fromhex("68ce3c80")
 AVC_HEADER = (bytes([0x17, 0, 0, 0, 0, 1, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0, len(SPS)]) + SPS
               + bytes([1, 0, len(PPS)]) + PPS)
@@ -220,8 +220,18 @@ async def test_deadlines_close_silent_connections(
     await asyncio.sleep(0.05)
     logs = session_logs(caplog)
     assert any("handshake not completed in time" in line for line in logs)
-    assert any("no publish within 1 s" in line for line in logs)
-    assert any("idle for 0.5 s" in line for line in logs)
+    assert any("no publish within 0.5 s" in line for line in logs)
+    assert any(" s: closed, idle for 0.7 s" in line for line in logs)  # the publishing one
+
+
+async def test_a_port_probe_is_not_logged(
+        server: RtmpServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    probe = await RtmpClient.open(server.port, handshake=False)
+    probe.writer.write(b"\x03" + bytes(100))
+    probe.close()
+    await asyncio.sleep(0.1)
+    assert server.sessions == 0 and session_logs(caplog) == []
 
 
 async def test_wrong_version_is_closed(server: RtmpServer) -> None:

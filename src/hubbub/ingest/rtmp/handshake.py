@@ -42,11 +42,9 @@ def respond(c1: bytes, now_ms: int, random: bytes | None = None) -> bytes:
 
 
 async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Runs the handshake on a connection; the caller bounds it in time."""
+    """Runs the handshake on a connection; the caller bounds it in time. Raises
+    `HandshakeError`, or `asyncio.IncompleteReadError` if the peer closes."""
     epoch = time.monotonic()
-    try:
-        c1 = parse_c0c1(await reader.readexactly(C0C1_SIZE))
-        writer.write(respond(c1, int((time.monotonic() - epoch) * 1000)))
-        await reader.readexactly(C2_SIZE)
-    except asyncio.IncompleteReadError:
-        raise HandshakeError("connection closed during the handshake") from None
+    c1 = parse_c0c1(await reader.readexactly(C0C1_SIZE))
+    writer.write(respond(c1, int((time.monotonic() - epoch) * 1000)))
+    await reader.readexactly(C2_SIZE)

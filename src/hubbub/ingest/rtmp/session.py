@@ -131,6 +131,7 @@ class RtmpSession:
     # The control layer's handle (api.PublishControl).
 
     def stop(self, description: str, code: str = REJECTED) -> None:
+        """`api.PublishControl.stop`; call it on the session's event loop."""
         if self.state is SessionState.CLOSING:
             return
         self._refuse(Refusal(description, code))
@@ -140,7 +141,7 @@ class RtmpSession:
         """Serves the connection until it ends; never raises (except when cancelled)."""
         try:
             await self._serve()
-        except (ProtocolError, ValueError) as exc:  # AmfError, ChunkError, FlvError, ...
+        except ValueError as exc:  # ProtocolError, AmfError, ChunkError, FlvError, ...
             self._reason = f"malformed input: {exc}"
             self._log_end(clip(exc, 200))
         except TimeoutError:  # before OSError, its base class
@@ -162,8 +163,12 @@ class RtmpSession:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         self._reason = "handshake not completed in time"
-        async with asyncio.timeout(self.limits.handshake_timeout):
-            await handshake.accept(self._reader, self._writer)
+        try:
+            async with asyncio.timeout(self.limits.handshake_timeout):
+                await handshake.accept(self._reader, self._writer)
+        except asyncio.IncompleteReadError:  # a port probe or health check: not worth a line
+            self._reason = "closed during the handshake"
+            return
         self.state = SessionState.CONNECTING
         self._publish_by = loop.time() + self.limits.publish_timeout
         while True:
@@ -173,9 +178,12 @@ class RtmpSession:
             elif self.state is SessionState.PUBLISHING:
                 deadline = now + self.limits.idle_timeout
                 self._reason = f"idle for {self.limits.idle_timeout:g} s"
-            else:
-                deadline = min(self._publish_by, now + self.limits.idle_timeout)
+            elif self._publish_by < now + self.limits.idle_timeout:
+                deadline = self._publish_by
                 self._reason = f"no publish within {self.limits.publish_timeout:g} s"
+            else:
+                deadline = now + self.limits.idle_timeout
+                self._reason = f"idle for {self.limits.idle_timeout:g} s"
             try:
                 async with asyncio.timeout_at(deadline):
                     data = await self._reader.read(self.limits.read_size)
