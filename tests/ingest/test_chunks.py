@@ -103,6 +103,18 @@ def test_extended_timestamps_on_every_header_type_and_on_continuations() -> None
     assert messages[0].payload == payload
 
 
+def test_continuations_without_the_repeated_extended_timestamp_are_accepted() -> None:
+    big = 0x01000000
+    payload = bytes(range(200))  # its continuation does not start with `big`
+    data = (chunk_header(0, 6, big, 200, VIDEO, 1) + payload[:128]
+            + chunk_header(3, 6) + payload[128:]  # the field left off, as some encoders do
+            + chunk_header(3, 6, big, extended=True) + b"x" * 128  # a new message: it is there
+            + chunk_header(3, 6, big, extended=True) + b"x" * 72)  # and here too
+    messages = read_all(data, ChunkReader(), step=0)
+    assert messages[0].payload == payload
+    assert messages[1].timestamp == 2 * big and len(messages[1].payload) == 200
+
+
 def test_timestamps_wrap_at_32_bits() -> None:
     data = (chunk_header(0, 4, 0xFFFFFFF0, 1, AUDIO, 1) + b"a"
             + chunk_header(2, 4, 0x20) + b"b")

@@ -10,7 +10,8 @@ Timestamp rules, where implementations have gone wrong before (go-rtmp #72, obs-
 - a type-3 chunk that starts a new message adds the last delta again (§5.3.1.2.4); after a
   type-0 header that delta is the type-0 timestamp, as ffmpeg's rtmppkt.c writes and reads it;
 - a 0xFFFFFF timestamp field means a 32-bit extended timestamp follows (§5.3.1.3), and it is
-  repeated on every type-3 chunk of that chunk stream until a header of type 0-2 without one.
+  repeated on every type-3 chunk of that chunk stream until a header of type 0-2 without one
+  (continuation chunks that lack it are accepted too, see `_read_chunk`).
 Timestamps are kept modulo 2**32, as on the wire.
 
 What a peer can make us hold is bounded: one message's length (`max_message_size`), the number
@@ -72,7 +73,8 @@ class Message:
 
 
 class _ChunkStream:
-    __slots__ = ("delta", "extended", "length", "partial", "stream_id", "timestamp", "type_id")
+    __slots__ = ("delta", "extended", "field", "length", "partial", "stream_id", "timestamp",
+                 "type_id")
 
     def __init__(self) -> None:
         self.timestamp = 0
@@ -81,6 +83,7 @@ class _ChunkStream:
         self.type_id = 0
         self.stream_id = 0
         self.extended = False
+        self.field = 0  # the last extended timestamp field, repeated on type-3 chunks
         self.partial: bytearray | None = None
 
 
@@ -160,12 +163,16 @@ class ChunkReader:
                 if fmt == 0:
                     stream_id = int.from_bytes(buf[i + 7:i + 11], "little")  # §5.3.1.2.1
             i += need
+        partial = stream.partial
         if extended:
             if len(buf) < i + 4:
                 return None
-            field = int.from_bytes(buf[i:i + 4], "big")  # §5.3.1.3
-            i += 4
-        partial = stream.partial
+            value = int.from_bytes(buf[i:i + 4], "big")  # §5.3.1.3
+            # Some encoders leave it off a message's continuation chunks (obs-studio #10097
+            # fixed one). There a value other than the one repeated is payload: as SRS does.
+            if fmt < 3 or partial is None or value == stream.field:
+                field = value
+                i += 4
         starts = partial is None
         received = 0 if partial is None else len(partial)
         if starts:  # refused as soon as the header is here, not when the data is
@@ -180,6 +187,8 @@ class ChunkReader:
         self._pos = i + take
         if fmt < 3:
             stream.extended = extended
+        if extended:
+            stream.field = field
         stream.length, stream.type_id, stream.stream_id = length, type_id, stream_id
         if starts:
             if fmt == 0:
