@@ -144,19 +144,36 @@ async def test_stop_during_authorization_wins_over_the_verdict() -> None:
     assert recorder.reasons == ["refused: hubbub: token revoked"]
 
 
-@pytest.mark.parametrize(("tag", "description"), [
-    (b"\x2f\xff\xfb", "hubbub: MP3 audio is not supported (use AAC)"),
-    (b"\xaf\x01\x00", "hubbub: malformed media: AAC frames before the AAC sequence header"),
+@pytest.mark.parametrize(("kind", "tag", "description"), [
+    (AUDIO, b"\x2f\xff\xfb", "hubbub: MP3 audio is not supported (use AAC)"),
+    (AUDIO, b"\xaf\x01\x00",
+     "hubbub: malformed media: AAC frames before the AAC sequence header"),
+    (VIDEO, b"\x90hvc1\x00", "hubbub: enhanced-RTMP 'hvc1' video is not supported (use H.264)"),
+    (VIDEO, P_FRAME, "hubbub: malformed media: H.264 frames before the AVC sequence header"),
+    (VIDEO, AVC_HEADER[:8], "hubbub: malformed media: AVC decoder configuration record is "
+                            "truncated"),
 ])
-async def test_unsupported_or_malformed_audio_is_refused(
-        server: RtmpServer, gate: Gate, tag: bytes, description: str) -> None:
+async def test_unsupported_or_malformed_media_is_refused(
+        server: RtmpServer, gate: Gate, kind: int, tag: bytes, description: str) -> None:
     client = await RtmpClient.open(server.port)
     await client.publish("s?token=t")
-    client.send(AUDIO, tag, 1, 0, csid=4)
+    client.send(kind, tag, 1, 0, csid=4)
     status = (await client.until("onStatus"))[3]
     assert isinstance(status, dict) and status["description"] == description
     assert await client.closed()
     assert gate.recorders[0].reasons == [f"refused: {description}"]
+
+
+async def test_an_amf3_command_message_is_read_as_amf0(server: RtmpServer, gate: Gate) -> None:
+    client = await RtmpClient.open(server.port)
+    await client.connect()
+    client.command("createStream", 2, None)
+    await client.until("_result")
+    client.send(17, b"\x00" + encode_all("publish", 3, None, "s3?token=t", "live"), stream_id=1)
+    status = (await client.until("onStatus"))[3]
+    assert isinstance(status, dict) and status["code"] == "NetStream.Publish.Start"
+    assert gate.requests[0].stream_name == "s3"
+    client.close()
 
 
 async def test_play_is_refused(server: RtmpServer) -> None:

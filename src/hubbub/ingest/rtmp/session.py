@@ -374,6 +374,8 @@ class RtmpSession:
             if not self._nal_length_size:
                 raise flv.FlvError("H.264 frames before the AVC sequence header")
             nalus = flv.split_nalus(tag.data, self._nal_length_size)
+            if not nalus:
+                return
             self._verdict(publisher.on_video(message.timestamp, tag.composition_time, tag.is_key,
                                              nalus))
         # End of sequence (2) and video info/command frames carry nothing to forward.
