@@ -273,6 +273,7 @@ class RtmpSession:
             if self.state is SessionState.PUBLISHING:
                 self._end_publication("unpublished by the encoder")
                 self.state = SessionState.CONNECTED  # it may publish again, in time
+                self._chunks.max_message_size = self.limits.max_command_size
                 self._publish_by = asyncio.get_running_loop().time() + self.limits.publish_timeout
         elif name in ("releaseStream", "FCPublish", "getStreamLength"):
             if tid:
