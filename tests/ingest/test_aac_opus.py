@@ -159,3 +159,16 @@ def test_ffmpeg_aac_from_adts(tmp_path: Path) -> None:
     assert packets[0][1] == -312 & 0xFFFFFFFF
     assert abs(dominant_frequency(decode_opus(packets)[4800:-4800], 48000) - 440) < 5
     assert transcoder.errors == 0
+
+
+def test_a_clock_going_back_resyncs_too() -> None:
+    asc, frames = make_aac(0.5)
+    transcoder = AacToOpus(asc, 44100, 2)
+    packets: Packets = []
+    for payload, ms in frames:
+        packets += transcoder.feed(payload, 10_000 + ms)
+    for payload, ms in frames:  # the encoder restarted its clock
+        packets += transcoder.feed(payload, ms)
+    assert transcoder.resyncs == 1 and transcoder.errors == 0
+    back = [i for i, step in enumerate(steps(packets)) if step != OPUS_FRAME]
+    assert len(back) == 1 and packets[back[0] + 1][1] == -312 & 0xFFFFFFFF

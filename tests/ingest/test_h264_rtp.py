@@ -160,6 +160,9 @@ def test_in_band_parameter_sets_replace_the_configured_ones() -> None:
         [sps, pps, idr], 0, False, b"\x67\x00", b"\x68\x00")]  # an IDR makes it a keyframe
     assert [p.payload[0] & 0x1F for p in packets] == [24, 5]
     assert packets[0].payload[1:] == b"\x00\x05" + sps + b"\x00\x04" + pps
+    # an in-band PPS alone goes with the configured SPS
+    packets = [parse(p) for p in packetizer.packetize([pps, idr], 3000, True, b"\x67\x00", b"")]
+    assert packets[0].payload[1:] == b"\x00\x02\x67\x00" + b"\x00\x04" + pps
 
 
 def test_fragments_are_even_and_cover_the_unit() -> None:

@@ -32,7 +32,7 @@ __all__ = ["H264Packetizer"]
 _RTP = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence number, timestamp, SSRC (RFC 3550)
 _RTP_FU = struct.Struct("!BBHIIBB")  # the RTP header, FU indicator and FU header (§5.8)
 _STAP_A, _FU_A = 24, 28
-_IDR, _SEI, _SPS, _PPS, _AUD, _FILLER = 5, 6, 7, 8, 9, 12
+_IDR, _SPS, _PPS, _AUD, _FILLER = 5, 7, 8, 9, 12
 _DROP = frozenset({0, _AUD, _FILLER, 24, 25, 26, 27, 28, 29, 30, 31})
 _MARKER = 0x80
 _MASK32 = 0xFFFFFFFF
@@ -81,8 +81,10 @@ class H264Packetizer:
                 key = True  # an IDR even if the FLV tag did not say so
             units.append(nal)
         if key:
-            params = in_band if any(n[0] & 0x1F == _SPS for n in in_band) else \
-                [p for p in (sps, pps) if p] + in_band
+            # the access unit's own SPS and PPS, being the newer, else the configuration's
+            params = ([n for n in in_band if n[0] & 0x1F == _SPS] or [sps]) \
+                + ([n for n in in_band if n[0] & 0x1F == _PPS] or [pps])
+            params = [p for p in params if p]
             if params:
                 units[:0] = self._parameter_sets(params)
         elif in_band:
