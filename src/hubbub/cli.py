@@ -31,6 +31,19 @@ def media_tcp_port(value: str | None) -> int | None:
     return port
 
 
+def rtmp_port(value: str) -> int:
+    """`--rtmp-port`: a port, or -1 for off."""
+    if value.lower() == "off":
+        return -1
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port or off") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is out of range")
+    return port
+
+
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="HTTP/WebSocket bind address")
     parser.add_argument("--http-port", type=int, default=8080)
@@ -41,6 +54,11 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "--media-tcp-port", default=None, metavar="PORT|off", type=media_tcp_port,
         help="ICE-TCP port (RFC 6544 passive candidates) for clients whose UDP is blocked; "
         "default: the --media-port number; off: no ICE-TCP",
+    )
+    parser.add_argument(
+        "--rtmp-port", default=1935, metavar="PORT|off", type=rtmp_port,
+        help="RTMP ingest port (tcp, on --host): rtmp://HOST:PORT/v2/pub/<stream>?token=<publish "
+        "token>; default 1935; off: no RTMP",
     )
     parser.add_argument(
         "--announce-ip",
@@ -111,7 +129,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "--workers", default="1", metavar="N|auto",
         help="worker processes on this host (auto: one per core). Default 1: a single "
         "process, no Redis needed. Worker i uses --http-port + i and --media-port + i "
-        "(and --media-tcp-port + i)",
+        "(and --media-tcp-port + i, --rtmp-port + i)",
     )
     cluster.add_argument(
         "--redis", default=os.environ.get("HUBBUB_REDIS_URL", ""), metavar="URL",
@@ -184,6 +202,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     config = Config(log_level=args.log_level)
     config.control.host = args.host
     config.control.http_port = args.http_port
+    config.control.rtmp_port = args.rtmp_port
     config.control.allow_any_stream = args.allow_any_stream
     config.control.media_timeout = args.media_timeout
     config.control.max_connections_per_ip = max(0, args.max_connections_per_ip)
@@ -415,7 +434,7 @@ def _supervise(args: argparse.Namespace, workers: int, data_path: Any) -> int:
           f"{'private redis-server' if private else redis_url}", flush=True)
     try:
         return Supervisor(sys.argv[2:], workers, args.http_port, args.media_port, redis_url,
-                          args.drain_grace, args.media_tcp_port).run()
+                          args.drain_grace, args.media_tcp_port, args.rtmp_port).run()
     finally:
         if private is not None:
             private.stop()

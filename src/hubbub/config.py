@@ -122,6 +122,11 @@ class ControlConfig:
 
     host: str = "0.0.0.0"
     http_port: int = 8080
+    rtmp_port: int = -1
+    """RTMP ingest port (control/rtmp.py, `rtmp://host:1935/v2/pub/<stream>?token=...`), bound
+    on `host`; -1 = off. Off here so in-process nodes (tests) never contend for 1935;
+    `hubbub serve --rtmp-port` defaults to 1935. With `--workers N`, worker i uses this + i."""
+
     public_url: str = ""
     """Base URL clients reach this node at (for Director replies); empty = from the request."""
 

@@ -266,7 +266,7 @@ def test_options_become_cli_flags() -> None:
     assert srv.args[1:] == [
         "-m", "hubbub", "serve", "--host", "127.0.0.1", "--http-port", str(srv.http_port),
         "--media-port", str(srv.media_port), "--media-tcp-port", str(srv.media_tcp_port),
-        "--allow-any-stream", "--max-viewers", "3", "--log-level", "debug",
+        "--rtmp-port", "off", "--allow-any-stream", "--max-viewers", "3", "--log-level", "debug",
         "--data-dir", str(ARTIFACTS_DIR / "data" / srv.log_path.stem)]
     # A data dir named by the caller is kept as given.
     own = start_server(name="own", extra_args=["--data-dir", "/tmp/x"])

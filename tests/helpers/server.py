@@ -89,12 +89,17 @@ class RunningServer:
         allow_any_stream: bool = True,
         http_port: int | None = None,
         media_port: int | None = None,
+        rtmp_port: int | None = None,
         options: Mapping[str, OptionValue] | None = None,
     ) -> None:
         self.http_port = http_port if http_port is not None else free_tcp_port()
         self.media_port = media_port if media_port is not None else free_udp_port()
         # ICE-TCP: the UDP port's number may be taken for TCP; pick one of its own.
         self.media_tcp_port = free_tcp_port() if media_port is None else media_port
+        # RTMP ingest: off unless asked for (many test servers run at once; 1935 is shared).
+        # `rtmp_port=0` picks a free port.
+        self.rtmp_port: int | None = (
+            None if rtmp_port is None else rtmp_port or free_tcp_port())
         self.startup_timeout = startup_timeout
         self.log_path = ARTIFACTS_DIR / f"{_safe_name(name)}-{self.http_port}.log"
         self.args: list[str] = [
@@ -103,6 +108,7 @@ class RunningServer:
             "--http-port", str(self.http_port),
             "--media-port", str(self.media_port),
             "--media-tcp-port", str(self.media_tcp_port),
+            "--rtmp-port", "off" if self.rtmp_port is None else str(self.rtmp_port),
         ]
         if allow_any_stream:
             self.args.append("--allow-any-stream")
@@ -131,6 +137,12 @@ class RunningServer:
     @property
     def ws_sub_url(self) -> str:
         return f"ws://{HOST}:{self.http_port}/ws/v2/sub"
+
+    def rtmp_url(self, stream: str, query: str = "") -> str:
+        """`rtmp://127.0.0.1:<rtmp_port>/v2/pub/<stream>[?query]` (needs `rtmp_port=`)."""
+        if self.rtmp_port is None:
+            raise RuntimeError("this server runs without RTMP: pass rtmp_port=0")
+        return f"rtmp://{HOST}:{self.rtmp_port}/v2/pub/{stream}" + (f"?{query}" if query else "")
 
     @property
     def pid(self) -> int | None:

@@ -1,8 +1,9 @@
 """`hubbub serve --workers N`: N worker processes on one host, each a node of the cluster.
 
-Each worker is a full node with its own event loop, HTTP port (`--http-port` + i) and media
-port (`--media-port` + i); a client's peer connection lives on one worker and the Director
-of any worker places clients on the least-loaded one. Workers find each other in Redis: the
+Each worker is a full node with its own event loop, HTTP port (`--http-port` + i), media
+port (`--media-port` + i) and RTMP port (`--rtmp-port` + i, unless off); a client's peer
+connection lives on one worker and the Director of any worker places clients on the
+least-loaded one. Workers find each other in Redis: the
 one given with `--redis`, else a private `redis-server` this supervisor starts on a Unix
 socket in the data dir (no TCP port, nothing persisted). A worker that dies is started
 again; SIGTERM or Ctrl-C drains and stops them all.
@@ -89,12 +90,14 @@ class Supervisor:
     ports, index and the Redis URL (later flags win in argparse)."""
 
     def __init__(self, argv: Sequence[str], count: int, http_port: int, media_port: int,
-                 redis_url: str, stop_grace: float, media_tcp_port: int | None = None) -> None:
+                 redis_url: str, stop_grace: float, media_tcp_port: int | None = None,
+                 rtmp_port: int = -1) -> None:
         self._argv = list(argv)
         self._count = count
         self._http_port = http_port
         self._media_port = media_port
         self._media_tcp_port = media_tcp_port  # None: each worker's UDP number; -1: off
+        self._rtmp_port = rtmp_port  # -1: off
         self._redis_url = redis_url
         self._stop_grace = stop_grace
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -107,6 +110,8 @@ class Supervisor:
                 "--media-port", str(self._media_port + index)]
         if self._media_tcp_port is not None and self._media_tcp_port >= 0:
             args += ["--media-tcp-port", str(self._media_tcp_port + index)]
+        if self._rtmp_port >= 0:
+            args += ["--rtmp-port", str(self._rtmp_port + index)]
         if index > 0:
             args.append("--no-spaces")  # one Spaces app per host (its presence is in-process)
         self._procs[index] = subprocess.Popen(args, stdin=subprocess.DEVNULL)

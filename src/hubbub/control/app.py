@@ -24,6 +24,7 @@ from hubbub.control.auth.http import BodyLimit, PathCors, bearer, install_handle
 from hubbub.control.auth.service import Auth
 from hubbub.control.examples import examples_router
 from hubbub.control.node import Node
+from hubbub.control.rtmp import attach_rtmp
 from hubbub.control.signaling import serve_socket
 
 
@@ -66,6 +67,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     if auth is None:
         auth = Auth(node.config.auth, datadir.prepare(node.config.auth))
     node_auth = auth
+    attach_rtmp(node, auth)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

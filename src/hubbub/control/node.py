@@ -11,6 +11,7 @@ from hubbub.config import Config
 from hubbub.control import messages
 from hubbub.control.coordination import Coordinator, SingleNode
 from hubbub.control.events import EventHub
+from hubbub.ingest.rtmp import RtmpServer
 from hubbub.media.udp import MediaPort
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.stream import Stream, Streams
@@ -39,15 +40,28 @@ class Node:
             listener=self.hub,
             config=SfuConfig(media_timeout=config.control.media_timeout),
         )
+        self.rtmp: RtmpServer | None = None
+        """RTMP ingest (control/rtmp.py `attach_rtmp`), started and stopped with the node."""
         self._ticker: asyncio.Task[None] | None = None
         self.coordinator.attach(self)
 
     async def start(self) -> None:
         await self.port.start()
+        if self.rtmp is not None:
+            try:
+                await self.rtmp.start()
+            except OSError as exc:
+                await self.port.stop()
+                message = (f"cannot listen for RTMP on {self.rtmp.host}:{self.rtmp.port}: "
+                           f"{exc.strerror or exc} (choose another --rtmp-port, or off)")
+                log.error("%s", message)
+                raise RuntimeError(message) from None
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         await self.coordinator.start()
 
     async def stop(self) -> None:
+        if self.rtmp is not None:
+            await self.rtmp.close()  # encoders' sources unpublish while the sfu still runs
         await self.coordinator.stop()
         if self._ticker is not None:
             self._ticker.cancel()

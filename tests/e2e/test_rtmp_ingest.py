@@ -1,0 +1,160 @@
+"""RTMP as a stream's main source, end to end: Debian's ffmpeg pushes H.264 + AAC to a real
+`hubbub serve`, and an aiortc viewer hears the tone (AAC → Opus) and decodes the video
+(RFC 6184 repacketization), with the token rules of a WebRTC publish."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from tests.helpers.server import RunningServer, ServerStartError
+
+from hubbub.client.analysis import dominant_frequency
+from hubbub.client.media import AudioRecorder, VideoCounter
+from hubbub.client.viewer import Viewer
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg"),
+]
+
+ADMIN = "admin-secret-rtmp-ingest-0123456789"
+CODECS = ["-c:v", "libx264", "-profile:v", "baseline", "-tune", "zerolatency", "-bf", "0",
+          "-g", "30", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2"]
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[RunningServer]:
+    args = ["--api-secret", ADMIN, "--open-viewing", "rtmp-*"]
+    with RunningServer(name="rtmp-ingest", allow_any_stream=False, rtmp_port=0,
+                       extra_args=args) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def publish_token(srv: RunningServer) -> str:
+    reply = httpx.post(srv.http_url + "/api/publish_token",
+                       json={"streams": [{"streamName": "rtmp-*"}]},
+                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["data"]["token"])
+
+
+def view_jwt(srv: RunningServer, stream: str) -> str:
+    """A subscribe JWT from the Director (the stream is open for viewing: no token needed)."""
+    reply = httpx.post(srv.http_url + "/api/director/subscribe",
+                       json={"streamName": stream}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["data"]["jwt"])
+
+
+async def ffmpeg(url: str, seconds: float) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+        "-re", "-f", "lavfi", "-i", "sine=frequency=440",
+        *CODECS, "-t", str(seconds), "-threads", "1", "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+@asynccontextmanager
+async def pushing(url: str, seconds: float = 20) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await ffmpeg(url, seconds)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+def main_source(data: dict[str, Any]) -> bool:
+    return data.get("sourceId") is None
+
+
+async def test_ffmpeg_is_the_main_source(srv: RunningServer, publish_token: str) -> None:
+    stream = "rtmp-main"
+    async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream)) as viewer:
+        await viewer.wait_connected()
+        audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""], 3).start()
+        video = VideoCounter(viewer.tracks_by_mid[viewer.video_mid or ""]).start()
+        async with pushing(srv.rtmp_url(stream, f"token={publish_token}")) as proc:
+            await viewer.wait_for_event("active", main_source, timeout=10)
+            await video.wait_for_frames(30, timeout=10)
+            await audio.wait_for_frames(100, timeout=10)
+            freq = dominant_frequency(audio.samples(1.5), audio.sample_rate)
+            assert abs(freq - 440) < 5, f"viewer hears {freq:.1f} Hz"
+            assert video.last_size == (320, 240)
+            print(f"rtmp → viewer: {freq:.1f} Hz, {video.frames} video frames at "
+                  f"{video.last_size}")
+            since = len(viewer.events)
+            proc.kill()  # the encoder dies: the main source goes inactive
+            await viewer.wait_for_event("inactive", main_source, since=since, timeout=10)
+        await audio.stop()
+        await video.stop()
+
+
+async def test_bad_token_is_refused(srv: RunningServer) -> None:
+    async with pushing(srv.rtmp_url("rtmp-bad", "token=not-a-token"), 3) as proc:
+        assert proc.stderr is not None
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
+        code = await proc.wait()
+    assert code != 0
+    assert "Invalid token" in stderr, stderr
+    lines = [line for line in srv.log_text().splitlines()
+             if "refused" in line and "Invalid token" in line]
+    assert len(lines) == 1, lines
+
+
+async def test_stream_outside_the_token_is_refused(srv: RunningServer,
+                                                   publish_token: str) -> None:
+    async with pushing(srv.rtmp_url("elsewhere", f"token={publish_token}"), 3) as proc:
+        assert proc.stderr is not None
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
+        code = await proc.wait()
+    assert code != 0
+    assert "does not cover stream 'elsewhere'" in stderr, stderr
+
+
+async def test_a_second_ffmpeg_replaces_the_first(srv: RunningServer,
+                                                  publish_token: str) -> None:
+    stream = "rtmp-replace"
+    url = srv.rtmp_url(stream, f"token={publish_token}")
+    async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream),
+                      video=False) as viewer:
+        await viewer.wait_connected()
+        audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""], 3).start()
+        async with pushing(url) as first:
+            await viewer.wait_for_event("active", main_source, timeout=10)
+            await audio.wait_for_frames(50, timeout=10)
+            since = len(viewer.events)
+            async with pushing(url) as second:
+                assert first.stderr is not None
+                stderr = (await asyncio.wait_for(first.stderr.read(), 15)).decode()
+                assert await first.wait() != 0
+                assert "replaced by a new publisher" in stderr, stderr
+                before = audio.frames
+                await audio.wait_for_frames(before + 75, timeout=10)
+                freq = dominant_frequency(audio.samples(1.0), audio.sample_rate)
+                assert abs(freq - 440) < 5, f"viewer hears {freq:.1f} Hz after the replacement"
+                assert second.returncode is None
+                # seamless: the viewer saw no inactive/active for the main source
+                assert not [n for n, d in viewer.events[since:]
+                            if n in ("active", "inactive") and main_source(d)]
+        await audio.stop()
+
+
+def test_a_busy_rtmp_port_is_a_startup_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = RunningServer(name="rtmp-busy", rtmp_port=busy.getsockname()[1],
+                               startup_timeout=10)
+        with pytest.raises(ServerStartError, match="cannot listen for RTMP on 127.0.0.1"):
+            server.start()
