@@ -186,3 +186,21 @@ async def test_a_second_publish_replaces_the_first(env: Env) -> None:
     assert stream.sources[None] is second.source
     second.closed("done")
     assert None not in stream.sources
+
+
+async def test_admin_stop_ends_an_rtmp_source(env: Env) -> None:
+    env.node.config.control.allow_any_stream = True
+    control = Control()
+    pub = await env.publish("live", {"sourceId": "cam"}, control=control)
+    assert isinstance(pub, RtmpPublication)
+    pub.on_video_config(AVC)
+    pub.on_audio_config(AAC)
+    assert pub.source is not None
+    assert env.node.hub.owner_of(pub.source) is pub
+    reply = await env.client.post("/api/streams/live/sources/cam/stop",
+                                  headers={"Authorization": f"Bearer {ADMIN}"})
+    assert reply.status_code == 200, reply.text
+    assert len(control.stops) == 1 and control.stops[0].startswith("hubbub: ")
+    assert pub.source is None
+    assert env.node.streams.get("live") is None or \
+        "cam" not in env.node.streams.get_or_create("live").sources

@@ -54,18 +54,21 @@ def view_jwt(srv: RunningServer, stream: str) -> str:
     return str(reply.json()["data"]["jwt"])
 
 
-async def ffmpeg(url: str, seconds: float) -> asyncio.subprocess.Process:
+async def ffmpeg(url: str, seconds: float,
+                 codecs: list[str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
         "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
         "-re", "-f", "lavfi", "-i", "sine=frequency=440",
-        *CODECS, "-t", str(seconds), "-threads", "1", "-f", "flv", url,
+        *(CODECS if codecs is None else codecs), "-t", str(seconds), "-threads", "1",
+        "-f", "flv", url,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
 
 
 @asynccontextmanager
-async def pushing(url: str, seconds: float = 20) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await ffmpeg(url, seconds)
+async def pushing(url: str, seconds: float = 20,
+                  codecs: list[str] | None = None) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await ffmpeg(url, seconds, codecs)
     try:
         yield proc
     finally:
@@ -120,6 +123,24 @@ async def test_stream_outside_the_token_is_refused(srv: RunningServer,
         code = await proc.wait()
     assert code != 0
     assert "does not cover stream 'elsewhere'" in stderr, stderr
+
+
+@pytest.mark.parametrize(("codecs", "reason"), [
+    (["-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-preset", "ultrafast",
+      "-c:a", "aac"], "B-frames are not supported"),
+    (["-c:v", "flv1", "-c:a", "aac"], "video is not supported (use H.264)"),
+    (["-c:v", "libx264", "-bf", "0", "-preset", "ultrafast", "-c:a", "libmp3lame"],
+     "audio is not supported (use AAC)"),
+], ids=["b-frames", "flv1", "mp3"])
+async def test_what_players_cannot_play_is_refused(srv: RunningServer, publish_token: str,
+                                                   codecs: list[str], reason: str) -> None:
+    async with pushing(srv.rtmp_url("rtmp-refused", f"token={publish_token}"), 3,
+                       codecs) as proc:
+        assert proc.stderr is not None
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
+        code = await proc.wait()
+    assert code != 0
+    assert "Server error: hubbub: " in stderr and reason in stderr, stderr
 
 
 async def test_a_second_ffmpeg_replaces_the_first(srv: RunningServer,

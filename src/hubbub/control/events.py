@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from hubbub.control.coordination import Coordinator
@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from hubbub.sfu.viewer import Viewer
 
 log = logging.getLogger(__name__)
+
+
+class SourceOwner(Protocol):
+    """What feeds a local Source: a WebRTC `PublisherSession` or an RTMP publication
+    (control/rtmp.py); the admin API and the cluster end it through these."""
+
+    def terminate(self, reason: str) -> None:
+        """End the publication (its Source unpublishes) and disconnect the publisher."""
+
+    def replaced(self) -> None:
+        """The Source was taken over (here or on another node): drop the feed quietly."""
 
 
 class EventHub:
@@ -36,7 +47,7 @@ class EventHub:
         self.viewercount_interval = viewercount_interval
         self._viewers: dict[str, set[ViewerSession]] = {}
         self._publishers: dict[str, set[PublisherSession]] = {}
-        self._owners: dict[int, PublisherSession] = {}  # id(Source) -> its publisher session
+        self._owners: dict[int, SourceOwner] = {}  # id(Source) -> what feeds it
         # id(media transport) -> session: an sfu Viewer's sink is its session's transport, known
         # before the Viewer exists (the first slots are filled inside Stream.add_viewer).
         self._by_sink: dict[int, ViewerSession] = {}
@@ -71,14 +82,14 @@ class EventHub:
             if not sessions:
                 del self._publishers[stream]
 
-    def bind_source(self, source: Source, session: PublisherSession) -> None:
-        self._owners[id(source)] = session
+    def bind_source(self, source: Source, owner: SourceOwner) -> None:
+        self._owners[id(source)] = owner
 
     def unbind_source(self, source: Source) -> None:
         self._owners.pop(id(source), None)
 
-    def owner_of(self, source: Source) -> PublisherSession | None:
-        """The publisher session feeding `source`, if it is still bound."""
+    def owner_of(self, source: Source) -> SourceOwner | None:
+        """The publisher session (or RTMP publication) feeding `source`, if still bound."""
         return self._owners.get(id(source))
 
     def viewer_sessions(self, stream: str) -> list[ViewerSession]:

@@ -311,17 +311,27 @@ class RtmpPublication:
         self._has_audio = self._opus is not None
         source = self.stream.publish(self.source_id, tracks, _NoRtcp())
         self.source = source
-        source.on_replaced = self._replaced
+        source.on_replaced = self.replaced
+        self.node.hub.bind_source(source, self)  # the admin API and the cluster can end it
         self.node.coordinator.source_published(self.stream, source)
         log.info("rtmp publish stream=%s source=%s from %s: %s", self.name, self.source_id,
                  self.request.peer[0],
                  ", ".join(f"{t.codec} {t.fmtp.rpartition('=')[2]}" if t.kind == "video"
                            else "opus (from AAC)" for t in tracks))
 
-    def _replaced(self) -> None:
-        """A newer publisher took our source over (its viewers stayed): end this encoder."""
-        self.source = None  # replaced, not unpublished: no source_unpublished
+    def replaced(self) -> None:
+        """A newer publisher took our source over, here or on another node (its viewers
+        stayed): end this encoder, without unpublishing or `source_unpublished`."""
+        source, self.source = self.source, None
+        if source is not None:
+            self.node.hub.unbind_source(source)
         self.request.control.stop("hubbub: replaced by a new publisher")
+
+    def terminate(self, reason: str) -> None:
+        """Ends the publication (an admin stop, another node's request): the encoder gets
+        `reason` as an error, and the floor's `closed` unpublishes the Source."""
+        self.request.control.stop(f"hubbub: {reason}")
+        self._end()  # in case the floor had already let go of this publisher
 
     def _end(self) -> None:
         if self._ended:
@@ -329,6 +339,7 @@ class RtmpPublication:
         self._ended = True
         source, self.source = self.source, None
         if source is not None:
+            self.node.hub.unbind_source(source)
             self.stream.unpublish(source)
             self.node.coordinator.source_unpublished(self.stream, source)
         if self._interest is not None:
