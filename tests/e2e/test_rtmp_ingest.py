@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from tests.helpers.server import RunningServer, ServerStartError
+from tests.helpers.tones import which_tone
 
 from hubbub.client.analysis import dominant_frequency
-from hubbub.client.media import AudioRecorder, VideoCounter
+from hubbub.client.media import AudioRecorder, ToneTrack, VideoCounter
+from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
 
 pytestmark = [
@@ -50,6 +52,13 @@ def view_jwt(srv: RunningServer, stream: str) -> str:
     """A subscribe JWT from the Director (the stream is open for viewing: no token needed)."""
     reply = httpx.post(srv.http_url + "/api/director/subscribe",
                        json={"streamName": stream}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["data"]["jwt"])
+
+
+def publish_jwt(srv: RunningServer, token: str, stream: str) -> str:
+    reply = httpx.post(srv.http_url + "/api/director/publish", json={"streamName": stream},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert reply.status_code == 200, reply.text
     return str(reply.json()["data"]["jwt"])
 
@@ -179,3 +188,40 @@ def test_a_busy_rtmp_port_is_a_startup_error() -> None:
                                startup_timeout=10)
         with pytest.raises(ServerStartError, match="cannot listen for RTMP on 127.0.0.1"):
             server.start()
+
+
+async def test_rtmp_main_source_with_webrtc_speakers(srv: RunningServer) -> None:
+    """The seed's case: RTMP is the main source, WebRTC publishers with sourceIds talk in the
+    same stream; a viewer hears the RTMP tone on its main track and the speakers in its
+    multiplexed slots, as the `vad` events say."""
+    stream = "rtmp-mixed"
+    reply = httpx.post(srv.http_url + "/api/publish_token",
+                       json={"streams": [{"streamName": "rtmp-*"}], "multisource": True},
+                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+    token = str(reply.json()["data"]["token"])
+    tones = {"main": 440.0, "s1": 500.0, "s2": 700.0}
+    async with pushing(srv.rtmp_url(stream, f"token={token}")):
+        jwt = publish_jwt(srv, token, stream)
+        speakers = [Publisher(srv.ws_pub_url, stream, source_id=s, token=jwt,
+                              tracks=[ToneTrack(tones[s])]) for s in ("s1", "s2")]
+        for speaker in speakers:
+            await speaker.connect()
+            await speaker.wait_connected()
+        try:
+            async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream), video=False,
+                              multiplexed_audio_tracks=2) as viewer:
+                await viewer.wait_connected()
+                await viewer.wait_for_event("active", main_source, timeout=10)
+                mids = [viewer.audio_mid or "", *viewer.multiplexed_mids]
+                recs = {mid: AudioRecorder(viewer.tracks_by_mid[mid], 3).start() for mid in mids}
+                await asyncio.sleep(2.0)
+                heard = {mid: which_tone(rec, tones) for mid, rec in recs.items()}
+                assert heard[viewer.audio_mid or ""] == "main", heard
+                assert sorted(filter(None, viewer.slots.values())) == ["s1", "s2"], viewer.slots
+                for mid in viewer.multiplexed_mids:
+                    assert heard[mid] == viewer.slots[mid], (heard, viewer.slots)
+                for rec in recs.values():
+                    await rec.stop()
+        finally:
+            for speaker in speakers:
+                await speaker.close()
