@@ -204,3 +204,32 @@ async def test_admin_stop_ends_an_rtmp_source(env: Env) -> None:
     assert pub.source is None
     assert env.node.streams.get("live") is None or \
         "cam" not in env.node.streams.get_or_create("live").sources
+
+
+async def test_sender_reports_put_audio_and_video_on_one_clock(env: Env) -> None:
+    from tests.ingest.test_aac_opus import make_aac
+
+    env.node.config.control.allow_any_stream = True
+    asc, frames = make_aac(0.5)
+    pub = await env.publish("synced", {})
+    assert isinstance(pub, RtmpPublication)
+    pub.on_video_config(AVC)
+    pub.on_audio_config(AacConfig(object_type=2, sample_rate=44100, channels=2, asc=asc))
+    assert pub.source is not None
+    video, audio = pub.source.tracks
+    start = 5000  # FLV ms of the first frame
+    assert pub.on_video(start, 0, True, [bytes([0x65]) + bytes(500)]) is None
+    for frame, ms in frames:
+        assert pub.on_audio(start + ms, frame) is None
+    assert video.sr_ntp >= 0 and audio.sr_ntp >= 0
+
+    def ntp_seconds(track: Any, ms: int) -> float:
+        rate = track.params.clock_rate
+        delta = ((ms * rate // 1000 - track.sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return float(track.sr_ntp) / 2**32 + delta / rate
+
+    # The same FLV instant maps to the same NTP time on both tracks (lip sync).
+    for ms in (start, start + 400, start + 10_000):
+        assert abs(ntp_seconds(video, ms) - ntp_seconds(audio, ms)) < 0.002
+    assert abs(ntp_seconds(video, start) - (time.time() + 2208988800)) < 5
+    pub.closed("done")
