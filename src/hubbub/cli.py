@@ -292,6 +292,9 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  director: {base}/api/director/publish  {base}/api/director/subscribe")
     print(f"  publish:  ws://{shown}:{config.control.http_port}/ws/v2/pub")
     print(f"  view:     ws://{shown}:{config.control.http_port}/ws/v2/sub")
+    if config.control.rtmp_port >= 0:
+        print(f"  rtmp:     rtmp://{shown}:{config.control.rtmp_port}/v2/pub/<stream>?token="
+              "<publish token>  (H.264 without B-frames + AAC)")
     if config.media.announced_ips:
         announced = ", ".join(config.media.announced_ips)
     elif config.media.host in ("0.0.0.0", "::"):
