@@ -42,7 +42,10 @@ class RtmpServer:
         return len(self._tasks)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        # "::" means IPv4 and IPv6, as for the HTTP and media ports: None binds one socket
+        # per family (asyncio sets IPV6_V6ONLY on the IPv6 one).
+        host = None if self.host == "::" else self.host
+        self._server = await asyncio.start_server(self._accept, host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("rtmp: listening on %s:%d", self.host, self.port)
 
@@ -83,6 +86,11 @@ class RtmpServer:
         self._tasks.add(task)
         try:
             await RtmpSession(reader, writer, self._authorize, self.limits).run()
+        except asyncio.CancelledError:
+            # `close` (or the loop's shutdown) ended the connection; the session has run its
+            # cleanup. Re-raising would make asyncio's stream callback log a traceback for
+            # every connection that was open at shutdown.
+            pass
         finally:
             self._tasks.discard(task)
             self._per_address[address] -= 1
