@@ -222,6 +222,9 @@ async def test_sender_reports_put_audio_and_video_on_one_clock(env: Env) -> None
     for frame, ms in frames:
         assert pub.on_audio(start + ms, frame) is None
     assert video.sr_ntp >= 0 and audio.sr_ntp >= 0
+    # RFC 6464 level of the 0.5-amplitude sine (RMS -9 dBov) rides on every audio packet
+    assert audio.packets >= 20 and audio.audio_level in (8, 9, 10)
+    assert pub.source.packets_malformed == 0
 
     def ntp_seconds(track: Any, ms: int) -> float:
         rate = track.params.clock_rate

@@ -225,3 +225,35 @@ async def test_rtmp_main_source_with_webrtc_speakers(srv: RunningServer) -> None
         finally:
             for speaker in speakers:
                 await speaker.close()
+
+
+async def test_rtmp_speaker_takes_a_multiplexed_slot(srv: RunningServer) -> None:
+    """An RTMP source under a sourceId is a speaker like any other: its audio carries the
+    RFC 6464 level, so a viewer whose main source is a WebRTC publisher gets it in a slot."""
+    stream = "rtmp-speaker"
+    reply = httpx.post(srv.http_url + "/api/publish_token",
+                       json={"streams": [{"streamName": "rtmp-*"}], "multisource": True},
+                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+    token = str(reply.json()["data"]["token"])
+    tones = {"host": 500.0, "cam": 440.0}
+    host = Publisher(srv.ws_pub_url, stream, token=publish_jwt(srv, token, stream),
+                     tracks=[ToneTrack(tones["host"])])
+    await host.connect()
+    await host.wait_connected()
+    try:
+        async with pushing(srv.rtmp_url(stream, f"token={token}&sourceId=cam")):
+            async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream), video=False,
+                              multiplexed_audio_tracks=1) as viewer:
+                await viewer.wait_connected()
+                await viewer.wait_for_event("vad", lambda d: d.get("sourceId") == "cam",
+                                            timeout=10)
+                mids = [viewer.audio_mid or "", *viewer.multiplexed_mids]
+                recs = {mid: AudioRecorder(viewer.tracks_by_mid[mid], 3).start() for mid in mids}
+                await asyncio.sleep(1.5)
+                heard = {mid: which_tone(rec, tones) for mid, rec in recs.items()}
+                assert heard == {viewer.audio_mid: "host", viewer.multiplexed_mids[0]: "cam"}, \
+                    (heard, viewer.slots)
+                for rec in recs.values():
+                    await rec.stop()
+    finally:
+        await host.close()

@@ -172,3 +172,17 @@ def test_a_clock_going_back_resyncs_too() -> None:
     assert transcoder.resyncs == 1 and transcoder.errors == 0
     back = [i for i, step in enumerate(steps(packets)) if step != OPUS_FRAME]
     assert len(back) == 1 and packets[back[0] + 1][1] == -312 & 0xFFFFFFFF
+
+
+def test_each_packet_has_a_level() -> None:
+    asc, frames = make_aac(1.0)  # a 0.5-amplitude sine: RMS -9 dBov
+    silent_asc, silence = make_aac(0.5, hz=0.0)
+    bridge = AacToOpus(asc, 44100, 2)
+    levels = []
+    for frame, ms in frames:
+        for _ in bridge.feed(frame, ms):
+            levels.append(bridge.next_level())
+    assert len(levels) >= 45 and set(levels[2:-2]) <= {8, 9, 10}, levels
+    quiet = AacToOpus(silent_asc, 44100, 2)
+    out = [quiet.next_level() for frame, ms in silence for _ in quiet.feed(frame, ms)]
+    assert out and set(out) == {127}, out

@@ -20,7 +20,9 @@ a WebRTC publisher's.
 RTCP: the Source's sink gets the sfu's receiver reports, NACKs and PLIs for the publisher.
 RTMP has no way to pass them on; over TCP nothing is lost (no NACK is ever due: the tracks
 do not negotiate `nack`), and keyframes come every GOP, so a PLI waits for the next one. The
-sink drops them. Sender reports: the sfu translates a publisher's SRs for its viewers
+sink drops them. Audio carries the RFC 6464 level of each Opus frame (measured on the decoded
+PCM), so an RTMP source with a sourceId takes part in multiplexing and `vad` like a WebRTC
+speaker. Sender reports: the sfu translates a publisher's SRs for its viewers
 (DownTrack.sr_packet), so this module makes them up from the one FLV clock: every second a
 track's SR maps its RTP time to NTP = the wall clock at the first frame + (FLV ms − the first
 frame's ms). Audio and video thus share one NTP timeline, and players lip-sync them.
@@ -50,6 +52,7 @@ from hubbub.ingest.rtmp import (
     RtmpServer,
 )
 from hubbub.ingest.rtmp.amf0 import AmfValue
+from hubbub.media import rtp
 from hubbub.sfu import rtcp_io
 from hubbub.sfu.types import TrackParams
 
@@ -69,7 +72,8 @@ VIDEO_PT = 102  # dynamic (RFC 3551 §6); viewers get their own PT via the codec
 AUDIO_PT = 111
 OPUS_FMTP = "minptime=10;useinbandfec=1"
 SR_INTERVAL = 1.0  # seconds between made-up sender reports per track
-_RTP = struct.Struct("!BBHII")
+AUDIO_LEVEL_ID = 1  # the ssrc-audio-level extension's id on the audio track
+_RTP_LEVEL = struct.Struct("!BBHIIHHBBH")  # RTP header + a one-byte-form block (RFC 8285)
 _MASK32 = 0xFFFFFFFF
 _NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01, in seconds
 
@@ -304,7 +308,8 @@ class RtmpPublication:
         if self._opus is not None:
             tracks.append(TrackParams(
                 kind="audio", mid="1", codec="opus", payload_type=AUDIO_PT, clock_rate=48000,
-                fmtp=OPUS_FMTP, ssrcs=[self.audio_ssrc]))
+                fmtp=OPUS_FMTP, ssrcs=[self.audio_ssrc],
+                ext_ids={rtp.AUDIO_LEVEL: AUDIO_LEVEL_ID}))
         if not tracks:
             return
         self._has_video = self.avc is not None
@@ -353,10 +358,14 @@ class RtmpPublication:
         source = self.source
         if source is None or not self._has_audio or not packets:
             return
-        seq, ssrc = self._audio_seq, self.audio_ssrc
+        seq, ssrc, opus = self._audio_seq, self.audio_ssrc, self._opus
+        assert opus is not None
         ts = 0
         for payload, ts in packets:
-            source.on_rtp(_RTP.pack(0x80, AUDIO_PT, seq, ts, ssrc) + payload)
+            # X bit; block 0xBEDE of one word: id/len, the level (V bit unset), padding
+            header = _RTP_LEVEL.pack(0x90, AUDIO_PT, seq, ts, ssrc, 0xBEDE, 1,
+                                     AUDIO_LEVEL_ID << 4, opus.next_level(), 0)
+            source.on_rtp(header + payload)
             seq = (seq + 1) & 0xFFFF
             self._audio_octets += len(payload)
         self._audio_seq = seq

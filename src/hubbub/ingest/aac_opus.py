@@ -14,15 +14,23 @@ encoder's pts, which already subtracts Opus's lookahead (pre-skip, 312 samples),
 plays at the time its AAC frame said.
 
 A frame the decoder rejects is counted in `errors` and skipped; nothing raises out of `feed`.
+
+Audio levels: each 20 ms frame given to the encoder leaves its RFC 6464 level (0 loudest ..
+127 silence, -dBov of its RMS) in `levels`, in order; one Opus packet comes out per frame, so
+the caller takes one per packet (`next_level`) for the ssrc-audio-level extension that the
+sfu's voice activity ranking (multiplexing, `vad`) reads.
 """
 
 from __future__ import annotations
 
 import fractions
 import logging
+import math
+from collections import deque
 from typing import Any
 
 import av
+import numpy as np
 
 __all__ = ["OPUS_FRAME", "AacToOpus"]
 
@@ -59,6 +67,7 @@ class AacToOpus:
         self._enc_pts = 0  # 48 kHz samples given to the encoder since the anchor
         self._last_ms: int | None = None
         self._unwrapped_ms = 0
+        self.levels: deque[int] = deque(maxlen=64)  # RFC 6464 levels of frames encoded
         self.configure(asc, sample_rate, channels)
 
     def configure(self, asc: bytes, sample_rate: int, channels: int) -> list[tuple[bytes, int]]:
@@ -161,11 +170,16 @@ class AacToOpus:
         for frame in frames:
             if self._encoder is None:
                 self._encoder = self._new_encoder()
+            self.levels.append(_level(frame))
             frame.pts = self._enc_pts  # our contiguous count, not the resampler's guess
             frame.time_base = _TICK
             self._enc_pts += frame.samples
             out += self._packets(self._encoder.encode(frame))
         return out
+
+    def next_level(self) -> int:
+        """The RFC 6464 level of the next packet returned (see the module docstring)."""
+        return self.levels.popleft() if self.levels else 127
 
     def _packets(self, packets: list[Any]) -> list[tuple[bytes, int]]:
         anchor = self._anchor or 0
@@ -180,3 +194,12 @@ class AacToOpus:
         encoder.time_base = _TICK
         encoder.options = {"application": "audio"}
         return encoder
+
+
+def _level(frame: Any) -> int:
+    """RFC 6464 level of an s16 frame: -dBov of its RMS, 0..127."""
+    samples = frame.to_ndarray().astype(np.float32)
+    rms = math.sqrt(float(np.mean(samples * samples))) / 32768.0 if samples.size else 0.0
+    if rms <= 0.0:
+        return 127
+    return max(0, min(127, round(-20.0 * math.log10(rms))))
