@@ -124,6 +124,27 @@ async def test_bad_token_is_refused(srv: RunningServer) -> None:
     assert len(lines) == 1, lines
 
 
+async def test_expired_and_revoked_tokens_are_refused(srv: RunningServer) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    for action, reason in (("expire", "token expired"), ("revoke", "token revoked")):
+        reply = httpx.post(srv.http_url + "/api/publish_token",
+                           json={"streams": [{"streamName": "rtmp-*"}]}, headers=headers)
+        created = reply.json()["data"]
+        path = f"/api/publish_token/{created['id']}"
+        if action == "expire":
+            reply = httpx.put(srv.http_url + path, json={"expiresOn": "2000-01-01T00:00:00Z"},
+                              headers=headers)
+        else:
+            reply = httpx.post(srv.http_url + path + "/revoke", headers=headers)
+        assert reply.status_code == 200, reply.text
+        async with pushing(srv.rtmp_url("rtmp-old", f"token={created['token']}"), 3) as proc:
+            assert proc.stderr is not None
+            stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
+            code = await proc.wait()
+        assert code != 0
+        assert f"Server error: hubbub: Unauthorized: {reason}" in stderr, stderr
+
+
 async def test_stream_outside_the_token_is_refused(srv: RunningServer,
                                                    publish_token: str) -> None:
     async with pushing(srv.rtmp_url("elsewhere", f"token={publish_token}"), 3) as proc:
