@@ -236,7 +236,8 @@ async def test_presence_events_reach_the_right_people(
     room_id = await room_of(owner)
     for p in (ann, bob):
         await p.post(f"/rooms/{room_id}/join")
-    ws_ann, ws_bob = await presence(srv, ann, room_id), await presence(srv, bob, room_id)
+    # Each socket has had its first state, so the server knows it before the invitation.
+    ws_ann, ws_bob = await in_room(srv, ann, room_id), await presence(srv, bob, room_id)
     try:
         state = await next_message(ws_bob, "state")
         assert state["room"]["id"] == room_id
@@ -273,7 +274,8 @@ async def test_a_declined_invitation_is_told_to_the_owner_and_puts_nobody_on_sta
     await owner.post(f"/rooms/{room_id}/join")
     await ann.post(f"/rooms/{room_id}/join")
     await ann.post(f"/rooms/{room_id}/hand", {"raised": True})
-    ws_owner, ws_ann = await presence(srv, owner, room_id), await presence(srv, ann, room_id)
+    # In the room (first state received) before the invitation: else it can race the hello.
+    ws_owner, ws_ann = await in_room(srv, owner, room_id), await in_room(srv, ann, room_id)
     try:
         await owner.post(f"/rooms/{room_id}/invite", {"userId": ann.id})
         await next_message(ws_ann, "invited")
