@@ -311,6 +311,16 @@ def expect_outcome_with_udp_blocked(at: Site, label: str, states: list[str],
         assert report["packetsReceived"] > 0, report
 
 
+async def video_decoded_and_tone_heard(clients: Clients) -> None:
+    """The SDK viewer decodes video and receives audio; the listener hears the talker's tone."""
+    viewer, listener = clients["viewer"][0], clients["listener"][0]
+    await wait_grows(viewer, "0", "framesDecoded", 5)
+    await wait_grows(viewer, "1", "packetsReceived", 10)
+    await listener.evaluate("sdk.audioSamples('v', '1')")
+    await asyncio.sleep(1.0)
+    assert abs(await tone_in(listener, "1") - TONE) < 10
+
+
 async def record(label: str, clients: Clients, **extra: Any) -> dict[str, ConnectionReport]:
     reports = {}
     for name, (page, client) in clients.items():
@@ -397,12 +407,7 @@ async def test_with_udp_dropped_the_sdk_publishes_and_views_over_ice_tcp(
         clients = await start_clients(pages, ice_tcp_site, "fw-ice-tcp", talker)
         await wait_connected(clients, CONNECT_BOUND)
         took = time.monotonic() - started
-        viewer, listener = clients["viewer"][0], clients["listener"][0]
-        await wait_grows(viewer, "0", "framesDecoded", 5)
-        await wait_grows(viewer, "1", "packetsReceived", 10)
-        await listener.evaluate("sdk.audioSamples('v', '1')")
-        await asyncio.sleep(1.0)
-        assert abs(await tone_in(listener, "1") - TONE) < 10
+        await video_decoded_and_tone_heard(clients)
         drops = fw.dropped(udp)
         reports = await record("udp-blocked-ice-tcp", clients, drops=vars(drops),
                                secondsFromStartToAllConnected=took)
@@ -438,12 +443,7 @@ async def test_with_udp_and_the_tcp_media_port_dropped_the_sdk_goes_through_cotu
         clients = await start_clients(pages, turn_site, "fw-turn", turn_talker)
         await wait_connected(clients, TURN_CONNECT_BOUND)
         took = time.monotonic() - started
-        viewer, listener = clients["viewer"][0], clients["listener"][0]
-        await wait_grows(viewer, "0", "framesDecoded", 5)
-        await wait_grows(viewer, "1", "packetsReceived", 10)
-        await listener.evaluate("sdk.audioSamples('v', '1')")
-        await asyncio.sleep(1.0)
-        assert abs(await tone_in(listener, "1") - TONE) < 10
+        await video_decoded_and_tone_heard(clients)
         drops = {"udp-hubbub": fw.dropped(udp), "udp-coturn": fw.dropped(turn_udp),
                  "tcp-media-port": fw.dropped(tcp)}
         reports = await record("turn-tcp", clients,
