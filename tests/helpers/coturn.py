@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,10 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from tests.helpers.server import ARTIFACTS_DIR, HOST
+from tests.helpers.server import ARTIFACTS_DIR, HOST, stop_group
 
 REALM = "hubbub.test"
-STOP_GRACE = 5.0
 # Printed once every listener (TCP, UDP, TLS) is open.
 _READY = "Total General servers"
 
@@ -186,23 +184,12 @@ class Coturn:
     def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL after 5 s. Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            self._signal(proc, signal.SIGTERM)
-            try:
-                proc.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, signal.SIGKILL)
-                proc.wait(STOP_GRACE)
+        if proc is not None:
+            stop_group(proc)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    @staticmethod
-    def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
-            os.killpg(proc.pid, sig)  # its own group (start_new_session): any helper too
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> Coturn:
         return self.start()

@@ -52,6 +52,26 @@ def free_udp_port() -> int:
         return port
 
 
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """`sig` to the process group `proc` leads (started with start_new_session)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to `proc`'s group, SIGKILL after STOP_GRACE; returns once it has exited."""
+    if proc.poll() is not None:
+        return
+    signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
 def options_to_args(options: Mapping[str, OptionValue]) -> list[str]:
     """`{"jwt_secret": "s", "verbose": True, "x": None}` -> `["--jwt-secret", "s", "--verbose"]`.
 
@@ -240,24 +260,13 @@ class RunningServer:
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 5 s. Idempotent. Returns the exit status."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            self._signal(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_group(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
         return proc.returncode if proc is not None else None
 
-    @staticmethod
-    def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
-            os.killpg(proc.pid, sig)  # the group this process leads (start_new_session)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> RunningServer:
         return self.start()
