@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers.canary import Canary
 from tests.helpers.server import RunningServer, ServerStartError
 from tests.helpers.tones import which_tone
 
@@ -90,6 +91,44 @@ def main_source(data: dict[str, Any]) -> bool:
     return data.get("sourceId") is None
 
 
+async def refused(url: str, codecs: list[str] | None = None) -> str:
+    """ffmpeg pushes to `url` and is refused (exits non-zero); what it printed."""
+    async with pushing(url, 3, codecs) as proc:
+        assert proc.stderr is not None
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
+        code = await proc.wait()
+    assert code != 0, stderr
+    return stderr
+
+
+def stale_token(srv: RunningServer, action: str) -> str:
+    """A publish token for `rtmp-*` that the admin API has just expired or revoked."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    reply = httpx.post(srv.http_url + "/api/publish_token",
+                       json={"streams": [{"streamName": "rtmp-*"}]}, headers=headers,
+                       timeout=10)
+    assert reply.status_code == 201, reply.text
+    created = reply.json()["data"]
+    path = f"/api/publish_token/{created['id']}"
+    if action == "expire":
+        reply = httpx.put(srv.http_url + path, json={"expiresOn": "2000-01-01T00:00:00Z"},
+                          headers=headers, timeout=10)
+    else:
+        reply = httpx.post(srv.http_url + path + "/revoke", headers=headers, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return str(created["token"])
+
+
+# What WebRTC players cannot play: the encoder settings and the reason the encoder is told.
+UNPLAYABLE = [
+    (["-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-preset", "ultrafast",
+      "-c:a", "aac"], "B-frames are not supported"),
+    (["-c:v", "flv1", "-c:a", "aac"], "video is not supported (use H.264)"),
+    (["-c:v", "libx264", "-bf", "0", "-preset", "ultrafast", "-c:a", "libmp3lame"],
+     "audio is not supported (use AAC)"),
+]
+
+
 async def test_ffmpeg_is_the_main_source(srv: RunningServer, publish_token: str) -> None:
     stream = "rtmp-main"
     async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream)) as viewer:
@@ -113,64 +152,90 @@ async def test_ffmpeg_is_the_main_source(srv: RunningServer, publish_token: str)
 
 
 async def test_bad_token_is_refused(srv: RunningServer) -> None:
-    async with pushing(srv.rtmp_url("rtmp-bad", "token=not-a-token"), 3) as proc:
-        assert proc.stderr is not None
-        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
-        code = await proc.wait()
-    assert code != 0
+    logged = len(srv.log_text().splitlines())
+    stderr = await refused(srv.rtmp_url("rtmp-bad", "token=not-a-token"))
     assert "Invalid token" in stderr, stderr
-    lines = [line for line in srv.log_text().splitlines()
+    lines = [line for line in srv.log_text().splitlines()[logged:]
              if "refused" in line and "Invalid token" in line]
     assert len(lines) == 1, lines
 
 
 async def test_expired_and_revoked_tokens_are_refused(srv: RunningServer) -> None:
-    headers = {"Authorization": f"Bearer {ADMIN}"}
     for action, reason in (("expire", "token expired"), ("revoke", "token revoked")):
-        reply = httpx.post(srv.http_url + "/api/publish_token",
-                           json={"streams": [{"streamName": "rtmp-*"}]}, headers=headers)
-        created = reply.json()["data"]
-        path = f"/api/publish_token/{created['id']}"
-        if action == "expire":
-            reply = httpx.put(srv.http_url + path, json={"expiresOn": "2000-01-01T00:00:00Z"},
-                              headers=headers)
-        else:
-            reply = httpx.post(srv.http_url + path + "/revoke", headers=headers)
-        assert reply.status_code == 200, reply.text
-        async with pushing(srv.rtmp_url("rtmp-old", f"token={created['token']}"), 3) as proc:
-            assert proc.stderr is not None
-            stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
-            code = await proc.wait()
-        assert code != 0
+        stderr = await refused(srv.rtmp_url("rtmp-old", f"token={stale_token(srv, action)}"))
         assert f"Server error: hubbub: Unauthorized: {reason}" in stderr, stderr
 
 
 async def test_stream_outside_the_token_is_refused(srv: RunningServer,
                                                    publish_token: str) -> None:
-    async with pushing(srv.rtmp_url("elsewhere", f"token={publish_token}"), 3) as proc:
-        assert proc.stderr is not None
-        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
-        code = await proc.wait()
-    assert code != 0
+    stderr = await refused(srv.rtmp_url("elsewhere", f"token={publish_token}"))
     assert "does not cover stream 'elsewhere'" in stderr, stderr
 
 
-@pytest.mark.parametrize(("codecs", "reason"), [
-    (["-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-preset", "ultrafast",
-      "-c:a", "aac"], "B-frames are not supported"),
-    (["-c:v", "flv1", "-c:a", "aac"], "video is not supported (use H.264)"),
-    (["-c:v", "libx264", "-bf", "0", "-preset", "ultrafast", "-c:a", "libmp3lame"],
-     "audio is not supported (use AAC)"),
-], ids=["b-frames", "flv1", "mp3"])
+@pytest.mark.parametrize(("codecs", "reason"), UNPLAYABLE, ids=["b-frames", "flv1", "mp3"])
 async def test_what_players_cannot_play_is_refused(srv: RunningServer, publish_token: str,
                                                    codecs: list[str], reason: str) -> None:
-    async with pushing(srv.rtmp_url("rtmp-refused", f"token={publish_token}"), 3,
-                       codecs) as proc:
-        assert proc.stderr is not None
-        stderr = (await asyncio.wait_for(proc.stderr.read(), 15)).decode(errors="replace")
-        code = await proc.wait()
-    assert code != 0
+    stderr = await refused(srv.rtmp_url("rtmp-refused", f"token={publish_token}"), codecs)
     assert "Server error: hubbub: " in stderr and reason in stderr, stderr
+
+
+@asynccontextmanager
+async def webrtc_canary(srv: RunningServer, token: str) -> AsyncIterator[Canary]:
+    """tests.helpers.canary's canary_of for this token-checking server: a WebRTC publisher
+    sending 440 Hz to `rtmp-canary` (open for viewing) and a viewer decoding it, 50 frames in."""
+    stream = "rtmp-canary"
+    async with Publisher(srv.ws_pub_url, stream, token=publish_jwt(srv, token, stream),
+                         tracks=[ToneTrack(440)]):
+        async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream),
+                          video=False) as viewer:
+            bird = Canary(viewer)
+            await bird.rec.wait_for_frames(50, timeout=10)
+            yield bird
+            await bird.rec.stop()
+
+
+async def test_refusals_disturb_nothing(srv: RunningServer, publish_token: str) -> None:
+    """Issue 16: "each gets a clear error, and nothing else is disturbed". While every refusal
+    above happens again, one after the other, a WebRTC canary and a live RTMP stream on the
+    same server keep decoding ≥ 45 of their 50 audio frames a second and stay at 440 Hz; the
+    token refusals aim at the live stream's own name, and none of them takes it over."""
+    live = "rtmp-live"
+    attempts = [
+        (srv.rtmp_url(live, "token=not-a-token"), None, "Invalid token"),
+        (srv.rtmp_url(live, f"token={stale_token(srv, 'expire')}"), None, "token expired"),
+        (srv.rtmp_url(live, f"token={stale_token(srv, 'revoke')}"), None, "token revoked"),
+        (srv.rtmp_url("elsewhere", f"token={publish_token}"), None,
+         "does not cover stream 'elsewhere'"),
+        *((srv.rtmp_url("rtmp-refused", f"token={publish_token}"), codecs, reason)
+          for codecs, reason in UNPLAYABLE),
+    ]
+
+    async def every_refusal() -> None:
+        for url, codecs, reason in attempts:
+            stderr = await refused(url, codecs)
+            assert "Server error: hubbub: " in stderr and reason in stderr, stderr
+
+    async with pushing(srv.rtmp_url(live, f"token={publish_token}"), 60) as encoder, \
+            Viewer(srv.ws_sub_url, live, token=view_jwt(srv, live), video=False) as viewer, \
+            webrtc_canary(srv, publish_token) as webrtc:
+        await viewer.wait_for_event("active", main_source, timeout=10)
+        rtmp = Canary(viewer)
+        await rtmp.rec.wait_for_frames(50, timeout=10)
+        since = len(viewer.events)
+        attack = asyncio.ensure_future(every_refusal())
+        fps = dict(zip(("webrtc", "rtmp"), await asyncio.gather(
+            webrtc.fps_during(attack), rtmp.fps_during(attack)), strict=True))
+        heard = {name: dominant_frequency(bird.rec.samples(1.0), bird.rec.sample_rate)
+                 for name, bird in (("webrtc", webrtc), ("rtmp", rtmp))}
+        print(f"during {len(attempts)} refusals: " + ", ".join(
+            f"{name} {fps[name]:.1f} frames/s at {heard[name]:.1f} Hz" for name in fps))
+        for name in fps:
+            assert fps[name] >= 45, f"the {name} stream decoded {fps[name]:.1f} frames/s"
+            assert abs(heard[name] - 440) < 5, f"the {name} stream is at {heard[name]:.1f} Hz"
+        assert encoder.returncode is None, "the live encoder was cut off"
+        assert not [(n, d) for n, d in viewer.events[since:]
+                    if n in ("active", "inactive") and main_source(d)], viewer.events[since:]
+        await rtmp.rec.stop()
 
 
 async def test_a_second_ffmpeg_replaces_the_first(srv: RunningServer,
