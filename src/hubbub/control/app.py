@@ -1,4 +1,4 @@
-"""The HTTP application of a node: health, Director, token API, WebSocket signaling.
+"""The HTTP application of a node: health, Director, token API, WebSocket signaling, WHIP/WHEP.
 
 FastAPI (a Starlette app) so the token API is described at /openapi.json and /docs.
 """
@@ -23,9 +23,12 @@ from hubbub.control.auth.director import director_router
 from hubbub.control.auth.http import BodyLimit, PathCors, bearer, install_handlers, unauthorized
 from hubbub.control.auth.service import Auth
 from hubbub.control.examples import examples_router
+from hubbub.control.http_sessions import HttpSessions
 from hubbub.control.node import Node
 from hubbub.control.rtmp import attach_rtmp
 from hubbub.control.signaling import serve_socket
+from hubbub.control.whep import whep_router
+from hubbub.control.whip import whip_router
 
 
 class MountedApp(Protocol):
@@ -68,6 +71,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
         auth = Auth(node.config.auth, datadir.prepare(node.config.auth))
     node_auth = auth
     attach_rtmp(node, auth)
+    http_sessions = HttpSessions()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +85,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
             finally:
                 for mounted in reversed(apps):
                     await mounted.stop()
+                http_sessions.close_all("server shutting down")
                 await node.stop()
         finally:
             await node_auth.stop()
@@ -121,10 +126,20 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     app.include_router(api_router(auth))
     app.include_router(admin_streams_router(auth, node))
     app.include_router(examples_router())
+    app.include_router(whip_router(node, auth, http_sessions))
+    app.include_router(whep_router(node, auth, http_sessions))
     for mounted in apps:
         app.mount(mounted.path, mounted.asgi)
     app.add_middleware(BodyLimit, limit=node.config.auth.max_body_bytes)
     app.add_middleware(PathCors, prefixes=("/api/director/", "/.well-known/"))
+    # WHIP/WHEP from web pages (RFC 9725 §4.2 requires OPTIONS for CORS): the client reads
+    # Location, ETag and Link, and sends If-Match ("ETag" too: one npm client does).
+    app.add_middleware(
+        PathCors, prefixes=("/api/whip/", "/api/whep/"),
+        methods=("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"),
+        headers=("Authorization", "Content-Type", "If-Match", "ETag"),
+        expose=("Location", "Link", "ETag", "Accept-Patch", "Accept-Post"))
     app.add_middleware(SignalingSockets, node=node, auth=auth)  # added last: outermost
     app.state.auth = auth
+    app.state.http_sessions = http_sessions
     return app

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hubbub.control import messages
-from hubbub.control.auth import patterns
+from hubbub.control.auth import credentials
 from hubbub.control.auth.jwts import PUBLISH, Grant, TokenRejected
 from hubbub.ingest.aac_opus import AacToOpus
 from hubbub.ingest.h264_rtp import H264Packetizer
@@ -125,32 +125,11 @@ class RtmpIngest:
                            BAD_NAME)
         if self.auth is None:
             return Refusal("hubbub: Unauthorized: this node verifies no tokens", BAD_NAME)
-        if token.count(".") == 2:  # a JWS compact serialization: a Director JWT
-            try:
-                grant = self.auth.verify(token, PUBLISH)
-            except TokenRejected as exc:
-                return Refusal(f"hubbub: {exc.message}", BAD_NAME)
-            if grant.stream != name:
-                return Refusal(f"hubbub: stream not allowed by token: {name!r} (the token is "
-                               f"for {grant.stream!r})", BAD_NAME)
-            if not patterns.ip_allowed(grant.ips, ip):
-                return Refusal("hubbub: Forbidden: client address not allowed by token",
-                               BAD_NAME)
-            return grant
-        record = await self.auth.store.find_by_secret(PUBLISH, token)
-        if record is None:
-            return Refusal("hubbub: Unauthorized: Invalid token", BAD_NAME)
-        refusal = record.refusal(time.time())
-        if refusal is not None:
-            return Refusal(f"hubbub: Unauthorized: {refusal}", BAD_NAME)
-        if not record.covers(name):
-            return Refusal(f"hubbub: Forbidden: token does not cover stream {name!r}", BAD_NAME)
-        if not patterns.ip_allowed(record.spec.allowed_ips, ip):
-            return Refusal("hubbub: Forbidden: client address not allowed by token", BAD_NAME)
-        await self.auth.store.touch(record.id)
-        return Grant(kind=PUBLISH, stream=name, token_id=str(record.id),
-                     multisource=record.spec.multisource, record=record.spec.record,
-                     ips=record.spec.allowed_ips)
+        try:
+            return await credentials.grant_for(self.auth, PUBLISH, token, name, ip,
+                                               check_origin=False)
+        except TokenRejected as exc:
+            return Refusal(f"hubbub: {exc.message}", BAD_NAME)
 
 
 class _NoRtcp:

@@ -80,13 +80,17 @@ class Session:
 
     def send_event(self, name: str, data: dict[str, Any] | None) -> None:
         if name in self.events:
-            self.send(messages.event(name, data))
+            self.write_event(name, data)
+
+    def write_event(self, name: str, data: dict[str, Any] | None) -> None:
+        """Put one event on the wire: a WebSocket message here, an SSE record for WHEP."""
+        self.send(messages.event(name, data))
 
     def media_failed(self, reason: str, ice_failed: bool) -> None:
         """Why the peer connection's transport failed, as an `error` event before the socket
         closes (a hubbub extension, sent whatever `events` asked for: PROTOCOL.md)."""
         code = "ice-failed" if ice_failed else "transport-failed"
-        self.send(messages.event("error", {"code": code, "message": reason}))
+        self.write_event("error", {"code": code, "message": reason})
 
     def end(self, reason: str) -> None:
         """Stop the media side of the session (subclasses); the socket stays open."""

@@ -173,20 +173,24 @@ class BodyLimit:
 
 
 class PathCors:
-    """CORS for the browser-facing paths only (the Director, the JWK set).
+    """CORS for the browser-facing paths only (the Director, the JWK set, WHIP and WHEP).
 
     Any origin may call them: they take bearer tokens, not cookies, and a token's
     allowedOrigins are checked by the handler itself. The admin API gets no CORS.
     """
 
-    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...],
+                 methods: tuple[str, ...] = ("GET", "POST", "OPTIONS"),
+                 headers: tuple[str, ...] = ("Authorization", "Content-Type"),
+                 expose: tuple[str, ...] = ()) -> None:
         self.app = app
         self.prefixes = prefixes
         self.cors = CORSMiddleware(
             app,
             allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=list(methods),
+            allow_headers=list(headers),
+            expose_headers=list(expose),
             max_age=600,
         )
 
