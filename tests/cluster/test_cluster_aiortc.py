@@ -19,6 +19,7 @@ from tests.helpers.cluster import cluster_node, cluster_stats, get_json
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
 from tests.helpers.tones import which_tone
+from tests.helpers.whip import WhepPlayer, WhipPublisher
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +210,22 @@ async def test_projection_of_a_source_published_on_another_node(
             await asyncio.sleep(0.3)
             assert abs(await heard(rec) - 660) < 5
             await rec.stop()
+
+
+async def test_whip_on_a_is_played_over_whep_on_b(nodes: list[RunningServer]) -> None:
+    """Sources published over WHIP and viewers over WHEP are ordinary ones in a cluster too:
+    the WHIP source on A is relayed to B, where a WHEP player hears and sees it."""
+    a, b, _ = nodes
+    name = stream_name()
+    async with WhipPublisher(f"{a.http_url}/api/whip/{name}", None,
+                             [ToneTrack(440), PatternTrack()]), \
+            WhepPlayer(f"{b.http_url}/api/whep/hubbub/{name}") as player:
+        rec = AudioRecorder(player.tracks_by_mid[player.mid_of("audio")], 3).start()
+        video = VideoCounter(player.tracks_by_mid[player.mid_of("video")]).start()
+        freq = await heard(rec)
+        assert abs(freq - 440) < 5, f"heard {freq:.1f} Hz over WHEP on B"
+        await video.wait_for_frames(10, timeout=15)
+        assert video.last_size == (320, 240)
+        assert len(cluster_stats(a)["hosted"]) == 1
+        await rec.stop()
+        await video.stop()
