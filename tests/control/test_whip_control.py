@@ -222,11 +222,19 @@ async def test_cors_lets_a_web_page_call_whip(env: Env) -> None:
         assert header in exposed, exposed
 
 
-async def test_a_full_node_answers_503(env: Env) -> None:
-    env.sessions.limit = 1
+async def test_a_full_node_answers_503_and_a_greedy_address_429(env: Env) -> None:
     token = await env.token()
-    assert (await env.whip("cam1", token)).status_code == 201
-    full = await env.whip("cam2", token)
+    env.sessions.per_address = 1
+    first = await env.whip("cam1", token)
+    assert first.status_code == 201
+    greedy = await env.whip("cam2", token)
+    refused(greedy, 429, "at most 1 WHIP/WHEP sessions per client address")
+    assert greedy.headers["retry-after"] == "10"
+    assert (await env.client.delete(first.headers["location"])).status_code == 200
+    assert (await env.whip("cam2", token)).status_code == 201, "the count went down"
+    env.sessions.per_address = 10
+    env.sessions.limit = 1
+    full = await env.whip("cam3", token)
     refused(full, 503, "too many WHIP/WHEP sessions")
     assert full.headers["retry-after"] == "10"
 

@@ -31,6 +31,7 @@ from hubbub.control.auth.http import ApiError, bearer
 from hubbub.control.session import Session
 from hubbub.control.sse import EventChannel
 from hubbub.logs import clip
+from hubbub.ratelimit import address_key
 
 if TYPE_CHECKING:
     from hubbub.config import AuthConfig
@@ -42,6 +43,10 @@ SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"  # RFC 8840 §9.1
 MAX_SESSIONS = 10_000
 """WHIP and WHEP sessions one node holds; each also holds a transport until ICE times out."""
+MAX_PER_ADDRESS = 500
+"""Sessions one client address (IPv6: its /64) holds: unlike a WebSocket's, a WHIP/WHEP
+session outlives its HTTP connection, so the connection caps (control/connections.py) do not
+bound them; this does, at the connection cap's figure."""
 
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)\s*$", re.MULTILINE)
 _PWD = re.compile(r"^a=ice-pwd:(\S+)\s*$", re.MULTILINE)
@@ -82,8 +87,10 @@ async def read_sdp(request: Request) -> str:
 class HttpSession:
     """One WHIP or WHEP session, reachable at `location`."""
 
-    def __init__(self, kind: str, session: Session, transport: WebRtcTransport) -> None:
+    def __init__(self, kind: str, session: Session, transport: WebRtcTransport,
+                 client: str | None) -> None:
         self.kind = kind  # "whip" | "whep"
+        self.address = address_key(client)
         self.id = secrets.token_urlsafe(16)
         self.session = session
         self.transport = transport
@@ -107,26 +114,33 @@ class HttpSession:
 class HttpSessions:
     """The live WHIP/WHEP sessions of one node, by id."""
 
-    def __init__(self, limit: int = MAX_SESSIONS) -> None:
+    def __init__(self, limit: int = MAX_SESSIONS,
+                 per_address: int = MAX_PER_ADDRESS) -> None:
         self.limit = limit
+        self.per_address = per_address
         self._by_id: dict[str, HttpSession] = {}
+        self._by_address: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def check_room(self) -> None:
+    def check_room(self, client: str | None) -> None:
         if len(self._by_id) >= self.limit:
             raise HttpError(503, "Service Unavailable: too many WHIP/WHEP sessions on this "
                             "node", {"Retry-After": "10"})
+        if self._by_address.get(address_key(client), 0) >= self.per_address:
+            raise HttpError(429, f"Too Many Requests: at most {self.per_address} WHIP/WHEP "
+                            "sessions per client address", {"Retry-After": "10"})
 
     def add(self, entry: HttpSession) -> None:
         self._by_id[entry.id] = entry
+        self._by_address[entry.address] = self._by_address.get(entry.address, 0) + 1
 
         def ended(code: int, reason: str) -> None:
             # The session asks to close (transport failed or closed, source replaced): the
             # resource is gone, a later DELETE gets 404.
             if self._by_id.get(entry.id) is entry:
-                del self._by_id[entry.id]
+                self._forget(entry)
                 log.info("%s session %s ended: %s", entry.kind, entry.id[:8], clip(reason, 200))
                 entry.close(reason)
 
@@ -140,8 +154,17 @@ class HttpSessions:
         return entry
 
     def delete(self, entry: HttpSession, reason: str) -> None:
-        if self._by_id.pop(entry.id, None) is not None:
+        if self._by_id.get(entry.id) is entry:
+            self._forget(entry)
             entry.close(reason)
+
+    def _forget(self, entry: HttpSession) -> None:
+        del self._by_id[entry.id]
+        left = self._by_address[entry.address] - 1
+        if left:
+            self._by_address[entry.address] = left
+        else:
+            del self._by_address[entry.address]
 
     def close_all(self, reason: str) -> None:
         for entry in list(self._by_id.values()):

@@ -47,6 +47,7 @@ from hubbub.control.whip import (
     add_session_routes,
     check_bearer,
     check_open,
+    client_ip,
     stream_name,
 )
 from hubbub.logs import clip
@@ -108,7 +109,7 @@ def whep_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
 
     async def view(request: Request, account: str, raw_name: str,
                    source_id: str | None) -> Response:
-        check_open(node, sessions)
+        check_open(node, sessions, client_ip(request))
         if account != node.account_id:
             raise HttpError(404, f"Not Found: unknown streamAccountId {account!r} (this "
                             f"node's account is {node.account_id!r})")
@@ -124,7 +125,7 @@ def whep_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
             session.close()
             raise refusal(exc) from None
         assert session.transport is not None
-        entry = HttpSession("whep", session, session.transport)
+        entry = HttpSession("whep", session, session.transport, client_ip(request))
         sessions.add(entry)
         session.after_reply()  # the viewer joins the stream's events (kept until SSE asks)
         links = [

@@ -85,11 +85,11 @@ def stream_name(node: Node, raw: str) -> str:
     return name
 
 
-def check_open(node: Node, sessions: HttpSessions) -> None:
+def check_open(node: Node, sessions: HttpSessions, client: str | None) -> None:
     if node.coordinator.draining:
         raise HttpError(503, "Service Unavailable: this node is draining",
                         {"Retry-After": "5"})
-    sessions.check_room()
+    sessions.check_room(client)
 
 
 def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
@@ -97,7 +97,7 @@ def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
 
     async def publish(request: Request, raw_name: str, source_id: str | None,
                       codec: str | None) -> Response:
-        check_open(node, sessions)
+        check_open(node, sessions, client_ip(request))
         name = stream_name(node, raw_name)
         grant = await check_bearer(request, node, auth, PUBLISH, name)
         if source_id is not None and grant is not None and not grant.multisource:
@@ -116,7 +116,7 @@ def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
             session.close()
             raise refusal(exc) from None
         assert session.transport is not None
-        entry = HttpSession("whip", session, session.transport)
+        entry = HttpSession("whip", session, session.transport, client_ip(request))
         sessions.add(entry)
         log.info("whip %s publishes stream=%s source=%s as %s", entry.id[:8], name, source_id,
                  session.publisher_id)
