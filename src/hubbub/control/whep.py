@@ -62,6 +62,9 @@ SSE_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
 LAYER_REL = "urn:ietf:params:whep:ext:core:layer"
 SSE_EVENTS = ("active", "inactive", "vad", "layers", "viewercount", "stopped")
 MAX_EVENT_LIST = 1024  # bytes of the JSON list a client POSTs to the SSE URL
+SSE_QUEUE_BYTES = 64 * 1024
+"""Unread SSE records kept per session (~600 events): an address may hold 500 sessions, and
+records wait even with no reader at all, so this is far below a WebSocket's 1 MiB."""
 
 
 async def _nowhere(text: str) -> None:
@@ -82,7 +85,7 @@ class WhepSession(ViewerSession):
     def open_channel(self, events: frozenset[str]) -> EventChannel:
         self.events = events
         if self.channel is None:
-            self.channel = EventChannel(self.max_queue_bytes, self.snapshot)
+            self.channel = EventChannel(SSE_QUEUE_BYTES, self.snapshot)
         return self.channel
 
     def snapshot(self) -> list[bytes]:
