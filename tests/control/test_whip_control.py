@@ -290,3 +290,15 @@ async def test_sse_reader_that_does_not_keep_up_starts_over_from_a_snapshot() ->
     assert b'"mediaId":"0"' not in again, "the lost records must not come back"
     assert time.monotonic() - started < 2
     channel.close()
+
+
+async def test_sse_records_queued_before_the_end_still_reach_the_reader() -> None:
+    channel = EventChannel(4096, list)
+    reader = channel.stream()
+    await anext(reader)
+    channel.push(record("error", {"code": "ice-failed", "message": "consent expired"}))
+    channel.close()
+    channel.push(record("vad", {}))  # after the end: dropped
+    rest = b"".join([chunk async for chunk in reader])
+    assert rest == (b'event: error\ndata: {"code":"ice-failed","message":"consent expired"}'
+                    b"\n\n")

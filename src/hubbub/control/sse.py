@@ -55,8 +55,9 @@ class EventChannel:
         self._wakeup.set()
 
     def close(self) -> None:
+        """No more records; a reader still gets those queued (e.g. the `error` event that
+        says why the session ended), then its stream ends."""
         self.closed = True
-        self._records.clear()
         self._wakeup.set()
 
     async def stream(self) -> AsyncIterator[bytes]:
@@ -65,13 +66,15 @@ class EventChannel:
         me = self._reader
         self._wakeup.set()  # a reader this one replaces wakes up and ends
         yield b"retry: 2000\n\n"  # the reconnection delay (WHATWG HTML §9.2.6)
-        while not self.closed and me == self._reader:
+        while me == self._reader:
             if self._records:
                 batch = b"".join(self._records)
                 self._records.clear()
                 self._bytes = 0
                 yield batch
                 continue
+            if self.closed:
+                return
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), HEARTBEAT)
