@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -123,6 +124,13 @@ async def test_unknown_ufrag_and_garbage_get_no_answer(
         assert await exchange(port, good[:cut]) is None
     assert port.stats.dropped_garbage > 0 and port.stats.stun_unknown_ufrag == 1
     assert transport.addr is None and not transport.nominated
+
+
+async def test_a_binding_indication_is_a_keepalive_not_garbage(port: MediaPort) -> None:
+    """libnice sends one after connecting (RFC 8445 §11): counted apart, never answered."""
+    indication = struct.pack("!HHI12s", 0x0011, 0, 0x2112A442, b"transaction!")
+    assert await exchange(port, indication) is None
+    assert port.stats.stun_indications == 1 and port.stats.dropped_garbage == 0
 
 
 async def test_consent_expiry_fails_the_transport(

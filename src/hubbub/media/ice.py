@@ -23,6 +23,7 @@ from aioice import stun
 _HEADER = struct.Struct("!HHI")  # message type, length, magic cookie
 _ATTRIBUTE = struct.Struct("!HH")  # type, length
 _BINDING_REQUEST = 0x0001
+_BINDING_INDICATION = 0x0011
 _BINDING_SUCCESS = 0x0101
 _MAGIC_COOKIE = 0x2112A442
 _MAGIC_COOKIE_BYTES = _MAGIC_COOKIE.to_bytes(4, "big")
@@ -63,6 +64,15 @@ class StunError(ValueError):
         super().__init__(f"{code} {reason}")
         self.code = code
         self.reason = reason
+
+
+def is_binding_indication(data: bytes) -> bool:
+    """A STUN Binding Indication: a keepalive some ICE agents (libnice) send after
+    connecting (RFC 8445 §11, RFC 8489 §6.3.2: no answer is due). Header only, no parsing."""
+    if len(data) < 20:
+        return False
+    kind, length, cookie = _HEADER.unpack_from(data)
+    return kind == _BINDING_INDICATION and cookie == _MAGIC_COOKIE and length == len(data) - 20
 
 
 def peek_binding_request(data: bytes) -> tuple[str, int] | None:

@@ -110,6 +110,7 @@ class PortStats:
     stun_bad_integrity: int = 0  # MESSAGE-INTEGRITY wrong or missing: no answer
     dtls_over_budget: int = 0  # over the bound address's DTLS budget: not given to OpenSSL
     budget_evictions: int = 0  # addresses forgotten because a budget table was full
+    stun_indications: int = 0  # Binding Indications (keepalives): nothing to answer
     batches: int = 0  # C batch sends (one per incoming packet that fanned out)
     batch_errors: int = 0  # packets the C sender could not protect
 
@@ -458,7 +459,10 @@ class MediaPort(asyncio.DatagramProtocol):
         """
         peeked = ice.peek_binding_request(data)
         if peeked is None:
-            self.stats.dropped_garbage += 1
+            if ice.is_binding_indication(data):
+                self.stats.stun_indications += 1
+            else:
+                self.stats.dropped_garbage += 1
             return
         ufrag, integrity = peeked
         transport = self._by_ufrag.get(ufrag)
