@@ -72,7 +72,8 @@ def is_binding_indication(data: bytes) -> bool:
     if len(data) < 20:
         return False
     kind, length, cookie = _HEADER.unpack_from(data)
-    return kind == _BINDING_INDICATION and cookie == _MAGIC_COOKIE and length == len(data) - 20
+    return bool(kind == _BINDING_INDICATION and cookie == _MAGIC_COOKIE
+                and length == len(data) - 20)
 
 
 def peek_binding_request(data: bytes) -> tuple[str, int] | None:
