@@ -105,6 +105,9 @@ async def test_nack_counters_show_both_legs_recovering(
             track = source.tracks[0]
             assert track.nacks is not None
             assert track.nacks.requested > 0 and track.nacks.recovered > 0
+            # aiortc answers with RTX (RFC 4588), negotiated since the answer offers it back:
+            # the recovered packets came unwrapped from the repair stream.
+            assert source.packets_repaired > 0
             down = stream.viewers[0].main_video
             assert down is not None
             assert down.nacks_received > 0 and down.packets_resent > 0

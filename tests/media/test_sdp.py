@@ -476,7 +476,7 @@ def test_publish_answer_for_chrome_is_exact() -> None:
         *CANDIDATE_LINES,
     ]
     assert s["1"] == [
-        "m=video 10000 UDP/TLS/RTP/SAVPF 106",
+        "m=video 10000 UDP/TLS/RTP/SAVPF 106 107",
         *transport_lines("1"),
         "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
         f"a=extmap:3 {sdp.URI_TWCC}",
@@ -488,6 +488,8 @@ def test_publish_answer_for_chrome_is_exact() -> None:
         "a=rtpmap:106 H264/90000",
         *[f"a=rtcp-fb:106 {fb}" for fb in VIDEO_FBS],
         "a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        "a=rtpmap:107 rtx/90000",  # RFC 4588: the retransmissions Chrome offers for 106
+        "a=fmtp:107 apt=106",
         *CANDIDATE_LINES,
     ]
     audio, video = neg
@@ -518,7 +520,8 @@ def test_publish_answer_for_chrome_is_exact() -> None:
         sdp.URI_MID: 4,
         sdp.URI_VIDEO_ORIENTATION: 13,
     }
-    assert video.rids == []
+    assert video.rids == [] and video.layer_ssrcs == []
+    assert (video.rtx_payload_type, video.repair_ssrcs) == (107, {1787436130: 2546089061})
     assert (video.remote_ice_ufrag, video.remote_ice_pwd, video.remote_fingerprints) == (
         CHROME_UFRAG,
         CHROME_PWD,
@@ -533,7 +536,9 @@ def test_publish_answer_for_chrome_is_exact() -> None:
 def test_publish_video_codec_choice(wanted: str | None, pt: int) -> None:
     text, neg = build_answer(parse(load("chrome_publish.sdp")), opts("publish", video_codec=wanted))
     assert [c.payload_type for c in neg[1].codecs] == [pt]
-    assert f"m=video 10000 UDP/TLS/RTP/SAVPF {pt}" in text.split("\r\n")
+    rtx = neg[1].rtx_payload_type  # the RTX payload type Chrome pairs with it (apt)
+    assert rtx and f"a=fmtp:{rtx} apt={pt}" in text.split("\r\n")
+    assert f"m=video 10000 UDP/TLS/RTP/SAVPF {pt} {rtx}" in text.split("\r\n")
 
 
 def test_publish_h264_prefers_mode_1_then_constrained_baseline() -> None:
@@ -557,7 +562,7 @@ def test_publish_answer_for_aiortc() -> None:
         "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
         "a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
     ]
-    assert s["1"][0] == "m=video 10000 UDP/TLS/RTP/SAVPF 101"
+    assert s["1"][0] == "m=video 10000 UDP/TLS/RTP/SAVPF 101 102"  # aiortc offers RTX too
     assert [x for x in s["1"] if x.startswith("a=rtcp-fb")] == [
         "a=rtcp-fb:101 nack",
         "a=rtcp-fb:101 nack pli",
@@ -621,7 +626,7 @@ def test_view_answer_for_millicast_sdk() -> None:
     ]
 
 
-def test_rid_offer_answer_has_no_simulcast_and_rejects_datachannel() -> None:
+def test_rid_offer_is_answered_with_simulcast_recv_and_rejects_datachannel() -> None:
     text, neg = build_answer(parse(load("chrome_simulcast_rid.sdp")), opts("publish"))
     s = sections(text)
     assert "a=group:BUNDLE 0 1" in s[""]
@@ -631,15 +636,34 @@ def test_rid_offer_answer_has_no_simulcast_and_rejects_datachannel() -> None:
         "a=mid:2",
         "a=inactive",
     ]
-    assert not re.search(r"a=rid|a=simulcast|rtp-stream-id", text)
+    # RFC 8853 §5.3: each layer as a recv rid, in the offer's order; RFC 8852 ids answered.
+    assert [x for x in s["1"] if x.startswith(("a=rid", "a=simulcast"))] == [
+        "a=rid:h recv", "a=rid:m recv", "a=rid:l recv", "a=simulcast:recv h;m;l"]
+    assert sdp.URI_RID in neg[1].ext_ids and sdp.URI_REPAIRED_RID in neg[1].ext_ids
+    assert not re.search(r"a=rid|a=simulcast|rtp-stream-id", "\n".join(s["0"]))
     assert s["0"][-3] == "a=fmtp:111 minptime=10;useinbandfec=1"
     assert neg[2].rejected and neg[2].direction == "inactive" and neg[2].codecs == []
-    assert neg[1].ssrcs == [] and neg[1].rids == []
+    assert neg[1].ssrcs == [] and neg[1].rids == ["h", "m", "l"]
+
+
+def test_a_single_rid_or_a_recv_simulcast_is_not_simulcast() -> None:
+    offer = parse(load("chrome_simulcast_rid.sdp"))
+    offer.media[1].simulcast = "send h"
+    text, neg = build_answer(offer, opts("publish"))
+    assert neg[1].rids == [] and sdp.URI_RID not in neg[1].ext_ids
+    assert not re.search(r"a=rid|a=simulcast|rtp-stream-id", text)
+    offer.media[1].simulcast = "send ~h,x;m;zz"  # paused h (may resume), alternative x, no zz
+    _, neg = build_answer(offer, opts("publish"))
+    assert neg[1].rids == ["h", "m"]
 
 
 def test_ssrc_simulcast_offer_lists_layer_ssrcs() -> None:
-    _, neg = build_answer(parse(load("chrome_simulcast_sim.sdp")), opts("publish"))
+    text, neg = build_answer(parse(load("chrome_simulcast_sim.sdp")), opts("publish"))
     assert neg[1].ssrcs == [1149278373, 3402813217, 2285716903]
+    assert neg[1].layer_ssrcs == [1149278373, 3402813217, 2285716903]  # the SIM group's order
+    assert neg[1].repair_ssrcs == {2958381734: 1149278373, 482937190: 3402813217,
+                                   1677234455: 2285716903}
+    assert not re.search(r"a=rid|a=simulcast|rtp-stream-id", text)
 
 
 def test_direction_incompatible_with_role_is_rejected() -> None:
@@ -703,7 +727,7 @@ def test_candidates_priority_ipv6_and_none() -> None:
     ]
     text, _ = build_answer(offer, opts("publish", candidates=[]))
     s = sections(text)["1"]
-    assert s[:2] == ["m=video 9 UDP/TLS/RTP/SAVPF 97", "c=IN IP4 0.0.0.0"]
+    assert s[:2] == ["m=video 9 UDP/TLS/RTP/SAVPF 97 98", "c=IN IP4 0.0.0.0"]
     assert s[-1] == "a=end-of-candidates"
 
 
@@ -748,7 +772,11 @@ def test_answer_round_trip(name: str) -> None:
             continue
         assert m.port == 10000
         assert m.codecs == n.codecs
-        assert m.aux_codecs == [] and m.rtx == {}
+        if n.rtx_payload_type:  # RFC 4588 RTX answered for the publisher's video codec
+            assert m.rtx == {n.codecs[0].payload_type: n.rtx_payload_type}
+            assert [c.name for c in m.aux_codecs] == ["rtx"]
+        else:
+            assert m.aux_codecs == [] and m.rtx == {}
         assert {uri: i for i, uri in m.extmaps.items()} == n.ext_ids
         assert (m.setup, m.rtcp_mux, m.ice_ufrag, m.ice_pwd) == ("passive", True, "SrvU", "S" * 24)
         assert m.fingerprints == [LOCAL_FP]

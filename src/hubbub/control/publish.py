@@ -41,6 +41,10 @@ def track_params(negotiated: list[sdp.Negotiated]) -> list[TrackParams]:
                 ssrcs=list(media.ssrcs),
                 ext_ids=dict(media.ext_ids),
                 rtcp_fbs=list(codec.rtcp_fbs),
+                rids=list(media.rids),
+                layer_ssrcs=list(media.layer_ssrcs),
+                rtx_payload_type=media.rtx_payload_type,
+                repair_ssrcs=dict(media.repair_ssrcs),
             )
         )
     return tracks

@@ -9,33 +9,50 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["is_keyframe"]
+__all__ = ["is_keyframe", "keyframe_size"]
 
 
-def _vp8(p: bytes) -> bool:
+def _vp8_header(p: bytes) -> int:
+    """Offset of the VP8 payload header in the first packet of partition 0, else -1."""
     # RFC 7741 §4.2 payload descriptor: |X|R|N|S|R|PID| then, if X, |I|L|T|K|RSV|.
     n = len(p)
     if n < 1:
-        return False
+        return -1
     b = p[0]
     if not b & 0x10 or b & 0x07:  # keyframe header only in the first packet of partition 0
-        return False
+        return -1
     i = 1
     if b & 0x80:
         if n < 2:
-            return False
+            return -1
         x = p[1]
         i = 2
         if x & 0x80:  # I: PictureID, 15 bits when M is set
             if n <= i:
-                return False
+                return -1
             i += 2 if p[i] & 0x80 else 1
         if x & 0x40:  # L: TL0PICIDX
             i += 1
         if x & 0x30:  # T or K: TID/Y/KEYIDX byte
             i += 1
+    return i if n > i else -1
+
+
+def _vp8(p: bytes) -> bool:
+    i = _vp8_header(p)
     # RFC 7741 §4.3 payload header: |Size0|H|VER|P|, P == 0 means key frame.
-    return n > i and not p[i] & 0x01
+    return i >= 0 and not p[i] & 0x01
+
+
+def _vp8_size(p: bytes) -> tuple[int, int] | None:
+    # RFC 6386 §9.1: a key frame's 3-byte frame tag, the start code 9d 01 2a, then width and
+    # height as 14-bit little-endian values (the top 2 bits are the scaling mode).
+    i = _vp8_header(p)
+    if i < 0 or p[i] & 0x01 or len(p) < i + 10 or p[i + 3:i + 6] != b"\x9d\x01\x2a":
+        return None
+    width = (p[i + 6] | p[i + 7] << 8) & 0x3FFF
+    height = (p[i + 8] | p[i + 9] << 8) & 0x3FFF
+    return (width, height) if width and height else None
 
 
 def _vp9(p: bytes) -> bool:
@@ -109,6 +126,16 @@ _DETECTORS: dict[str, Callable[[bytes], bool]] = {
     "H264": _h264,
     "AV1": _av1,
 }
+
+
+_SIZES: dict[str, Callable[[bytes], tuple[int, int] | None]] = {"VP8": _vp8_size}
+
+
+def keyframe_size(codec_name: str, payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from a packet that starts a keyframe, for codecs whose keyframe
+    header says it without parsing a bitstream (VP8); None otherwise."""
+    size = _SIZES.get(codec_name.upper())
+    return size(payload) if size is not None else None
 
 
 def is_keyframe(codec_name: str, payload: bytes) -> bool:

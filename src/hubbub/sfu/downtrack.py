@@ -106,6 +106,8 @@ class DownTrack:
         self.sr_due = float("-inf")
         self._resync = True
         self._waiting_keyframe = False
+        self.pending: Track | None = None  # the simulcast layer we move to at its keyframe
+        self.switches = 0
         self._nack_guard = config.nack_resend_guard
         # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
         self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
@@ -164,8 +166,13 @@ class DownTrack:
         st.slow = (st.pt < 0 or self._resync or self._waiting_keyframe
                    or type(st) is DownState)
 
-    def bind(self, track: Track | None) -> None:
-        """Forward `track` from now on (None = idle). Rebinding keeps SSRC and continuity."""
+    def bind(self, track: Track | None, at_keyframe: bool = False) -> None:
+        """Forward `track` from now on (None = idle). Rebinding keeps SSRC and continuity.
+
+        `at_keyframe`: the packet being fanned out starts a keyframe of `track`, so a video
+        DownTrack need not wait for one."""
+        if self.pending is not None and self.pending is not track:
+            self.cancel_switch()
         old = self.track
         if old is track:
             return
@@ -190,10 +197,40 @@ class DownTrack:
         st.ext_map = _shared(extension_map(track.params.ext_ids, self.params.ext_ids))
         track.down_tracks.append(self)
         track.down_states.append(st)
-        if self.kind == "video" and st.pt >= 0:
+        if self.kind == "video" and st.pt >= 0 and not at_keyframe:
             self._waiting_keyframe = True
             track.add_keyframe_waiter()
             track.request_keyframe()
+
+    # --- simulcast layer switches ---------------------------------------------------------
+
+    def switch_to(self, track: Track) -> None:
+        """Move to another layer (`track`) of the same m-line without a freeze: keep forwarding
+        the current layer until `track`'s next keyframe (requested now), then rebind there.
+        With nothing shown yet (idle, or still waiting for a first keyframe), bind at once."""
+        if track is self.track:
+            self.cancel_switch()
+            return
+        if self.track is None or self._waiting_keyframe:
+            self.bind(track)
+            return
+        if self.pending is track:
+            track.request_keyframe()  # rate-limited at the Track: a lost PLI gets a retry
+            return
+        self.cancel_switch()
+        self.pending = track
+        track.add_switcher(self)
+
+    def complete_switch(self, track: Track) -> None:
+        """Called by `track` on the keyframe this DownTrack waited for (before fan-out)."""
+        self.pending = None
+        self.switches += 1
+        self.bind(track, at_keyframe=True)
+
+    def cancel_switch(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.remove_switcher(self)
 
     def forward(self, data: bytes, seq: int, ts: int, length: int, keyframe: bool,
                 now: float) -> None:

@@ -13,6 +13,8 @@ from hubbub.sfu.source import Source
 from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamListener, TrackParams
 from hubbub.sfu.viewer import Viewer
 
+LAYER_MEASURE_INTERVAL = 1.0  # seconds between bitrate measurements of simulcast layers
+
 
 class Stream:
     """Sources by sourceId (None = main) and the Viewers watching them.
@@ -38,6 +40,7 @@ class Stream:
         self._clock = clock
         self._on_empty = on_empty
         self._order = 0
+        self._measure_due = float("-inf")
         self.multiplexer = Multiplexer(config.multiplexer, self._slot_changed)
 
     def publish(self, source_id: str | None, tracks: list[TrackParams], sink: RtpSink) -> Source:
@@ -56,8 +59,14 @@ class Stream:
         for track in old.tracks:
             same_kind = [t for t in old.tracks if t.kind == track.kind]
             target = source.track(track.kind, same_kind.index(track))
-            for down in list(track.down_tracks):
-                down.bind(target)
+            if target is None:
+                continue
+            for layer in track.layers:
+                # The same simulcast layer where the new publisher has it, else its first.
+                index = track.layers.index(layer)
+                moved = target.layers[index] if index < len(target.layers) else target
+                for down in list(layer.down_tracks) + layer.switchers:
+                    down.bind(moved)
         for viewer in self.viewers:
             if viewer.main_source is old:
                 viewer.set_main(source)
@@ -158,8 +167,13 @@ class Stream:
             viewer.tick(now, ntp_now, config.sr_interval)
         for relay in self.relays:
             relay.tick(now, ntp_now, config.sr_interval)
+        measure = now >= self._measure_due
+        if measure:
+            self._measure_due = now + LAYER_MEASURE_INTERVAL
         for source in list(self.sources.values()):
-            for track in source.tracks:
+            for track in source.all_tracks:
+                if measure and track.simulcast:
+                    track.measure(now)
                 track.send_due_nacks(now)
                 if now >= track.rr_due:
                     track.rr_due = now + config.rr_interval

@@ -29,10 +29,20 @@ class Track:
     """
 
     def __init__(
-        self, source: Source, params: TrackParams, sink: RtpSink, config: SfuConfig, clock: Clock
+        self, source: Source, params: TrackParams, sink: RtpSink, config: SfuConfig, clock: Clock,
+        rid: str | None = None,
     ) -> None:
         self.source = source
         self.params = params
+        # Simulcast: one Track per encoding of the m-line, all sharing `layers` (Source sets
+        # it); `rid` names the encoding (RFC 8852), None for SSRC-group layers and plain tracks.
+        self.rid = rid
+        self.layers: list[Track] = [self]
+        self.bitrate = 0  # bit/s over the last measuring window (Stream.tick)
+        self.width = self.height = 0  # of the last keyframe, where the codec says
+        self._measured_bytes = 0
+        self._measured_at = float("-inf")
+        self._switchers: list[DownTrack] = []  # DownTracks moving here at our next keyframe
         self.kind = params.kind
         self.mid = params.mid
         self.codec = params.codec
@@ -98,11 +108,22 @@ class Track:
                 if self.activity.update(level, now) and self.on_speech is not None:
                     self.on_speech(self)
         keyframe = False
-        if self._video and (self._keyframe_waiters or not self.keyframe_seen):
-            keyframe = codecs.is_keyframe(self.codec, data[offset:offset + length])
+        if self._video and (self._keyframe_waiters or not self.keyframe_seen
+                            or len(self.layers) > 1):
+            payload = data[offset:offset + length]
+            keyframe = codecs.is_keyframe(self.codec, payload)
             if keyframe:
                 self.keyframe_seen = True
                 self.last_keyframe_time = now
+                size = codecs.keyframe_size(self.codec, payload)
+                if size is not None:
+                    self.width, self.height = size
+                if self._switchers:
+                    # Layer switches wait for this: the viewer's decoder starts cleanly here.
+                    switchers, self._switchers = self._switchers, []
+                    for down in switchers:
+                        self._keyframe_waiters -= 1
+                        down.complete_switch(self)
         fanout = self._fanout
         if fanout is None:
             for down in self.down_tracks:
@@ -170,8 +191,49 @@ class Track:
     def remove_keyframe_waiter(self) -> None:
         self._keyframe_waiters -= 1
 
+    # --- simulcast ------------------------------------------------------------------------
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.layers) > 1
+
+    @property
+    def encoding_id(self) -> str:
+        """The layer's name in `layers` events and `select`: its RID, else its index in the
+        SSRC group."""
+        return self.rid if self.rid is not None else str(self.layers.index(self))
+
+    def active(self, now: float, within: float = 1.0) -> bool:
+        return now - self.last_arrival < within
+
+    def measure(self, now: float) -> None:
+        """Update `bitrate` from the bytes since the last call (called about once a second)."""
+        elapsed = now - self._measured_at
+        if elapsed > 0 and self._measured_at > float("-inf"):
+            self.bitrate = int((self.bytes - self._measured_bytes) * 8 / elapsed)
+        self._measured_bytes = self.bytes
+        self._measured_at = now
+
+    def add_switcher(self, down: DownTrack) -> None:
+        """`down` moves to this layer at its next keyframe (asked for now)."""
+        if down not in self._switchers:
+            self._switchers.append(down)
+            self._keyframe_waiters += 1
+        self.request_keyframe()
+
+    def remove_switcher(self, down: DownTrack) -> None:
+        if down in self._switchers:
+            self._switchers.remove(down)
+            self._keyframe_waiters -= 1
+
+    @property
+    def switchers(self) -> list[DownTrack]:
+        return list(self._switchers)
+
     def detach_all(self) -> list[DownTrack]:
         """Unbind every DownTrack (the Source is going away) and return them."""
+        for down in list(self._switchers):
+            down.cancel_switch()
         downs = list(self.down_tracks)
         for down in downs:
             down.bind(None)

@@ -7,8 +7,9 @@ import secrets
 
 from hubbub.media.sdp.codecs import _answer_codec, _choose_publish_video, _choose_view_video
 from hubbub.media.sdp.model import (
-    _NEVER_ANSWERED,
+    _SIMULCAST_ONLY,
     DEFAULT_EXTENSIONS,
+    MAX_SIMULCAST_LAYERS,
     URI_AUDIO_LEVEL,
     AnswerOptions,
     Codec,
@@ -87,6 +88,34 @@ def _primary_ssrcs(m: MediaSection) -> list[int]:
     return [s for s in m.ssrcs if s not in repair]
 
 
+def _simulcast_rids(m: MediaSection) -> list[str]:
+    """The layers of a RID simulcast offer (RFC 8853 §5.2): the streams of `a=simulcast:send`
+    (the first alternative of each; a paused `~` one may resume) that an `a=rid:<id> send`
+    declares (RFC 8851). [] for one stream or none: that is not simulcast."""
+    parts = (m.simulcast or "").split()
+    if m.kind != "video" or len(parts) < 2 or parts[0] != "send":
+        return []
+    declared = {rid for rid, direction, _ in m.rids if direction == "send"}
+    rids: list[str] = []
+    for stream in parts[1].split(";"):
+        rid = stream.split(",")[0].lstrip("~")
+        if rid in declared and rid not in rids:
+            rids.append(rid)
+    return rids[:MAX_SIMULCAST_LAYERS] if len(rids) > 1 else []
+
+
+def _layer_ssrcs(m: MediaSection) -> list[int]:
+    """An SSRC-group simulcast (`a=ssrc-group:SIM`, what the Millicast SDK munges into its
+    offer): the layer SSRCs, lowest resolution first (libwebrtc's order)."""
+    sim = next((g[1] for g in m.ssrc_groups if g[0] == "SIM" and len(g[1]) > 1), [])
+    return sim[:MAX_SIMULCAST_LAYERS]
+
+
+def _repair_ssrcs(m: MediaSection) -> dict[int, int]:
+    """RTX SSRC -> the media SSRC it repairs, from `a=ssrc-group:FID` (RFC 4588 §8.1)."""
+    return {g[1][1]: g[1][0] for g in m.ssrc_groups if g[0] == "FID" and len(g[1]) == 2}
+
+
 def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, list[Negotiated]]:
     """Answer `offer` as the SFU. Returns the SDP text (CRLF) and one Negotiated per m-line."""
     _check_options(opts)
@@ -105,6 +134,8 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
         direction = _direction(opts.role, m.direction)
         codecs: list[Codec] = []
         ext_ids: dict[str, int] = {}
+        publish_video = opts.role == "publish" and m.kind == "video"
+        rids = _simulcast_rids(m) if publish_video else []
         usable = (
             index in transport
             and m.kind in ("audio", "video")
@@ -125,7 +156,9 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
             else:
                 supported = supported - {URI_AUDIO_LEVEL}
             for ext_id, uri in sorted(m.extmaps.items()):
-                if uri in supported and uri not in _NEVER_ANSWERED and uri not in ext_ids:
+                if uri in _SIMULCAST_ONLY and not rids:
+                    continue
+                if (uri in supported or uri in _SIMULCAST_ONLY) and uri not in ext_ids:
                     ext_ids[uri] = ext_id
             if m.kind == "audio":
                 chosen = [c for c in m.codecs if c.name.lower() == "opus"][:1]
@@ -144,8 +177,11 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
             continue
         assert direction is not None
         accepted.append(m.mid)
+        # RFC 4588: the publisher's retransmissions on their own SSRC, if it offers them.
+        rtx_pt = m.rtx.get(codecs[0].payload_type, 0) if publish_video else 0
+        formats = [c.payload_type for c in codecs] + ([rtx_pt] if rtx_pt else [])
         lines = [
-            f"m={m.kind} {port} {m.protocol} {' '.join(str(c.payload_type) for c in codecs)}",
+            f"m={m.kind} {port} {m.protocol} {' '.join(str(pt) for pt in formats)}",
             f"c=IN {ip_family} {ip}",
             f"a=ice-ufrag:{opts.ice_ufrag}",
             f"a=ice-pwd:{opts.ice_pwd}",
@@ -170,6 +206,12 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
             lines += [f"a=rtcp-fb:{c.payload_type} {fb}" for fb in c.rtcp_fbs]
             if c.fmtp:
                 lines.append(f"a=fmtp:{c.payload_type} {c.fmtp}")
+        if rtx_pt:
+            lines.append(f"a=rtpmap:{rtx_pt} rtx/{codecs[0].clock_rate}")
+            lines.append(f"a=fmtp:{rtx_pt} apt={codecs[0].payload_type}")
+        if rids:
+            lines += [f"a=rid:{rid} recv" for rid in rids]
+            lines.append(f"a=simulcast:recv {';'.join(rids)}")
         if track is not None:
             ssrcs = [track.ssrc]
             lines.append(f"a=ssrc:{track.ssrc} cname:{track.cname}")
@@ -187,11 +229,14 @@ def build_answer(offer: SessionDescription, opts: AnswerOptions) -> tuple[str, l
                 codecs,
                 ext_ids,
                 ssrcs,
-                [],
+                rids,
                 False,
                 ufrag,
                 pwd,
                 fingerprints,
+                rtx_payload_type=rtx_pt,
+                layer_ssrcs=_layer_ssrcs(m) if publish_video and not rids else [],
+                repair_ssrcs=_repair_ssrcs(m) if rtx_pt else {},
             )
         )
 

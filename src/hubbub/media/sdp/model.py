@@ -20,9 +20,10 @@ DEFAULT_EXTENSIONS: dict[str, frozenset[str]] = {
     "audio": frozenset({URI_MID, URI_AUDIO_LEVEL, URI_ABS_SEND_TIME, URI_TWCC}),
     "video": frozenset({URI_MID, URI_ABS_SEND_TIME, URI_TWCC, URI_VIDEO_ORIENTATION}),
 }
-# RFC 8851 simulcast is not answered yet: answering rid would make the browser send layers
-# the SFU cannot select between.
-_NEVER_ANSWERED = frozenset({URI_RID, URI_REPAIRED_RID})
+# RFC 8852 stream ids: answered only with a simulcast publish (RFC 8853), where they name
+# the layers; elsewhere they would name nothing.
+_SIMULCAST_ONLY = frozenset({URI_RID, URI_REPAIRED_RID})
+MAX_SIMULCAST_LAYERS = 4
 
 AUX_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec", "flexfec-03"})
 VIDEO_CODECS = ("VP8", "VP9", "H264", "AV1")
@@ -155,3 +156,6 @@ class Negotiated:
     remote_ice_ufrag: str
     remote_ice_pwd: str
     remote_fingerprints: list[tuple[str, str]]
+    rtx_payload_type: int = 0  # publish: RTX (RFC 4588) answered for the codec, else 0
+    layer_ssrcs: list[int] = field(default_factory=list)  # publish: an SSRC-group SIM, in order
+    repair_ssrcs: dict[int, int] = field(default_factory=dict)  # RTX SSRC -> media (FID)

@@ -1,0 +1,170 @@
+"""Simulcast publish (one Track per layer, RID or SSRC-group) and RTX (RFC 4588) unwrapping,
+and a DownTrack moving between layers at a keyframe of the target layer without a gap."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hubbub.media import rtp
+from hubbub.sfu import SfuConfig, Source
+from tests.sfu.fakes import (
+    ABS_IN,
+    MID_IN,
+    VP8_DELTA,
+    VP8_KEY,
+    VP8_PT,
+    FakeClock,
+    FakeSink,
+    down_video,
+    make_streams,
+    video_packet,
+    video_params,
+)
+
+RID_IN = 6
+RRID_IN = 7
+RTX_PT = 97
+
+
+def rid_params() -> object:
+    params = video_params(ssrc=None)
+    params.ext_ids.update({rtp.RID: RID_IN, rtp.REPAIRED_RID: RRID_IN})
+    return replace(params, rids=["q", "h", "f"], rtx_payload_type=RTX_PT)
+
+
+def layer_packet(seq: int, ts: int, ssrc: int, rid: bytes | None, key: bool = False,
+                 pt: int = VP8_PT, payload: bytes | None = None,
+                 rid_id: int = RID_IN) -> bytes:
+    ext = [(ABS_IN, b"\x04\x05\x06"), (MID_IN, b"1")]
+    if rid is not None:
+        ext.append((rid_id, rid))
+    body = payload if payload is not None else (VP8_KEY if key else VP8_DELTA)
+    return rtp.build_packet(pt, seq & 0xFFFF, ts, ssrc, body, False, ext)
+
+
+def make_source(params: object) -> Source:
+    return Source(None, [params], FakeSink(), SfuConfig(), FakeClock(), 1)  # type: ignore[list-item]
+
+
+def test_rid_layers_are_learned_from_the_rid_extension() -> None:
+    source = make_source(rid_params())
+    (track,) = source.tracks
+    assert [t.rid for t in track.layers] == ["q", "h", "f"] and track.simulcast
+    assert track is track.layers[-1] and len(source.all_tracks) == 3
+    source.on_rtp(layer_packet(1, 0, 0xA1, b"q"))
+    source.on_rtp(layer_packet(1, 0, 0xA3, b"f"))
+    source.on_rtp(layer_packet(2, 0, 0xA3, None))  # learned: later packets need no RID
+    source.on_rtp(layer_packet(1, 0, 0xA2, b"h"))
+    assert [t.packets for t in track.layers] == [1, 1, 2]
+    assert [t.media_ssrc for t in track.layers] == [0xA1, 0xA2, 0xA3]
+    assert [t.encoding_id for t in track.layers] == ["q", "h", "f"]
+    source.on_rtp(layer_packet(1, 0, 0xA9, None))  # a layer without its RID: unplaceable
+    assert source.packets_unknown == 1
+
+
+def test_ssrc_group_layers_keep_the_group_order() -> None:
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22, 33])
+    source = make_source(params)
+    (track,) = source.tracks
+    assert [t.params.ssrcs for t in track.layers] == [[11], [22], [33]]
+    assert [t.encoding_id for t in track.layers] == ["0", "1", "2"]
+    for ssrc in (33, 11, 22, 22):
+        source.on_rtp(video_packet(1, 0, ssrc=ssrc))
+    assert [t.packets for t in track.layers] == [1, 2, 1]
+
+
+def rtx_of(original: bytes, rtx_seq: int, rtx_ssrc: int, offset: int, rid: bytes | None) -> bytes:
+    """A retransmission of `original` as RFC 4588 §4 builds it."""
+    osn = original[2:4]
+    body = osn + original[offset:]
+    return layer_packet(rtx_seq, int.from_bytes(original[4:8], "big"), rtx_ssrc, rid,
+                        pt=RTX_PT, payload=body, rid_id=RRID_IN)
+
+
+def test_rtx_is_unwrapped_into_the_layer_it_repairs() -> None:
+    source = make_source(rid_params())
+    track = source.tracks[0]
+    sink = FakeSink()
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    live = stream.publish(None, [rid_params()], FakeSink())  # type: ignore[list-item]
+    viewer = stream.add_viewer([down_video()], sink)
+    layer = live.tracks[0].layers[1]  # "h"
+    assert viewer.main_video is not None
+    viewer.main_video.bind(layer)
+    first = layer_packet(500, 9000, 0xB2, b"h", key=True)
+    live.on_rtp(first)
+    lost = layer_packet(502, 9000, 0xB2, None)
+    offset = rtp.payload_offset(lost)
+    live.on_rtp(layer_packet(501, 9000, 0xB2, None))
+    live.on_rtp(rtx_of(lost, 7, 0xC2, offset, b"h"))
+    assert live.packets_repaired == 1 and layer.packets == 3
+    sent = sink.headers()
+    assert [h[2] for h in sent][-1] == [h[2] for h in sent][0] + 2  # the OSN, rewritten
+    assert sink.rtp_out[-1].endswith(VP8_DELTA)  # the payload without the OSN
+    assert {h[0] for h in sent} == {120}  # the viewer's VP8 PT, not RTX
+    # Without a repaired-RID and without an FID group the RTX stream cannot be placed.
+    source.on_rtp(rtx_of(lost, 8, 0xC9, offset, None))
+    assert source.packets_unknown == 1 and track.packets == 0
+
+
+def test_rtx_of_a_plain_track_is_placed_by_its_fid_group() -> None:
+    params = replace(video_params(ssrc=2222), rtx_payload_type=RTX_PT,
+                     repair_ssrcs={3333: 2222})
+    source = make_source(params)
+    original = video_packet(40, 100, ssrc=2222)
+    offset = rtp.payload_offset(original)
+    source.on_rtp(rtx_of(original, 1, 3333, offset, None))
+    assert source.packets_repaired == 1 and source.tracks[0].packets == 1
+    assert source.tracks[0].last_seq == 40
+
+
+def test_a_layer_switch_waits_for_the_target_keyframe_and_stays_continuous() -> None:
+    streams, _, clock, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22])
+    source = stream.publish(None, [params], FakeSink())
+    sink = FakeSink()
+    viewer = stream.add_viewer([down_video()], sink)
+    down = viewer.main_video
+    low, high = source.tracks[0].layers
+    assert down is not None and down.track is high  # viewers start on the last layer
+    down.bind(low)
+    source.on_rtp(video_packet(10, 1000, ssrc=11, key=True))
+    source.on_rtp(video_packet(11, 4000, ssrc=11))
+    down.switch_to(high)
+    assert down.pending is high and down.track is low
+    clock.advance(0.033)
+    source.on_rtp(video_packet(900, 50_000, ssrc=22))  # not a keyframe: keep the low layer
+    source.on_rtp(video_packet(12, 7000, ssrc=11))
+    assert down.track is low and len(sink.rtp_out) == 3
+    clock.advance(0.033)
+    source.on_rtp(video_packet(901, 53_000, ssrc=22, key=True))
+    source.on_rtp(video_packet(13, 10_000, ssrc=11))  # the old layer is no longer sent
+    source.on_rtp(video_packet(902, 56_000, ssrc=22))
+    assert down.track is high and down.pending is None and down.switches == 1
+    headers = sink.headers()
+    assert [h[2] for h in headers] == [10, 11, 12, 13, 14]  # one seq space, no gap
+    ts = [h[3] for h in headers]
+    assert ts[3] - ts[2] >= 2970 and ts[4] - ts[3] == 3000  # continuous time
+    assert sink.rtp_out[3].endswith(VP8_KEY)
+
+
+def test_a_pending_switch_is_cancelled_by_a_bind_and_by_the_source_going_away() -> None:
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22])
+    source = stream.publish(None, [params], FakeSink())
+    viewer = stream.add_viewer([down_video()], FakeSink())
+    down = viewer.main_video
+    low, high = source.tracks[0].layers
+    assert down is not None
+    down.bind(low)
+    source.on_rtp(video_packet(1, 0, ssrc=11, key=True))
+    down.switch_to(high)
+    assert high.switchers == [down] and high.keyframe_waiters == 1
+    down.switch_to(low)  # back to where it is: nothing pending
+    assert high.switchers == [] and high.keyframe_waiters == 0 and down.pending is None
+    down.switch_to(high)
+    stream.unpublish(source)
+    assert down.pending is None and down.track is None and high.keyframe_waiters == 0
