@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hubbub.media import rtp
 from hubbub.sfu import DownTrackParams, SfuConfig, Source, Stream, Streams, TrackParams, Viewer
@@ -81,6 +82,9 @@ class Recorder:
         self, stream: Stream, viewer: Viewer, mid: str, source_id: str | None
     ) -> None:
         self.events.append(("slot", stream.name, (mid, source_id)))
+
+    def layers(self, stream: Stream, viewer: Viewer, mid: str, entry: dict[str, Any]) -> None:
+        self.events.append(("layers", stream.name, (mid, entry)))
 
 
 PUB_EXT = {rtp.SDES_MID: MID_IN, rtp.AUDIO_LEVEL: LEVEL_IN, rtp.ABS_SEND_TIME: ABS_IN}

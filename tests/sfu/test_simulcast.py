@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from hubbub.media import rtp
 from hubbub.sfu import SfuConfig, Source
+from hubbub.sfu.layers import LayerRequest
 from tests.sfu.fakes import (
     ABS_IN,
     MID_IN,
@@ -168,3 +169,67 @@ def test_a_pending_switch_is_cancelled_by_a_bind_and_by_the_source_going_away() 
     down.switch_to(high)
     stream.unpublish(source)
     assert down.pending is None and down.track is None and high.keyframe_waiters == 0
+
+
+def vp8_key(width: int, height: int) -> bytes:
+    """A VP8 keyframe's first packet: descriptor, frame tag, start code, size (RFC 6386 §9.1)."""
+    return (b"\x10" + b"\x00\x00\x00" + b"\x9d\x01\x2a" + width.to_bytes(2, "little")
+            + height.to_bytes(2, "little") + b"k" * 20)
+
+
+def sized_packet(seq: int, ts: int, ssrc: int, size: tuple[int, int] | None) -> bytes:
+    body = vp8_key(*size) if size is not None else VP8_DELTA
+    return rtp.build_packet(VP8_PT, seq & 0xFFFF, ts, ssrc, body, False,
+                            [(ABS_IN, b"\x01\x02\x03")])
+
+
+def test_automatic_mode_takes_the_largest_live_layer_and_select_pins_one() -> None:
+    """RID order says nothing about size: the layers are ranked by their keyframes' size, the
+    viewer moves up to the largest, `layers` events describe them, a pin moves it down, and a
+    layer that stops sending is left."""
+    streams, recorder, clock, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22, 33])
+    source = stream.publish(None, [params], FakeSink())
+    viewer = stream.add_viewer([down_video(mid="v0")], FakeSink())
+    down = viewer.main_video
+    assert down is not None
+    sizes = {11: (1280, 720), 22: (320, 180), 33: (640, 360)}  # not in size order
+    seq = 0
+
+    def second(keys: bool, ssrcs: tuple[int, ...] = (11, 22, 33)) -> None:
+        nonlocal seq
+        for step in range(30):
+            seq += 1
+            for ssrc in ssrcs:
+                key = keys and step == 0
+                source.on_rtp(sized_packet(seq, seq * 3000, ssrc, sizes[ssrc] if key else None))
+            clock.advance(1 / 30)
+            streams.tick()
+
+    second(keys=True)
+    second(keys=True)  # the switch to the largest waits for its keyframe
+    layers = source.tracks[0].layers
+    assert [(t.width, t.height) for t in layers] == [sizes[11], sizes[22], sizes[33]]
+    assert down.track is layers[0] and down.switches >= 1  # 1280x720, listed first
+    events = [e[2] for e in recorder.events if e[0] == "layers"]
+    mid, entry = events[-1]
+    assert mid == "v0"
+    assert [(a["id"], a["simulcastIdx"], a["width"]) for a in entry["active"]] == [
+        ("1", 0, 320), ("2", 1, 640), ("0", 2, 1280)]
+    assert entry["inactive"] == [] and all(a["bitrate"] > 0 for a in entry["active"])
+    assert [x["encodingId"] for x in entry["layers"]] == ["1", "2", "0"]
+    assert {x["spatialLayerId"] for x in entry["layers"]} == {255}
+
+    viewer.request_layer("v0", LayerRequest("1"))  # select {"encodingId": "1"}
+    assert down.pending is layers[1]
+    second(keys=True)
+    assert down.track is layers[1]
+    viewer.request_layer("v0", LayerRequest())  # back to automatic
+    second(keys=True)
+    assert down.track is layers[0]
+    for _ in range(3):  # the top layer stops (its publisher's uplink): gone after 1 s
+        second(keys=True, ssrcs=(22, 33))
+    assert down.track is layers[2]  # 640x360: the largest still live
+    _, entry = [e[2] for e in recorder.events if e[0] == "layers"][-1]
+    assert [a["id"] for a in entry["inactive"]] == ["0"]

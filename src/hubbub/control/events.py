@@ -142,6 +142,12 @@ class EventHub:
         if session is not None:
             session.send_event("vad", {"mediaId": mid, "sourceId": source_id})
 
+    def layers(self, stream: Stream, viewer: Viewer, mid: str, entry: dict[str, Any]) -> None:
+        """PROTOCOL.md `layers`: the simulcast layers that viewer's video `mid` can get."""
+        session = self._by_sink.get(id(viewer.sink))
+        if session is not None:
+            session.send_event("layers", {"medias": {mid: entry}})
+
     def viewer_count(self, stream: Stream, count: int) -> None:
         self.coordinator.viewers_changed(stream.name, count)
 

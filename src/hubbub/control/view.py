@@ -1,6 +1,6 @@
 """ViewerSession: the `view` command — SDP answer with our SSRCs and a Viewer in the sfu —
 and the commands after it: `project` / `unproject` (a source's track into a viewer mid) and
-`select` (layer choice, remembered only: simulcast layer selection comes later).
+`select` (the main video's simulcast layer, sfu/layers.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from hubbub.control.negotiate import answer_offer, stream_for
 from hubbub.control.session import Session, new_id
 from hubbub.media import rtp, sdp
 from hubbub.media.transport import TransportState, WebRtcTransport
+from hubbub.sfu import layers
 from hubbub.sfu.types import DownTrackParams
 
 if TYPE_CHECKING:
@@ -62,6 +63,25 @@ def _media_id(entry: dict[str, Any]) -> str | None:
     return text
 
 
+def layer_request(layer: Any) -> layers.LayerRequest:
+    """PROTOCOL.md `layer` object: `encodingId` picks a simulcast layer; the SVC fields are
+    checked and have no effect (no SVC forwarding yet); absent, null or {} is automatic."""
+    if layer is None:
+        return layers.AUTOMATIC
+    if not isinstance(layer, dict):
+        raise messages.ProtocolError("layer must be an object")
+    encoding = layer.get("encodingId")
+    if encoding is not None and (isinstance(encoding, bool) or not isinstance(encoding, str | int)
+                                 or not 0 < len(str(encoding)) <= 32):
+        raise messages.ProtocolError("layer encodingId must be a string of 1-32 characters")
+    for key in ("spatialLayerId", "temporalLayerId", "maxSpatialLayerId", "maxTemporalLayerId"):
+        value = layer.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= 255):
+            raise messages.ProtocolError(f"layer {key} must be an integer 0-255")
+    return layers.LayerRequest(str(encoding) if encoding is not None else None)
+
+
 def new_ssrc(taken: set[int]) -> int:
     while True:
         ssrc = secrets.randbits(32)
@@ -86,6 +106,8 @@ class ViewerSession(Session):
         self._ssrcs: set[int] = set()
         self._projections: dict[str, Projection] = {}  # viewer mid -> what it carries
         self.layer: dict[str, Any] = {}  # the last `select` (automatic when empty)
+        self._main_layer = layers.AUTOMATIC
+        self._projected_layers: dict[str, layers.LayerRequest] = {}  # `project` entries
         self._interest: Interest | None = None
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
@@ -122,6 +144,7 @@ class ViewerSession(Session):
 
     def _answer_view(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
         self.pinned_source_id = messages.optional_str(data, "pinnedSourceId")
+        self._main_layer = layer_request(data.get("layer"))  # PROTOCOL.md `view` "layer"
         self.excluded = messages.str_list(data, "excludedSourceIds")
         self.set_events(data.get("events"))
         offer = sdp.parse(messages.required_str(data, "sdp", 64 * 1024))
@@ -187,6 +210,11 @@ class ViewerSession(Session):
             self.viewer = self.stream.add_viewer(
                 self._params, transport, self.pinned_source_id, self.excluded
             )
+            main = self._main_video_mid()
+            if main is not None and not self._main_layer.automatic:
+                self.viewer.request_layer(main, self._main_layer)
+            for mid, request in self._projected_layers.items():
+                self.viewer.layer_requests[mid] = request
             transport.on_rtcp = self.viewer.on_rtcp
             for mid in list(self._projections):
                 self._bind_projection(mid)
@@ -227,6 +255,7 @@ class ViewerSession(Session):
         if source is None:
             raise messages.ProtocolError(f"source {source_id!r} is not live")
         planned: dict[str, Projection] = {}
+        requested: dict[str, layers.LayerRequest] = {}
         for entry in mapping:
             if not isinstance(entry, dict):
                 raise messages.ProtocolError("mapping entries must be objects")
@@ -249,12 +278,17 @@ class ViewerSession(Session):
             mid = _media_id(entry) or self._main_mid(track.kind)
             self._check_target(mid, track.kind)
             planned[mid] = Projection(source_id, track_id, track.kind)
+            if track.kind == "video" and "layer" in entry:
+                requested[mid] = layer_request(entry["layer"])
         new = [mid for mid in planned if mid not in self._projections and self._is_new_mid(mid)]
         if len(self._new_mids()) + len(new) > MAX_PROJECTED:
             raise messages.ProtocolError(f"at most {MAX_PROJECTED} projected mids per viewer")
         self._projections.update(planned)
+        self._projected_layers.update(requested)
         for mid in planned:
             self._bind_projection(mid)
+            if mid in requested and self.viewer is not None:
+                self.viewer.request_layer(mid, requested[mid])
         log.info("view %s project %r -> %s", self.subscriber_id, source_id, sorted(planned))
         return {
             "sourceId": source_id,
@@ -286,14 +320,18 @@ class ViewerSession(Session):
         return {"mediaIds": [m for m in mids if m is not None]}
 
     def _select(self, data: dict[str, Any]) -> dict[str, Any]:
-        """PROTOCOL.md `select`: remembered; the main video has a single layer for now."""
-        layer = data.get("layer", {})
-        if layer is None:
-            layer = {}
-        if not isinstance(layer, dict):
-            raise messages.ProtocolError("layer must be an object")
-        self.layer = layer
+        """PROTOCOL.md `select`: the main video's simulcast layer; `{}` is automatic. A layer
+        not live (yet) leaves the choice automatic until it is."""
+        request = layer_request(data.get("layer"))
+        self.layer = data.get("layer") or {}
+        self._main_layer = request
+        main = self._main_video_mid()
+        if self.viewer is not None and main is not None:
+            self.viewer.request_layer(main, request)
         return {}
+
+    def _main_video_mid(self) -> str | None:
+        return next((p.mid for p in self._params if p.kind == "video"), None)
 
     def _main_mid(self, kind: str) -> str:
         """The SDK's rule for a mapping without mediaId: the main m-line of that kind."""

@@ -14,6 +14,8 @@ from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamLi
 from hubbub.sfu.viewer import Viewer
 
 LAYER_MEASURE_INTERVAL = 1.0  # seconds between bitrate measurements of simulcast layers
+LAYER_CHOICE_INTERVAL = 0.5  # seconds between layer choices for viewers (automatic mode)
+LAYERS_EVENT_INTERVAL = 5.0  # a `layers` event is sent again at least this often
 
 
 class Stream:
@@ -41,6 +43,7 @@ class Stream:
         self._on_empty = on_empty
         self._order = 0
         self._measure_due = float("-inf")
+        self._layers_due = float("-inf")
         self.multiplexer = Multiplexer(config.multiplexer, self._slot_changed)
 
     def publish(self, source_id: str | None, tracks: list[TrackParams], sink: RtpSink) -> Source:
@@ -163,8 +166,14 @@ class Stream:
         """SRs to viewers, RRs to publishers, media-timeout reports (see Streams.tick)."""
         config = self._config
         self.multiplexer.tick(now)
+        choose = now >= self._layers_due
+        if choose:
+            self._layers_due = now + LAYER_CHOICE_INTERVAL
         for viewer in self.viewers:
             viewer.tick(now, ntp_now, config.sr_interval)
+            if choose:
+                for mid, entry in viewer.update_layers(now, LAYERS_EVENT_INTERVAL):
+                    self._listener.layers(self, viewer, mid, entry)
         for relay in self.relays:
             relay.tick(now, ntp_now, config.sr_interval)
         measure = now >= self._measure_due

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from hubbub.sfu.source import Source
@@ -40,6 +40,9 @@ class StreamListener(Protocol):
         self, stream: Stream, viewer: Viewer, mid: str, source_id: str | None
     ) -> None:
         """A multiplexed audio slot (`mid`) of `viewer` now carries `source_id` (None = idle)."""
+
+    def layers(self, stream: Stream, viewer: Viewer, mid: str, entry: dict[str, Any]) -> None:
+        """The simulcast layers `viewer`'s video `mid` can get changed (or are due again)."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hubbub.media import rtp
-from hubbub.sfu import rtcp_io
+from hubbub.sfu import layers, rtcp_io
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.downtrack import DownTrack
 from hubbub.sfu.types import Clock, DownTrackParams, RtpSink
@@ -47,6 +47,10 @@ class Viewer:
         self._clock = clock
         self._config = config
         self.sr_due = float("-inf")  # one SR time for all DownTracks (see `tick`)
+        # Simulcast: the layer asked for per video mid (`select` for the main one, `project`
+        # entries for others; absent = automatic), and what the last `layers` event said.
+        self.layer_requests: dict[str, layers.LayerRequest] = {}
+        self._layers_sent: dict[str, tuple[tuple[tuple[str, bool], ...], float]] = {}
 
     @property
     def extra_audio(self) -> list[DownTrack]:
@@ -96,6 +100,44 @@ class Viewer:
         for down in (self.main_video, self.main_audio):
             if down is not None:
                 down.bind(source.track(down.kind) if source is not None else None)
+
+    def request_layer(self, mid: str, request: layers.LayerRequest) -> None:
+        """The layer `mid` should carry from now on (the move starts now, at a keyframe)."""
+        self.layer_requests[mid] = request
+        down = self.down_track_for_mid(mid)
+        if down is not None:
+            self._choose_layer(down, self._clock())
+
+    def update_layers(self, now: float, resend_after: float) -> list[tuple[str, dict[str, object]]]:
+        """Follow each simulcast video's best layer; the `layers` events due: (mid, entry)
+        for a mid whose active layers changed, or every `resend_after` seconds."""
+        due: list[tuple[str, dict[str, object]]] = []
+        for down in (self.main_video, *self.projected.values()):
+            if down is None or down.kind != "video":
+                continue
+            track = down.pending or down.track
+            if track is None or not track.simulcast:
+                continue
+            self._choose_layer(down, now)
+            ids = layers.active_ids(track.layers, now)
+            last = self._layers_sent.get(down.mid)
+            if last is None or last[0] != ids or now - last[1] >= resend_after:
+                self._layers_sent[down.mid] = (ids, now)
+                due.append((down.mid, layers.describe(track.layers, now)))
+        return due
+
+    def _choose_layer(self, down: DownTrack, now: float) -> None:
+        track = down.pending or down.track
+        if track is None or not track.simulcast:
+            return
+        request = self.layer_requests.get(down.mid, layers.AUTOMATIC)
+        target = layers.choose(track.layers, request, now)
+        if target is None:
+            return
+        if target is not track:
+            down.switch_to(target)
+        elif down.pending is not None:
+            target.request_keyframe()  # still waiting: ask again (rate-limited at the Track)
 
     def on_rtcp(self, data: bytes) -> None:
         """NACK / PLI / FIR / receiver reports from the viewer."""

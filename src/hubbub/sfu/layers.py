@@ -1,0 +1,88 @@
+"""Which simulcast layer a viewer's video DownTrack carries, and how the layers are described.
+
+A publisher's simulcast m-line arrives as one Track per encoding (Source). Each video
+DownTrack bound to one of them has a `LayerRequest`: the application's choice (`select`, or a
+`project` entry's `layer`, PROTOCOL.md) or automatic. Automatic takes the best active layer
+that fits the viewer's budget (its bandwidth estimate, once there is one), else the best
+active layer. The move itself waits for a keyframe of the new layer (DownTrack.switch_to).
+
+Layers are ranked lowest first by their last keyframe's size where the codec shows it (VP8),
+then by measured bitrate: RID names (`q`/`h`/`f`, `l`/`m`/`h`) and their order in the offer
+differ between clients, so neither says which is larger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hubbub.sfu.track import Track
+
+NO_LAYER = 255  # PROTOCOL.md `layers`: no spatial/temporal (SVC) layer id
+ACTIVE_WITHIN = 1.0  # seconds: a layer that sent nothing for this long is inactive
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """`encoding_id` pins a layer (automatic when None or when that layer is inactive)."""
+
+    encoding_id: str | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.encoding_id is None
+
+
+AUTOMATIC = LayerRequest()
+
+
+def ranked(layers: list[Track]) -> list[Track]:
+    """The layers lowest first (size, then bitrate; the offer's order breaks ties)."""
+    return sorted(layers, key=lambda t: (t.width * t.height, t.bitrate))
+
+
+def choose(layers: list[Track], request: LayerRequest, now: float,
+           budget_bps: float | None = None) -> Track | None:
+    """The layer to carry, or None when no layer is active (keep what there is)."""
+    active = [t for t in ranked(layers) if t.active(now, ACTIVE_WITHIN)]
+    if not active:
+        return None
+    if request.encoding_id is not None:
+        pinned = next((t for t in active if t.encoding_id == request.encoding_id), None)
+        if pinned is not None:
+            return pinned
+    if budget_bps is None:
+        return active[-1]
+    fitting = [t for t in active if t.bitrate <= budget_bps]
+    return fitting[-1] if fitting else active[0]
+
+
+def describe(layers: list[Track], now: float) -> dict[str, Any]:
+    """One mid's entry of a `layers` event (PROTOCOL.md): active encodings with bitrate and,
+    where known, size; inactive ones; and the flat `layers` list with no SVC ids."""
+    order = ranked(layers)
+    active: list[dict[str, Any]] = []
+    inactive: list[dict[str, Any]] = []
+    flat: list[dict[str, Any]] = []
+    for index, track in enumerate(order):
+        entry: dict[str, Any] = {"id": track.encoding_id, "simulcastIdx": index}
+        if not track.active(now, ACTIVE_WITHIN):
+            inactive.append(entry)
+            continue
+        entry["bitrate"] = track.bitrate
+        if track.width and track.height:
+            entry["width"], entry["height"] = track.width, track.height
+        entry["layers"] = []
+        active.append(entry)
+        flat.append({"encodingId": track.encoding_id, "simulcastIdx": index,
+                     "spatialLayerId": NO_LAYER, "temporalLayerId": NO_LAYER,
+                     "bitrate": track.bitrate})
+    return {"active": active, "inactive": inactive, "layers": flat}
+
+
+def active_ids(layers: list[Track], now: float) -> tuple[tuple[str, bool], ...]:
+    """What a `layers` event is sent again for when it changes: the active layers, in rank
+    order, and whether their bitrate is measured yet (the first second it is not)."""
+    return tuple((t.encoding_id, t.bitrate > 0) for t in ranked(layers)
+                 if t.active(now, ACTIVE_WITHIN))
