@@ -17,9 +17,12 @@ subtracts the idle phase.
 
 `scale`: N simultaneous pushes of that file (stream names s0..sN-1, starts 0.2 s apart) for
 each N of `--streams`; server CPU per stream = (CPU(N) - idle) / N and streams per core =
-100 % / that. Keeping up: every ffmpeg is still running with nothing on stderr, the server's
-/healthz answered within `--window` (probed every second, latency kept), and after the window
-an aiortc viewer on the last stream receives `--check` s of audio and video (frame rates).
+100 % / that. Keeping up: every ffmpeg is still running with nothing on stderr, every
+publication is live before and after the window (asked of the server: per stream a
+signaling-only `view`, no ICE, which gets `active` with the source's audio and video tracks;
+not the server log, whose lines are rate-limited per cause), the server's /healthz answered
+within `--window` (probed every second, latency kept), and after the window an aiortc viewer on
+the last stream receives `--check` s of audio and video (frame rates).
 
 `delay`: glass to glass. Instead of `-re` (whose start instant is unknown), this process plays
 camera and microphone: two threads write raw 640x360 gray frames (30 fps) and s16le stereo
@@ -67,6 +70,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import common  # noqa: E402
 
 from hubbub.client.media import AudioRecorder, VideoCounter, to_mono  # noqa: E402
+from hubbub.client.signaling import Signaling  # noqa: E402
 from hubbub.client.viewer import Viewer  # noqa: E402
 
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -123,10 +127,6 @@ class Server:
 
     def rtmp_url(self, stream: str) -> str:
         return f"rtmp://{common.HOST}:{self.rtmp_port}/v2/pub/{stream}"
-
-    def log_lines(self, needle: str) -> list[str]:
-        text = self.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if needle in line]
 
     def problems(self) -> list[str]:
         """Warnings, errors, tracebacks and AAC frames the transcoder refused."""
@@ -240,6 +240,63 @@ def main_source(data: dict[str, Any]) -> bool:
     return data.get("sourceId") is None
 
 
+_OFFER: list[str] = []
+
+
+async def probe_offer() -> str:
+    """One recvonly audio offer from aiortc, made once and reused by every probe (the server
+    answers it; ICE never starts: the probe applies no answer)."""
+    if not _OFFER:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        _OFFER.append(pc.localDescription.sdp)
+        await pc.close()
+    return _OFFER[0]
+
+
+async def live_streams(srv: Server, names: Sequence[str], timeout: float,
+                       media: frozenset[str] = frozenset({"audio", "video"})) -> dict[str, Any]:
+    """Which of `names` have a live main source with the tracks of `media`, asked of the
+    server itself (not its log, which rate-limits lines per cause and may be late): per stream
+    a signaling-only `view` (WebSocket, no ICE, no media); the server sends `active` with the
+    source's tracks right after its reply for a live source, or later when the source goes
+    live. Waits up to `timeout` s in all; returns the count, the stragglers (with why) and
+    when the last went live (s after the probes started)."""
+    offer = await probe_offer()
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+
+    async def probe(name: str) -> float | str:
+        live = asyncio.Event()
+
+        def on_event(event: str, data: dict[str, Any]) -> None:
+            tracks = data.get("tracks") or []
+            kinds = {t.get("media") for t in tracks if isinstance(t, dict)}
+            if event == "active" and main_source(data) and media <= kinds:
+                live.set()
+
+        try:
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                async with Signaling(srv.ws + "/ws/v2/sub", on_event=on_event) as sig:
+                    await sig.command("view", {"streamId": name, "sdp": offer,
+                                               "events": ["active", "inactive"]})
+                    await live.wait()
+        except TimeoutError:
+            return "no active event in time"
+        except Exception as error:  # noqa: BLE001 - reported in the result
+            return repr(error)[:200]
+        return time.monotonic() - t0
+
+    seen = await asyncio.gather(*(probe(name) for name in names))
+    times = [when for when in seen if isinstance(when, float)]
+    missing = {name: why for name, why in zip(names, seen, strict=True) if isinstance(why, str)}
+    return {"live": len(times), "missing": dict(list(missing.items())[:5]),
+            "all_live_after_s": round(max(times), 2) if times and not missing else None}
+
+
 @contextlib.asynccontextmanager
 async def watching(srv: Server, stream: str) -> AsyncIterator[tuple[Viewer, AudioRecorder,
                                                                     VideoCounter]]:
@@ -295,12 +352,15 @@ async def cpu_part(args: Any, src: Path, tmp: Path) -> dict[str, Any]:
                 pusher = await Pusher(argv, tmp / f"{stream}.err").start()
                 try:
                     await asyncio.sleep(args.settle)
+                    kinds = {"audio", "video"} - {"-vn": {"video"}, "-an": {"audio"}}.get(
+                        (drop or [""])[0], set())
+                    live = await live_streams(srv, [stream], args.live_timeout,
+                                              frozenset(kinds))
                     window = await cpu_window(srv, args.window, [pusher])
                     alive = pusher.running
                 finally:
                     err = await pusher.stop()
-                published = len(srv.log_lines(f"rtmp publish stream={stream} "))
-                phases.append({"phase": name, **window, "published": published,
+                phases.append({"phase": name, **window, "live": live["live"],
                                "ffmpeg_alive": alive, "ffmpeg_stderr": err[-500:]})
             last = phases[-1]
             log(f"  cpu {name:10} server {last['server_cpu_pct']:6.2f} % "
@@ -333,7 +393,10 @@ async def scale_part(args: Any, src: Path, tmp: Path) -> dict[str, Any]:
                                                 tmp / f"{name}.err").start())
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(args.settle)
+                # every publication live before the window, still live after it
+                live_before = await live_streams(srv, names, args.live_timeout)
                 window = await cpu_window(srv, args.window, pushers)
+                live_after = await live_streams(srv, names, args.live_timeout)
                 async with watching(srv, names[-1]) as (viewer, audio, video):
                     await viewer.wait_for_event("active", main_source, timeout=10)
                     await video.wait_for_frames(1, timeout=10)  # a keyframe came (GOP 2 s)
@@ -345,15 +408,14 @@ async def scale_part(args: Any, src: Path, tmp: Path) -> dict[str, Any]:
                 alive = sum(p.running for p in pushers)
             finally:
                 errors = [e for e in [await p.stop() for p in pushers] if e]
-            published = sum(bool(srv.log_lines(f"rtmp publish stream={name} "))
-                            for name in names)
             net = window["server_cpu_pct"] - idle["server_cpu_pct"]
             point = {"streams": n, **window, "net_cpu_pct": round(net, 2),
                      "per_stream_pct": round(net / n, 2),
                      "streams_per_core": round(100 / (net / n), 1) if net > 0 else None,
-                     "published": published, "ffmpeg_alive": alive,
+                     "live_before": live_before, "live_after": live_after, "ffmpeg_alive": alive,
                      "ffmpeg_errors": errors[:3], **check}
-            point["kept_up"] = bool(alive == n and published == n and not errors
+            point["kept_up"] = bool(alive == n and not errors
+                                    and live_before["live"] == n and live_after["live"] == n
                                     and window["healthz_failed"] == 0
                                     and check["viewer_audio_fps"] >= 45
                                     and check["viewer_video_fps"] >= 25)
@@ -362,7 +424,9 @@ async def scale_part(args: Any, src: Path, tmp: Path) -> dict[str, Any]:
                 f"{point['per_stream_pct']:.2f} %/stream -> {point['streams_per_core']} per "
                 f"core; viewer {check['viewer_audio_fps']} audio / "
                 f"{check['viewer_video_fps']} video fps, healthz max "
-                f"{window['healthz_max_ms']} ms, kept up: {point['kept_up']}", args.quiet)
+                f"{window['healthz_max_ms']} ms, live {live_before['live']}/"
+                f"{live_after['live']} of {n} (all after {live_before['all_live_after_s']} s), "
+                f"kept up: {point['kept_up']}", args.quiet)
             await asyncio.sleep(2.0)
             if not point["kept_up"]:
                 break
@@ -480,7 +544,7 @@ class Capture:
         return video, audio
 
 
-def match(captured: list[float], seen: list[tuple[float, ...]]) -> list[tuple[int, float]]:
+def match(captured: list[float], seen: Sequence[tuple[float, ...]]) -> list[tuple[int, float]]:
     """(onset index, delay ms) for each onset seen at time seen[i][0]: the latest capture
     before it (onsets are `--period` apart, delays far shorter)."""
     out: dict[int, float] = {}
@@ -732,6 +796,8 @@ if __name__ == "__main__":
                         "does not keep up)")
     p.add_argument("--window", type=float, default=15.0, help="CPU window, s")
     p.add_argument("--settle", type=float, default=3.0, help="s after the pushes start")
+    p.add_argument("--live-timeout", type=float, default=10.0,
+                   help="s to wait for every publication to be live (signaling-only views)")
     p.add_argument("--check", type=float, default=3.0, help="viewer check after a scale "
                                                            "window, s")
     p.add_argument("--file-seconds", type=float, default=30.0,
