@@ -162,8 +162,10 @@ static const char *E_PADDING = "RTP padding invalid";
 static Py_ssize_t rewrite_into(const unsigned char *d, Py_ssize_t n, int pt, uint32_t seq,
                                uint32_t ts, uint32_t ssrc, const unsigned char *ext_map,
                                int mid_id, const unsigned char *mid, Py_ssize_t ml,
-                               unsigned char *out, const char **err)
+                               int twcc_id, Py_ssize_t *twcc_at, unsigned char *out,
+                               const char **err)
 {
+    *twcc_at = 0;
     if (n < 12) {
         *err = E_SHORT;
         return REWRITE_ERROR;
@@ -236,7 +238,7 @@ static Py_ssize_t rewrite_into(const unsigned char *d, Py_ssize_t n, int pt, uin
                 return REWRITE_ERROR;
             }
             int j = ext_map[i];
-            if (j != 0 && j != mid_id) {
+            if (j != 0 && j != mid_id && j != twcc_id) {
                 if (j != i && j > 14)
                     return REWRITE_SLOW;
                 memcpy(out + o, d + pos, (size_t)ln);
@@ -254,6 +256,14 @@ static Py_ssize_t rewrite_into(const unsigned char *d, Py_ssize_t n, int pt, uin
         out[o++] = (unsigned char)((mid_id << 4) | (ml - 1));
         memcpy(out + o, mid, (size_t)ml);
         o += ml;
+    }
+    if (twcc_id) { /* the transport-wide seq, written by the sender: 0 until then */
+        if (twcc_id > 14)
+            return REWRITE_SLOW;
+        out[o++] = (unsigned char)((twcc_id << 4) | 1);
+        *twcc_at = o;
+        out[o++] = 0;
+        out[o++] = 0;
     }
     Py_ssize_t size = o - 16;
     if (size == 0) {
@@ -278,12 +288,12 @@ static int ext_map_ok(PyObject *ext_map)
 static PyObject *py_rewrite(PyObject *self, PyObject *args)
 {
     Py_buffer data;
-    int pt, mid_id;
+    int pt, mid_id, twcc_id = 0;
     unsigned long seq, ts, ssrc;
     PyObject *ext_map;
     Py_buffer mid;
-    if (!PyArg_ParseTuple(args, "y*ikkkSiy*", &data, &pt, &seq, &ts, &ssrc, &ext_map, &mid_id,
-                          &mid))
+    if (!PyArg_ParseTuple(args, "y*ikkkSiy*|i", &data, &pt, &seq, &ts, &ssrc, &ext_map, &mid_id,
+                          &mid, &twcc_id))
         return NULL;
     PyObject *result = NULL;
     if (!ext_map_ok(ext_map)) {
@@ -296,9 +306,10 @@ static PyObject *py_rewrite(PyObject *self, PyObject *args)
     }
     unsigned char out[OUT_MAX];
     const char *err = NULL;
+    Py_ssize_t twcc_at;
     Py_ssize_t n = rewrite_into(data.buf, data.len, pt, (uint32_t)seq, (uint32_t)ts,
                                 (uint32_t)ssrc, (const unsigned char *)PyBytes_AS_STRING(ext_map),
-                                mid_id, mid.buf, mid.len, out, &err);
+                                mid_id, mid.buf, mid.len, twcc_id, &twcc_at, out, &err);
     if (n == REWRITE_ERROR)
         PyErr_SetString(PyExc_ValueError, err);
     else if (n == REWRITE_SLOW)
@@ -477,7 +488,33 @@ typedef struct {
     PyObject *send_raw; /* callable(bytes): the event loop's send, for what sendmmsg refused */
     long long packets;
     long long octets;
+    /* Send-side bandwidth estimation (draft-holmer-rmcat-transport-wide-cc-extensions-01):
+     * the next transport-wide seq, and what the fan-out sent since the last drain() as
+     * (seq, size, time) records, allocated by enable_twcc() only. */
+    long long twcc_seq;
+    long long twcc_overwritten;
+    unsigned char *sent; /* TWCC_RING records of TWCC_RECORD bytes */
+    int sent_head, sent_count;
 } TargetObject;
+
+#define TWCC_RING 1024
+#define TWCC_RECORD 12 /* little-endian u16 seq, u16 size, f64 time: struct "<HHd" */
+
+static void target_record(TargetObject *t, unsigned int seq, Py_ssize_t size, double now)
+{
+    unsigned char *r = t->sent + (size_t)t->sent_head * TWCC_RECORD;
+    uint16_t s16 = (uint16_t)seq, z16 = (uint16_t)(size > 0xFFFF ? 0xFFFF : size);
+    r[0] = (unsigned char)s16;
+    r[1] = (unsigned char)(s16 >> 8);
+    r[2] = (unsigned char)z16;
+    r[3] = (unsigned char)(z16 >> 8);
+    memcpy(r + 4, &now, sizeof(double)); /* x86-64 and aarch64 are little-endian */
+    t->sent_head = (t->sent_head + 1) % TWCC_RING;
+    if (t->sent_count < TWCC_RING)
+        t->sent_count++;
+    else
+        t->twcc_overwritten++;
+}
 
 static PyTypeObject TargetType;
 
@@ -507,7 +544,38 @@ static void target_dealloc(TargetObject *self)
 {
     PyObject_GC_UnTrack(self);
     target_clear_refs(self);
+    PyMem_Free(self->sent);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *target_enable_twcc(TargetObject *self, PyObject *unused)
+{
+    if (self->sent == NULL) {
+        self->sent = PyMem_Malloc((size_t)TWCC_RING * TWCC_RECORD);
+        if (self->sent == NULL)
+            return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *target_take_twcc_seq(TargetObject *self, PyObject *unused)
+{
+    return PyLong_FromLongLong(self->twcc_seq++ & 0xFFFF);
+}
+
+static PyObject *target_drain_sent(TargetObject *self, PyObject *unused)
+{
+    int n = self->sent_count;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n * TWCC_RECORD);
+    if (out == NULL)
+        return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    int start = (self->sent_head - n + TWCC_RING) % TWCC_RING;
+    for (int i = 0; i < n; i++)
+        memcpy(o + (size_t)i * TWCC_RECORD,
+               self->sent + (size_t)((start + i) % TWCC_RING) * TWCC_RECORD, TWCC_RECORD);
+    self->sent_count = 0;
+    return out;
 }
 
 static PyObject *target_set(TargetObject *self, PyObject *args)
@@ -558,6 +626,12 @@ static PyObject *target_py_ready(TargetObject *self, void *closure)
 static PyMethodDef target_methods[] = {
     {"set", (PyCFunction)target_set, METH_VARARGS,
      "set(fd, protect_fn, srtp_t, sockaddr, keep, send_raw): send there from now on"},
+    {"enable_twcc", (PyCFunction)target_enable_twcc, METH_NOARGS,
+     "stamp transport-wide seqs into reserved elements and record what was sent"},
+    {"take_twcc_seq", (PyCFunction)target_take_twcc_seq, METH_NOARGS,
+     "the next transport-wide seq, for a packet sent from Python"},
+    {"drain_sent", (PyCFunction)target_drain_sent, METH_NOARGS,
+     "bytes of '<HHd' (seq, size, time) records sent by the fan-out since the last drain"},
     {"clear", (PyCFunction)target_clear, METH_NOARGS, "clear(): not ready (packets go to sink)"},
     {NULL},
 };
@@ -566,6 +640,8 @@ static PyMemberDef target_members[] = {
     {"packets", T_LONGLONG, offsetof(TargetObject, packets), READONLY, "RTP packets sent"},
     {"octets", T_LONGLONG, offsetof(TargetObject, octets), READONLY, "SRTP octets sent"},
     {"send_raw", T_OBJECT, offsetof(TargetObject, send_raw), READONLY, "fallback sender"},
+    {"twcc_overwritten", T_LONGLONG, offsetof(TargetObject, twcc_overwritten), READONLY,
+     "send records lost because nobody drained them in time"},
     {NULL},
 };
 
@@ -597,7 +673,7 @@ static PyTypeObject TargetType = {
 typedef struct {
     PyObject_HEAD
     long long pt, ssrc, seq_offset, ts_offset, last_seq, last_ts, sync_seq;
-    long long packets_sent, octets_sent, dropped_old, dropped_malformed, mid_id;
+    long long packets_sent, octets_sent, dropped_old, dropped_malformed, mid_id, twcc_id;
     double last_time;
     int guard, slow;
     PyObject *mid, *ext_map, *cache, *target, *sink_send, *owner;
@@ -669,6 +745,7 @@ static PyMemberDef state_members[] = {
     LL(dropped_old, "packets older than the re-basing point"),
     LL(dropped_malformed, "packets rewrite_packet refused"),
     LL(mid_id, "viewer MID extension id, 0 = none"),
+    LL(twcc_id, "viewer transport-wide seq extension id, 0 = none"),
     {"last_time", T_DOUBLE, offsetof(StateObject, last_time), 0, "arrival time of last_seq"},
     {"guard", T_BOOL, offsetof(StateObject, guard), 0, "drop packets older than sync_seq"},
     {"slow", T_BOOL, offsetof(StateObject, slow), 0, "the next packet needs the Python path"},
@@ -792,11 +869,13 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         uint32_t out_seq = (uint32_t)((seq + st->seq_offset) & 0xFFFF);
         uint32_t out_ts = (uint32_t)((ts + st->ts_offset) & 0xFFFFFFFFLL);
         const char *err = NULL;
+        Py_ssize_t twcc_at;
         Py_ssize_t len = rewrite_into(d, n, (int)st->pt, out_seq, out_ts, (uint32_t)st->ssrc,
                                       (const unsigned char *)PyBytes_AS_STRING(st->ext_map),
                                       (int)st->mid_id,
                                       (const unsigned char *)PyBytes_AS_STRING(st->mid),
-                                      PyBytes_GET_SIZE(st->mid), out, &err);
+                                      PyBytes_GET_SIZE(st->mid), (int)st->twcc_id, &twcc_at,
+                                      out, &err);
         if (len == REWRITE_ERROR) {
             st->dropped_malformed++;
             continue;
@@ -837,6 +916,13 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             fd = t->fd;
             unsigned char *buf = fo_buffers[queued];
             memcpy(buf, out, (size_t)len);
+            if (twcc_at && t->sent != NULL) {
+                /* The cached copy keeps 0: a resend goes out through Python with a new seq. */
+                unsigned int tseq = (unsigned int)(t->twcc_seq++ & 0xFFFF);
+                buf[twcc_at] = (unsigned char)(tseq >> 8);
+                buf[twcc_at + 1] = (unsigned char)tseq;
+                target_record(t, tseq, len, now);
+            }
             int plen = (int)len;
             if (t->protect(t->ctx, buf, &plen) != 0)
                 continue; /* counted nowhere in Python either: libsrtp refused the packet */

@@ -5,7 +5,8 @@ def protect_and_send(
     fd: int, protect_fn: int, items: list[tuple[int, bytes, bytes, Any, tuple[str, int]]]
 ) -> tuple[int, int, list[tuple[bytes, int]]]: ...
 def rewrite(
-    data: bytes, pt: int, seq: int, ts: int, ssrc: int, ext_map: bytes, mid_id: int, mid: bytes
+    data: bytes, pt: int, seq: int, ts: int, ssrc: int, ext_map: bytes, mid_id: int, mid: bytes,
+    twcc_id: int = 0,
 ) -> bytes | None: ...
 def fanout(
     states: list[Any], data: bytes, seq: int, ts: int, length: int, now: float
@@ -23,7 +24,11 @@ class PacketCache:
 class Target:
     packets: int
     octets: int
+    twcc_overwritten: int
     send_raw: Callable[[bytes], None] | None
+    def enable_twcc(self) -> None: ...
+    def take_twcc_seq(self) -> int: ...
+    def drain_sent(self) -> bytes: ...
     @property
     def ready(self) -> bool: ...
     def set(
@@ -45,6 +50,7 @@ class DownState:
     dropped_old: int
     dropped_malformed: int
     mid_id: int
+    twcc_id: int
     last_time: float
     guard: bool
     slow: bool

@@ -80,11 +80,30 @@ ext_maps = st.one_of(
 
 @settings(max_examples=1500, deadline=None)
 @given(packets(), st.integers(0, 127), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF),
-       st.integers(0, 0xFFFFFFFF), ext_maps, st.integers(0, 16), st.binary(max_size=18))
+       st.integers(0, 0xFFFFFFFF), ext_maps, st.integers(0, 16), st.binary(max_size=18),
+       st.sampled_from([0, 0, 3, 7, 14, 15, 16]))
 def test_c_rewrite_is_byte_identical(data: bytes, pt: int, seq: int, ts: int, ssrc: int,
-                                     ext_map: bytes, mid_id: int, mid: bytes) -> None:
-    args = (data, pt, seq, ts, ssrc, ext_map, mid_id, mid)
+                                     ext_map: bytes, mid_id: int, mid: bytes,
+                                     twcc_id: int) -> None:
+    args = (data, pt, seq, ts, ssrc, ext_map, mid_id, mid, twcc_id)
     assert c_rewrite(*args) == python_rewrite(*args)
+
+
+def test_a_transport_seq_is_reserved_then_stamped() -> None:
+    """draft-holmer-rmcat-transport-wide-cc-extensions-01 §2: a two-byte element the sender
+    fills; the publisher's own transport seq (mapped to the same id) is never carried over."""
+    ext_map = bytearray(256)
+    ext_map[1], ext_map[4] = 5, 7  # the publisher's element 4 would land on the viewer's 7
+    pkt = rtp.build_packet(96, 7, 960, 1111, b"\x10payload", False,
+                           [(1, b"\x9e"), (4, b"\xab\xcd")])
+    for rewrite in (rtp.rewrite_packet_c, rtp._rewrite):
+        out = rewrite(pkt, 120, 8, 1920, 0xB0000001, bytes(ext_map), 9, b"v0", 7)
+        assert rtp.read_extensions(out) == [(5, b"\x9e"), (9, b"v0"), (7, b"\x00\x00")]
+        stamped = rtp.stamp_transport_seq(out, 7, 0xBEEF)
+        assert stamped is not None
+        assert rtp.read_extensions(stamped)[-1] == (7, b"\xbe\xef")
+        assert stamped[:4] == out[:4] and stamped.endswith(b"\x10payload")
+    assert rtp.stamp_transport_seq(pkt, 9, 1) is None  # no such element: nothing to stamp
 
 
 def test_the_common_case_is_done_in_c() -> None:

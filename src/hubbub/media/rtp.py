@@ -32,6 +32,7 @@ __all__ = [
     "read_header",
     "rewrite_packet",
     "rewrite_packet_c",
+    "stamp_transport_seq",
     "seq_newer",
     "speedups",
 ]
@@ -267,28 +268,49 @@ def rewrite_packet(
     ext_map: bytes,
     mid_id: int,
     mid: bytes,
+    twcc_id: int = 0,
 ) -> bytes:
     """The packet as a viewer receives it: new PT/seq/ts/SSRC, marker and padding kept, CSRCs
     dropped; an incoming extension element with id i is kept as id ext_map[i] (dropped when 0;
-    `ext_map` has 256 entries), then MID (RFC 8843 §15) is appended when mid_id != 0.
-    An incoming element that maps to mid_id is dropped so the MID is never duplicated.
+    `ext_map` has 256 entries), then MID (RFC 8843 §15) is appended when mid_id != 0, then,
+    when twcc_id != 0, a transport-wide sequence number element with the value 0: the
+    transport writes the number just before it sends (`stamp_transport_seq`).
+    An incoming element that maps to mid_id or twcc_id is dropped so neither is duplicated.
     seq, ts and ssrc must already be reduced to 16/32 bits.
 
     Fan-out shortcut: the result's bytes after the fixed header depend only on (data, ext_map,
-    mid_id, mid), so the last one is remembered and the next viewer with the same mapping gets
-    a header pack plus one concatenation."""
+    mid_id, mid, twcc_id), so the last one is remembered and the next viewer with the same
+    mapping gets a header pack plus one concatenation."""
     global _memo
     memo = _memo
-    if data is memo[0] and mid_id == memo[2] and ext_map == memo[1] and mid == memo[3]:
+    if (data is memo[0] and mid_id == memo[2] and ext_map == memo[1] and mid == memo[3]
+            and twcc_id == memo[6]):
         return _HDR.pack(memo[4], (data[1] & 0x80) | (pt & 0x7F), seq, ts, ssrc) + memo[5]
-    out = _rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid)
+    out = _rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid, twcc_id)
     # Only immutable inputs are remembered; holding `data` keeps its id from being reused.
     if type(data) is bytes and type(ext_map) is bytes and type(mid) is bytes:
-        _memo = (data, ext_map, mid_id, mid, out[0], out[12:])
+        _memo = (data, ext_map, mid_id, mid, out[0], out[12:], twcc_id)
     return out
 
 
-_memo: tuple[bytes | None, bytes, int, bytes, int, bytes] = (None, b"", 0, b"", 0, b"")
+_memo: tuple[bytes | None, bytes, int, bytes, int, bytes, int] = (
+    None, b"", 0, b"", 0, b"", 0)
+
+
+def stamp_transport_seq(packet: bytes, twcc_id: int, seq: int) -> bytes | None:
+    """`packet` with its transport-wide sequence number element (id `twcc_id`, as
+    rewrite_packet reserved it) set to `seq` (draft-holmer-rmcat-transport-wide-cc-
+    extensions-01 §2); None when the packet carries no such element."""
+    try:
+        found = find_extension(packet, twcc_id)
+    except ValueError:
+        return None
+    if found is None or found[1] != 2:
+        return None
+    out = bytearray(packet)
+    out[found[0]] = (seq >> 8) & 0xFF
+    out[found[0] + 1] = seq & 0xFF
+    return bytes(out)
 
 
 def _rewrite(
@@ -300,6 +322,7 @@ def _rewrite(
     ext_map: bytes,
     mid_id: int,
     mid: bytes,
+    twcc_id: int = 0,
 ) -> bytes:
     n = len(data)
     if n < 12:
@@ -349,25 +372,29 @@ def _rewrite(
             if pos + ln > end:
                 raise ValueError(E_ELEMENT)
             j = ext_map[i]
-            if j == 0 or j == mid_id:
+            if j == 0 or j == mid_id or j == twcc_id:
                 del out[pos + k : pos + k + ln]
                 k -= ln
             else:
                 if j != i:
                     if j > 14:
-                        return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid)
+                        return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid, twcc_id)
                     out[pos + k] = (j << 4) | (b & 0x0F)
                 last = pos + k + ln
             pos += ln
         del out[last:]
     elif profile & 0xFFF0 == _TWO_BYTE:
-        return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid)
+        return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid, twcc_id)
     if mid_id:
         ml = len(mid)
         if mid_id > 14 or ml == 0 or ml > 16:
-            return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid)
+            return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid, twcc_id)
         out.append((mid_id << 4) | (ml - 1))
         out += mid
+    if twcc_id:
+        if twcc_id > 14:
+            return _rewrite_slow(data, out, profile, end, ext_map, mid_id, mid, twcc_id)
+        out += bytes(((twcc_id << 4) | 1, 0, 0))
     size = len(out) - 16
     if size == 0:
         del out[12:]
@@ -382,17 +409,20 @@ def _rewrite(
 
 
 def _rewrite_slow(
-    data: bytes, out: bytearray, profile: int, end: int, ext_map: bytes, mid_id: int, mid: bytes
+    data: bytes, out: bytearray, profile: int, end: int, ext_map: bytes, mid_id: int, mid: bytes,
+    twcc_id: int = 0,
 ) -> bytes:
     """rewrite_packet for incoming two-byte blocks and elements that need the two-byte form."""
     start = 12 + ((data[0] & 0x0F) << 2) + 4
     elements: list[tuple[int, bytes | memoryview]] = []
     for i, s, e in _elements(data, profile, start, end):
         j = ext_map[i]
-        if j and j != mid_id:
+        if j and j != mid_id and j != twcc_id:
             elements.append((j, data[s:e]))
     if mid_id:
         elements.append((mid_id, mid))
+    if twcc_id:
+        elements.append((twcc_id, b"\x00\x00"))
     block = _encode_block(elements)
     head = out[:12]
     if not block:
@@ -422,11 +452,13 @@ def rewrite_packet_c(
     ext_map: bytes,
     mid_id: int,
     mid: bytes,
+    twcc_id: int = 0,
 ) -> bytes:
     """`rewrite_packet` computed in C when the extension is built (byte-identical output and
     the same ValueErrors); what needs the two-byte extension form still runs in Python."""
     if _speedups is not None:
-        out: bytes | None = _speedups.rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid)
+        out: bytes | None = _speedups.rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid,
+                                              twcc_id)
         if out is not None:
             return out
-    return _rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid)
+    return _rewrite(data, pt, seq, ts, ssrc, ext_map, mid_id, mid, twcc_id)

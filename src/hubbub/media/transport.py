@@ -85,6 +85,10 @@ def _ignore_state(state: TransportState, reason: str) -> None:
     pass
 
 
+_SENT_RECORD = struct.Struct("<HHd")  # the C Target's drain_sent() records
+MAX_UNDRAINED = 4096  # send records kept between two feedbacks (a peer that never sends any)
+
+
 class SrtpPeer:
     """An SRTP association with one remote address on a MediaPort: counters, protect + send
     (also for the C fan-out through `c_target`) and the receive split of RTP from RTCP.
@@ -106,6 +110,12 @@ class SrtpPeer:
         self.c_target: Any = c.Target() if c is not None and PROTECT_FN else None
         self.on_rtp: Callable[[bytes], None] = _ignore_bytes
         self.on_rtcp: Callable[[bytes], None] = _ignore_bytes
+        # Send-side bandwidth estimation (enable_send_twcc): the viewer's extension id, our
+        # counter when there is no C Target, and what went out through send_rtp since the
+        # last drain_sent() (the C fan-out keeps its own record in the Target).
+        self.send_twcc_id = 0
+        self._twcc_seq = 0
+        self._sent: list[tuple[int, int, float]] = []
 
     @property
     def stats(self) -> TransportStats:
@@ -143,11 +153,44 @@ class SrtpPeer:
         """A DTLS record from the peer's address (only WebRtcTransport expects any)."""
         self._stats.extra["dtls_ignored"] = self._stats.extra.get("dtls_ignored", 0) + 1
 
+    def enable_send_twcc(self, ext_id: int) -> None:
+        """Stamp a transport-wide sequence number on every RTP packet sent (in the element
+        rewrite_packet reserved under `ext_id`) and record the sends for `drain_sent`, so the
+        peer's transport-cc feedback can drive a bandwidth estimate
+        (draft-holmer-rmcat-transport-wide-cc-extensions-01)."""
+        self.send_twcc_id = ext_id
+        if self.c_target is not None:
+            self.c_target.enable_twcc()
+
+    def drain_sent(self) -> list[tuple[int, int, float]]:
+        """(transport seq, size, send time) of the packets sent since the last call."""
+        sent, self._sent = self._sent, []
+        target = self.c_target
+        if target is not None and self.send_twcc_id:
+            sent += _SENT_RECORD.iter_unpack(target.drain_sent())
+        return sent
+
+    def _stamp(self, data: bytes) -> bytes:
+        target = self.c_target
+        if target is not None:
+            seq = target.take_twcc_seq()
+        else:
+            seq = self._twcc_seq
+            self._twcc_seq = (seq + 1) & 0xFFFF
+        stamped = rtp.stamp_transport_seq(data, self.send_twcc_id, seq)
+        if stamped is None:
+            return data  # a packet without the reserved element (e.g. a relay's): as it is
+        if len(self._sent) < MAX_UNDRAINED:
+            self._sent.append((seq, len(stamped), time.monotonic()))
+        return stamped
+
     def send_rtp(self, data: bytes) -> None:
         srtp = self._srtp
         addr = self.addr
         if srtp is None or addr is None:
             return
+        if self.send_twcc_id:
+            data = self._stamp(data)
         batch = self.port.batch
         if batch is not None and srtp.tx_pointer and self._batchable:
             # Inside the port's receive: protect + send happen in C for the whole fan-out.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hubbub.sfu.bwe import BweConfig
 from hubbub.sfu.nack import NackConfig
 
 
@@ -73,6 +74,7 @@ class SfuConfig:
     cname: SDES CNAME (RFC 3550 §6.5.1) sent with every SR to viewers.
     multiplexer: voice-activity ranking and slot parameters (see MultiplexerConfig).
     nack: upstream NACK timing towards publishers (see hubbub.sfu.nack.NackConfig).
+    bwe: each video viewer's downlink bandwidth estimate (see hubbub.sfu.bwe.BweConfig).
     """
 
     keyframe_min_interval: float = 0.3
@@ -87,6 +89,7 @@ class SfuConfig:
     cname: str = "hubbub"
     multiplexer: MultiplexerConfig = field(default_factory=MultiplexerConfig)
     nack: NackConfig = field(default_factory=NackConfig)
+    bwe: BweConfig = field(default_factory=BweConfig)
 
     def __post_init__(self) -> None:
         for name in ("video_cache_size", "audio_cache_size"):

@@ -34,14 +34,14 @@ class DownState:
 
     __slots__ = ("pt", "ssrc", "seq_offset", "ts_offset", "last_seq", "last_ts", "sync_seq",
                  "packets_sent", "octets_sent", "dropped_old", "dropped_malformed", "mid_id",
-                 "last_time", "guard", "slow", "mid", "ext_map", "cache", "target", "sink_send",
-                 "owner")
+                 "twcc_id", "last_time", "guard", "slow", "mid", "ext_map", "cache", "target",
+                 "sink_send", "owner")
 
     def __init__(self) -> None:
         self.pt = -1
         self.ssrc = self.seq_offset = self.ts_offset = self.last_seq = self.last_ts = 0
         self.sync_seq = self.packets_sent = self.octets_sent = self.dropped_old = 0
-        self.dropped_malformed = self.mid_id = 0
+        self.dropped_malformed = self.mid_id = self.twcc_id = 0
         self.last_time = float("-inf")
         self.guard = False
         self.slow = True  # the next packet needs DownTrack.forward (always, in pure Python)
@@ -112,6 +112,11 @@ class DownTrack:
         # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
         self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
         self._sr_sent: dict[int, float] = {}  # LSR (middle 32 NTP bits) -> local send time
+
+    def stamp_transport_seq(self, ext_id: int) -> None:
+        """Reserve the viewer's transport-wide seq element (`ext_id`) in every packet; the
+        transport writes the number (send-side bandwidth estimation)."""
+        self._st.twcc_id = ext_id
 
     @property
     def waiting_keyframe(self) -> bool:
@@ -270,7 +275,7 @@ class DownTrack:
         out_ts = (ts + st.ts_offset) & 0xFFFFFFFF
         try:
             out = rtp.rewrite_packet(
-                data, pt, out_seq, out_ts, st.ssrc, st.ext_map, st.mid_id, st.mid
+                data, pt, out_seq, out_ts, st.ssrc, st.ext_map, st.mid_id, st.mid, st.twcc_id
             )
         except ValueError:
             st.dropped_malformed += 1

@@ -18,6 +18,8 @@ PT_PSFB = 206
 FMT_NACK = 1  # RFC 4585 §6.2.1
 FMT_PLI = 1  # RFC 4585 §6.3.1
 FMT_FIR = 4  # RFC 5104 §4.3.1
+FMT_TWCC = 15  # draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1 (RTPFB)
+FMT_AFB = 15  # RFC 4585 §6.4 application layer feedback: REMB (PSFB)
 
 
 class NackEvent(NamedTuple):
@@ -38,7 +40,15 @@ class BlockEvent(NamedTuple):
     dlsr: int
 
 
-Feedback = NackEvent | KeyframeEvent | BlockEvent
+class TransportFeedbackEvent(NamedTuple):
+    feedback: rtcp.TransportCC
+
+
+class RembEvent(NamedTuple):
+    bitrate: int  # bit/s the viewer estimates it can receive (draft-alvestrand-rmcat-remb)
+
+
+Feedback = NackEvent | KeyframeEvent | BlockEvent | TransportFeedbackEvent | RembEvent
 
 
 def pli(sender_ssrc: int, media_ssrc: int) -> bytes:
@@ -173,8 +183,9 @@ def _blocks(reports: list[rtcp.ReportBlock]) -> list[Feedback]:
 
 
 def read_feedback(data: bytes) -> tuple[list[Feedback], int]:
-    """Feedback a viewer sent (NACK, PLI, FIR, report blocks) and the count of packets in the
-    compound that failed to parse; a broken compound framing raises ValueError."""
+    """Feedback a viewer sent (NACK, PLI, FIR, report blocks, transport-cc, REMB) and the
+    count of packets in the compound that failed to parse; a broken compound framing raises
+    ValueError."""
     events: list[Feedback] = []
     bad = 0
     for pt, fmt, start, end in rtcp.iter_compound(data):
@@ -191,6 +202,10 @@ def read_feedback(data: bytes) -> tuple[list[Feedback], int]:
                 events.extend(_blocks(rtcp.ReceiverReport.parse(data[start:end]).reports))
             elif pt == PT_SR:
                 events.extend(_blocks(rtcp.SenderReport.parse(data[start:end]).reports))
+            elif pt == PT_RTPFB and fmt == FMT_TWCC:
+                events.append(TransportFeedbackEvent(rtcp.TransportCC.parse(data[start:end])))
+            elif pt == PT_PSFB and fmt == FMT_AFB and data[start + 12:start + 16] == b"REMB":
+                events.append(RembEvent(rtcp.Remb.parse(data[start:end]).bitrate))
         except ValueError:
             bad += 1
     return events, bad

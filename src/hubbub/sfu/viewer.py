@@ -6,12 +6,23 @@ from typing import TYPE_CHECKING
 
 from hubbub.media import rtp
 from hubbub.sfu import layers, rtcp_io
+from hubbub.sfu.bwe import DownlinkEstimator
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.downtrack import DownTrack
 from hubbub.sfu.types import Clock, DownTrackParams, RtpSink
 
 if TYPE_CHECKING:
+    from hubbub.media import rtcp
     from hubbub.sfu.source import Source
+    from hubbub.sfu.track import Track
+
+AUDIO_ALLOWANCE = 64_000.0  # bit/s kept for each bound audio DownTrack (Opus ~32-64 kb/s)
+UPGRADE_HOLD = 2.0  # seconds a larger layer must fit the budget before we move up
+UPGRADE_HEADROOM = 1.15  # ... with this much room above its bitrate
+
+
+def _larger(a: Track, b: Track) -> bool:
+    return (a.width * a.height, a.bitrate) > (b.width * b.height, b.bitrate)
 
 
 class Viewer:
@@ -51,6 +62,20 @@ class Viewer:
         # entries for others; absent = automatic), and what the last `layers` event said.
         self.layer_requests: dict[str, layers.LayerRequest] = {}
         self._layers_sent: dict[str, tuple[tuple[tuple[str, bool], ...], float]] = {}
+        self._upgrade_since: dict[str, float] = {}  # mid -> since when a larger layer fits
+        # Downlink bandwidth estimate (sfu/bwe), only for viewers with video: from the
+        # viewer's transport-cc feedback on transport-wide seqs we stamp, or its REMB.
+        self.estimator: DownlinkEstimator | None = None
+        self._twcc_id = 0
+        if self.main_video is not None:
+            twcc_id = self.main_video.params.ext_ids.get(rtp.TRANSPORT_CC, 0)
+            enable = getattr(sink, "enable_send_twcc", None)
+            if twcc_id and enable is not None:
+                enable(twcc_id)
+                self._twcc_id = twcc_id
+                for down in self.down_tracks:
+                    down.stamp_transport_seq(twcc_id)
+                self.estimator = DownlinkEstimator(config.bwe)
 
     @property
     def extra_audio(self) -> list[DownTrack]:
@@ -82,6 +107,8 @@ class Viewer:
         if not params.ext_ids.get(rtp.SDES_MID):
             raise ValueError("a projected DownTrack needs the MID header extension id")
         down = DownTrack(params, self.sink, self._config)
+        if self._twcc_id:
+            down.stamp_transport_seq(self._twcc_id)
         self.projected[params.mid] = down
         self._by_ssrc[params.ssrc] = down
         return down
@@ -119,6 +146,8 @@ class Viewer:
             if track is None or not track.simulcast:
                 continue
             self._choose_layer(down, now)
+            track = down.pending or down.track
+            assert track is not None
             ids = layers.active_ids(track.layers, now)
             last = self._layers_sent.get(down.mid)
             if last is None or last[0] != ids or now - last[1] >= resend_after:
@@ -131,13 +160,31 @@ class Viewer:
         if track is None or not track.simulcast:
             return
         request = self.layer_requests.get(down.mid, layers.AUTOMATIC)
-        target = layers.choose(track.layers, request, now)
+        budget = self.video_budget() if request.automatic else None
+        target = layers.choose(track.layers, request, now, budget)
         if target is None:
             return
+        if budget is not None and target is not track and _larger(target, track):
+            # Up only once the larger layer has fitted for a while: no oscillation around
+            # the estimate (a probe will shorten this, see sfu/bwe/probe.py).
+            since = self._upgrade_since.setdefault(down.mid, now)
+            if now - since < UPGRADE_HOLD or target.bitrate * UPGRADE_HEADROOM > budget:
+                return
+        self._upgrade_since.pop(down.mid, None)
         if target is not track:
             down.switch_to(target)
         elif down.pending is not None:
             target.request_keyframe()  # still waiting: ask again (rate-limited at the Track)
+
+    def video_budget(self) -> float | None:
+        """Bit/s for this viewer's video: the downlink estimate less what its audio takes
+        (audio always goes first), None without an estimate."""
+        estimator = self.estimator
+        if estimator is None or not estimator.has_estimate:
+            return None
+        audio = sum(AUDIO_ALLOWANCE for d in self.down_tracks
+                    if d.kind == "audio" and d.track is not None)
+        return max(0.0, estimator.estimate_bps - audio)
 
     def on_rtcp(self, data: bytes) -> None:
         """NACK / PLI / FIR / receiver reports from the viewer."""
@@ -159,11 +206,26 @@ class Viewer:
                 down = self._by_ssrc.get(event.media_ssrc)
                 if down is not None:
                     down.request_keyframe()
-            else:
+            elif isinstance(event, rtcp_io.BlockEvent):
                 down = self._by_ssrc.get(event.ssrc)
                 if down is not None:
                     down.on_report_block(event.fraction_lost, event.cumulative_lost,
                                          event.jitter, event.lsr, event.dlsr, now)
+            elif isinstance(event, rtcp_io.TransportFeedbackEvent):
+                self._on_transport_feedback(event.feedback, now)
+            elif self.main_video is not None:  # REMB: a video viewer's own estimate
+                if self.estimator is None:
+                    self.estimator = DownlinkEstimator(self._config.bwe)
+                self.estimator.on_remb(event.bitrate, now)
+
+    def _on_transport_feedback(self, feedback: rtcp.TransportCC, now: float) -> None:
+        estimator = self.estimator
+        drain = getattr(self.sink, "drain_sent", None)
+        if estimator is None or drain is None:
+            return
+        for seq, size, sent_at in drain():
+            estimator.on_packet_sent(seq, size, sent_at)
+        estimator.on_feedback(feedback, now)
 
     def tick(self, now: float, ntp_now: int, sr_interval: float) -> None:
         """Every `sr_interval`: the SRs of all DownTracks that have sent something (answered

@@ -253,6 +253,12 @@ class DownlinkEstimator:
     # --- outputs ------------------------------------------------------------------------------
 
     @property
+    def has_estimate(self) -> bool:
+        """Whether any feedback (transport-cc or REMB) has arrived: before that the estimate
+        is only the configured start rate."""
+        return self._twcc or self._remb is not None
+
+    @property
     def estimate_bps(self) -> float:
         """What the viewer's path is thought to carry now, in bit/s."""
         c = self.config
