@@ -41,7 +41,7 @@ class BlockEvent(NamedTuple):
 
 
 class TransportFeedbackEvent(NamedTuple):
-    feedback: rtcp.TransportCC
+    packet: bytes  # one transport-cc packet, parsed only by a viewer that uses it
 
 
 class RembEvent(NamedTuple):
@@ -203,7 +203,7 @@ def read_feedback(data: bytes) -> tuple[list[Feedback], int]:
             elif pt == PT_SR:
                 events.extend(_blocks(rtcp.SenderReport.parse(data[start:end]).reports))
             elif pt == PT_RTPFB and fmt == FMT_TWCC:
-                events.append(TransportFeedbackEvent(rtcp.TransportCC.parse(data[start:end])))
+                events.append(TransportFeedbackEvent(data[start:end]))
             elif pt == PT_PSFB and fmt == FMT_AFB and data[start + 12:start + 16] == b"REMB":
                 events.append(RembEvent(rtcp.Remb.parse(data[start:end]).bitrate))
         except ValueError:
