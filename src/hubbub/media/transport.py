@@ -114,6 +114,7 @@ class SrtpPeer:
         # counter when there is no C Target, and what went out through send_rtp since the
         # last drain_sent() (the C fan-out keeps its own record in the Target).
         self.send_twcc_id = 0
+        self.last_twcc_seq = -1  # the seq of the last packet send_rtp stamped
         self._twcc_seq = 0
         self._sent: list[tuple[int, int, float]] = []
 
@@ -180,6 +181,7 @@ class SrtpPeer:
         stamped = rtp.stamp_transport_seq(data, self.send_twcc_id, seq)
         if stamped is None:
             return data  # a packet without the reserved element (e.g. a relay's): as it is
+        self.last_twcc_seq = seq
         if len(self._sent) < MAX_UNDRAINED:
             self._sent.append((seq, len(stamped), time.monotonic()))
         return stamped

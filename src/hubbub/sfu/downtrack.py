@@ -13,6 +13,9 @@ from hubbub.sfu.track import Track
 from hubbub.sfu.types import DownTrackParams, RtpSink
 
 _NO_EXTENSIONS = bytes(256)
+PADDING_BYTES = 224  # per padding-only packet (at most 255: one octet counts them)
+# V=2, P=1, PT and the rest filled by rewrite_packet: a header to rewrite, then the padding.
+_PADDING_HEADER = bytes((0xA0, 0)) + bytes(10)
 # Packets this far past the sync point can no longer be confused with ones from before it.
 _GUARD_SPAN = 0x1000
 
@@ -108,10 +111,32 @@ class DownTrack:
         self._waiting_keyframe = False
         self.pending: Track | None = None  # the simulcast layer we move to at its keyframe
         self.switches = 0
+        self.padding_sent = 0  # probe packets (send_padding)
         self._nack_guard = config.nack_resend_guard
         # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
         self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
         self._sr_sent: dict[int, float] = {}  # LSR (middle 32 NTP bits) -> local send time
+
+    def send_padding(self, count: int) -> int:
+        """Send `count` padding-only packets (RFC 3550 §5.1 P bit, PADDING_BYTES each) in this
+        DownTrack's stream, for bandwidth probing; returns the bytes sent. They take the next
+        sequence numbers, so later media is shifted by as many: no gap the viewer would NACK.
+        Nothing is sent while idle or before the first media packet."""
+        st = self._st
+        if self.track is None or st.pt < 0 or st.packets_sent == 0 or self._resync:
+            return 0
+        body = _PADDING_HEADER + bytes(PADDING_BYTES - 1) + bytes((PADDING_BYTES,))
+        sent = 0
+        for _ in range(count):
+            seq = (st.last_seq + 1) & 0xFFFF
+            out = rtp.rewrite_packet(body, st.pt, seq, st.last_ts, st.ssrc, _NO_EXTENSIONS,
+                                     st.mid_id, st.mid, st.twcc_id)
+            st.last_seq = seq
+            st.seq_offset = (st.seq_offset + 1) & 0xFFFF
+            self.sink.send_rtp(out)
+            sent += len(out)
+        self.padding_sent += count
+        return sent
 
     def stamp_transport_seq(self, ext_id: int) -> None:
         """Reserve the viewer's transport-wide seq element (`ext_id`) in every packet; the

@@ -54,7 +54,8 @@ def choose(layers: list[Track], request: LayerRequest, now: float,
             return pinned
     if budget_bps is None:
         return active[-1]
-    fitting = [t for t in active if t.bitrate <= budget_bps]
+    # A layer not measured yet (its first second) is not known to fit: the lowest is safe.
+    fitting = [t for t in active if 0 < t.bitrate <= budget_bps]
     return fitting[-1] if fitting else active[0]
 
 

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from hubbub.media import rtcp, rtp
 from hubbub.sfu import layers, rtcp_io
-from hubbub.sfu.bwe import DownlinkEstimator
+from hubbub.sfu.bwe import DownlinkEstimator, ProbeResult
 from hubbub.sfu.config import SfuConfig
-from hubbub.sfu.downtrack import DownTrack
+from hubbub.sfu.downtrack import PADDING_BYTES, DownTrack
 from hubbub.sfu.types import Clock, DownTrackParams, RtpSink
 
 if TYPE_CHECKING:
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 AUDIO_ALLOWANCE = 64_000.0  # bit/s kept for each bound audio DownTrack (Opus ~32-64 kb/s)
 UPGRADE_HOLD = 2.0  # seconds a larger layer must fit the budget before we move up
 UPGRADE_HEADROOM = 1.15  # ... with this much room above its bitrate
+DOWNGRADE_TOLERANCE = 1.2  # the current layer stays while within this of the budget ...
+QUEUE_DOWNGRADE = 0.1  # ... and the bottleneck queue stays under this (seconds)
+PROBE_INTERVAL = 3.0  # seconds between probes of one viewer's path
+PROBE_MAX_INTERVAL = 30.0  # ... doubled after each probe the path did not carry, up to this
+PROBE_SETTLE = 1.5  # seconds in which a queue is taken for the probe's, not congestion
+PROBE_SPAN = 0.1  # a probe is sent over this long (two ticks)
+MAX_PROBE_SEQS = 4096
 
 
 def _larger(a: Track, b: Track) -> bool:
@@ -62,6 +69,15 @@ class Viewer:
         self.layer_requests: dict[str, layers.LayerRequest] = {}
         self._layers_sent: dict[str, tuple[tuple[tuple[str, bool], ...], float]] = {}
         self._upgrade_since: dict[str, float] = {}  # mid -> since when a larger layer fits
+        # Probing before moving up (sfu/bwe/probe.py): padding still to send for the cluster
+        # under way, the transport seqs that carried probe padding, the next probe's time.
+        self._probe_packets = 0  # padding packets still to send for the cluster under way
+        self._probe_batches = 0  # ticks to spread them over
+        self._probe_seqs: set[int] = set()
+        self._next_probe = float("-inf")
+        self._probe_backoff = PROBE_INTERVAL
+        self._probe_sent_at = float("-inf")
+        self._last_probe: tuple[ProbeResult, float] | None = None  # result, when
         # Downlink bandwidth estimate (sfu/bwe), only for viewers with video: from the
         # viewer's transport-cc feedback on transport-wide seqs we stamp, or its REMB.
         self.estimator: DownlinkEstimator | None = None
@@ -163,11 +179,23 @@ class Viewer:
         target = layers.choose(track.layers, request, now, budget)
         if target is None:
             return
+        if budget is not None:
+            self._maybe_probe(down, track, target, now)
+            probing = now - self._probe_sent_at < PROBE_SETTLE
+            if (target is not track and _larger(track, target) and track.active(now)
+                    and 0 < track.bitrate <= budget * DOWNGRADE_TOLERANCE
+                    and self.estimator is not None
+                    and (probing or self.estimator.standing_queue < QUEUE_DOWNGRADE)):
+                # About fits and no queue builds (but the one our own probe left): an
+                # estimate dipping is no reason to change.
+                return
         if budget is not None and target is not track and _larger(target, track):
-            # Up only once the larger layer has fitted for a while: no oscillation around
-            # the estimate (a probe will shorten this, see sfu/bwe/probe.py).
+            # Up only once the larger layer has fitted for a while (no oscillation around
+            # the estimate), or at once after a probe showed the path carries it.
             since = self._upgrade_since.setdefault(down.mid, now)
-            if now - since < UPGRADE_HOLD or target.bitrate * UPGRADE_HEADROOM > budget:
+            probed = self._probed(target.bitrate * UPGRADE_HEADROOM, now)
+            if not probed and (now - since < UPGRADE_HOLD
+                               or target.bitrate * UPGRADE_HEADROOM > budget):
                 return
         self._upgrade_since.pop(down.mid, None)
         if target is not track:
@@ -175,15 +203,71 @@ class Viewer:
         elif down.pending is not None:
             target.request_keyframe()  # still waiting: ask again (rate-limited at the Track)
 
+    def _maybe_probe(self, down: DownTrack, track: Track, target: Track, now: float) -> None:
+        """A larger live layer than the viewer gets: check the path with a probe at what the
+        next one up needs (at most twice the estimate: probes climb, they do not leap)."""
+        estimator = self.estimator
+        if estimator is None or now < self._next_probe or down is not self.main_video:
+            return
+        # The next layer up from what the viewer gets now.
+        larger = [t for t in layers.ranked(track.layers)
+                  if t.active(now, layers.ACTIVE_WITHIN) and _larger(t, track)]
+        if not larger:
+            return
+        audio = self._audio_allowance()
+        want = min(larger[0].bitrate * UPGRADE_HEADROOM + audio, 2 * estimator.estimate_bps)
+        last = self._last_probe
+        if last is not None and not last[0].delivered:
+            # The path did not carry the last one: wait longer each time (a probe that fails
+            # fills the bottleneck's queue for everything else).
+            self._probe_backoff = min(self._probe_backoff * 2, PROBE_MAX_INTERVAL)
+        else:
+            self._probe_backoff = PROBE_INTERVAL
+        cluster = estimator.probe_request(want)
+        self._next_probe = now + self._probe_backoff
+        if cluster is not None:
+            self._probe_sent_at = now
+            # Padding at the target rate over PROBE_SPAN: two bursts a tick apart, so the
+            # cluster spans its duration (the receive side shows what the path carried).
+            wanted = int(cluster.target_bps * PROBE_SPAN / 8) // (PADDING_BYTES + 40) + 1
+            self._probe_packets = max(cluster.min_packets, wanted)
+            self._probe_batches = 2
+
+    def _send_probe(self) -> None:
+        down = self.main_video
+        if down is None or self._probe_batches <= 0:
+            self._probe_packets = 0
+            return
+        count = -(-self._probe_packets // self._probe_batches)
+        self._probe_batches -= 1
+        self._probe_packets -= count
+        for _ in range(count):
+            if not down.send_padding(1):
+                self._probe_packets = 0
+                return
+            seq = getattr(self.sink, "last_twcc_seq", -1)
+            if seq >= 0 and len(self._probe_seqs) < MAX_PROBE_SEQS:
+                self._probe_seqs.add(seq)
+
+    def _probed(self, bps: float, now: float) -> bool:
+        """A probe delivered at least `bps` within the last PROBE_INTERVAL."""
+        last = self._last_probe
+        return (last is not None and last[0].delivered and last[0].target_bps >= bps
+                and now - last[1] < PROBE_INTERVAL)
+
+    def _audio_allowance(self) -> float:
+        return sum(AUDIO_ALLOWANCE for d in self.down_tracks
+                   if d.kind == "audio" and d.track is not None)
+
     def video_budget(self) -> float | None:
         """Bit/s for this viewer's video: the downlink estimate less what its audio takes
         (audio always goes first), None without an estimate."""
         estimator = self.estimator
-        if estimator is None or not estimator.has_estimate:
+        if estimator is None:
             return None
-        audio = sum(AUDIO_ALLOWANCE for d in self.down_tracks
-                    if d.kind == "audio" and d.track is not None)
-        return max(0.0, estimator.estimate_bps - audio)
+        # Before any feedback this is the start rate: a viewer starts on a layer that fits
+        # it, not on the largest one whatever its link (sfu/bwe BweConfig.start_bps).
+        return max(0.0, estimator.estimate_bps - self._audio_allowance())
 
     def on_rtcp(self, data: bytes) -> None:
         """NACK / PLI / FIR / receiver reports from the viewer."""
@@ -228,14 +312,20 @@ class Viewer:
         sent = drain()
         if not self._has_layers():
             return
+        probes = self._probe_seqs
         for seq, size, sent_at in sent:
-            estimator.on_packet_sent(seq, size, sent_at)
+            probe = seq in probes
+            if probe:
+                probes.discard(seq)
+            estimator.on_packet_sent(seq, size, sent_at, probe)
         try:
             feedback = rtcp.TransportCC.parse(packet)
         except ValueError:
             self.rtcp_malformed += 1
             return
-        estimator.on_feedback(feedback, now)
+        result = estimator.on_feedback(feedback, now)
+        if result is not None:
+            self._last_probe = (result, now)
 
     def _has_layers(self) -> bool:
         for down in (self.main_video, *self.projected.values()):
@@ -248,6 +338,8 @@ class Viewer:
         """Every `sr_interval`: the SRs of all DownTracks that have sent something (answered
         and projected), aggregated into as few compound packets as fit (one for a typical
         viewer), one SRTCP protect and one datagram each instead of one per DownTrack."""
+        if self._probe_packets > 0 and not self.closed:
+            self._send_probe()
         if now < self.sr_due or self.closed:
             return
         self.sr_due = now + sr_interval
