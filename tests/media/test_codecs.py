@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hubbub.media import codecs
 from hubbub.media.codecs import is_keyframe
 
 # VP8 (RFC 7741). Chrome: X=1 S=1 PID=0, I=1 with a 15-bit PictureID, then the frame tag whose
@@ -133,3 +134,31 @@ def test_audio_and_unknown_codecs_are_never_keyframes(codec: str) -> None:
 @given(st.sampled_from(["VP8", "VP9", "H264", "AV1", "opus", "x"]), st.binary(max_size=40))
 def test_random_payloads_never_raise(codec: str, payload: bytes) -> None:
     assert is_keyframe(codec, payload) in (True, False)
+
+
+# SPS NAL units written by libx264 (ffmpeg -profile:v high 320x180, baseline 1920x1080: the
+# latter crops 1088 coded lines to 1080, §7.4.2.1.1).
+SPS_HIGH_320x180 = bytes.fromhex("6764000dacd941419f9f0110000003001000000303c0f1429960")
+SPS_BASE_1920x1080 = bytes.fromhex("6742c028d900780227e5c044000003000400000300f03c60c920")
+
+
+def test_h264_keyframe_size_comes_from_the_sps() -> None:
+    assert codecs.h264_sps_size(SPS_HIGH_320x180) == (320, 180)
+    assert codecs.h264_sps_size(SPS_BASE_1920x1080) == (1920, 1080)
+    pps = bytes.fromhex("68ebe3cb22c0")
+    stap_a = (b"\x18" + len(SPS_HIGH_320x180).to_bytes(2, "big") + SPS_HIGH_320x180
+              + len(pps).to_bytes(2, "big") + pps)
+    assert codecs.keyframe_size("H264", stap_a) == (320, 180)
+    assert codecs.keyframe_size("H264", SPS_BASE_1920x1080) == (1920, 1080)
+    assert codecs.keyframe_size("H264", b"\x65\x88") is None  # an IDR slice says nothing
+    for cut in range(len(SPS_HIGH_320x180)):
+        codecs.h264_sps_size(SPS_HIGH_320x180[:cut])  # truncated: None or a size, no raise
+    assert codecs.h264_sps_size(b"\x67" + b"\x00" * 12) is None
+
+
+def test_vp8_keyframe_size() -> None:
+    key = b"\x10" + b"\x00\x00\x00" + b"\x9d\x01\x2a" + (640).to_bytes(2, "little") + \
+        (360).to_bytes(2, "little") + b"x" * 8
+    assert codecs.keyframe_size("VP8", key) == (640, 360)
+    assert codecs.keyframe_size("VP8", key[:9]) is None
+    assert codecs.keyframe_size("opus", key) is None

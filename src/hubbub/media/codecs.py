@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["is_keyframe", "keyframe_size"]
+__all__ = ["h264_sps_size", "is_keyframe", "keyframe_size"]
 
 
 def _vp8_header(p: bytes) -> int:
@@ -128,12 +128,128 @@ _DETECTORS: dict[str, Callable[[bytes], bool]] = {
 }
 
 
-_SIZES: dict[str, Callable[[bytes], tuple[int, int] | None]] = {"VP8": _vp8_size}
+class _Bits:
+    """MSB-first reader of an H.264 RBSP (emulation prevention bytes removed, §7.4.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data.replace(b"\x00\x00\x03", b"\x00\x00")
+        self.pos = 0
+
+    def bit(self) -> int:
+        byte = self.pos >> 3
+        if byte >= len(self.data):
+            raise ValueError("SPS truncated")
+        value = (self.data[byte] >> (7 - (self.pos & 7))) & 1
+        self.pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = (value << 1) | self.bit()
+        return value
+
+    def ue(self) -> int:
+        """Exp-Golomb unsigned (§9.1)."""
+        zeros = 0
+        while not self.bit():
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+
+
+def h264_sps_size(sps: bytes) -> tuple[int, int] | None:
+    """(width, height) of an H.264 sequence parameter set NAL unit (ITU-T H.264 §7.3.2.1.1,
+    the cropped frame size), None if it is not one or cannot be read."""
+    if len(sps) < 4 or sps[0] & 0x1F != 7:
+        return None
+    try:
+        r = _Bits(sps[1:])
+        profile = r.bits(8)
+        r.bits(16)  # constraint flags, level
+        r.ue()  # seq_parameter_set_id
+        chroma = 1
+        if profile in _HIGH_PROFILES:
+            chroma = r.ue()
+            if chroma == 3:
+                r.bit()  # separate_colour_plane_flag
+            r.ue()
+            r.ue()  # bit depths
+            r.bit()  # qpprime_y_zero_transform_bypass_flag
+            if r.bit():  # seq_scaling_matrix_present_flag: skip the lists (§7.3.2.1.1.1)
+                for i in range(8 if chroma != 3 else 12):
+                    if r.bit():
+                        last = nxt = 8
+                        for _ in range(16 if i < 6 else 64):
+                            if nxt:
+                                nxt = (last + r.se() + 256) % 256
+                            last = nxt or last
+        r.ue()  # log2_max_frame_num_minus4
+        poc_type = r.ue()
+        if poc_type == 0:
+            r.ue()
+        elif poc_type == 1:
+            r.bit()
+            r.se()
+            r.se()
+            for _ in range(r.ue()):
+                r.se()
+        r.ue()  # max_num_ref_frames
+        r.bit()  # gaps_in_frame_num_value_allowed_flag
+        width_mbs = r.ue() + 1
+        height_units = r.ue() + 1
+        frame_mbs_only = r.bit()
+        if not frame_mbs_only:
+            r.bit()  # mb_adaptive_frame_field_flag
+        r.bit()  # direct_8x8_inference_flag
+        crop = (0, 0, 0, 0)
+        if r.bit():
+            crop = (r.ue(), r.ue(), r.ue(), r.ue())
+    except ValueError:
+        return None
+    # Crop units (§7.4.2.1.1, Table 6-1): 4:2:0 crops in 2x2 samples, 4:2:2 in 2x1.
+    unit_x = 1 if chroma in (0, 3) else 2
+    unit_y = (1 if chroma in (0, 2, 3) else 2) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+    height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _h264_size(p: bytes) -> tuple[int, int] | None:
+    # The SPS travels before each IDR: alone (single NAL unit packet) or in a STAP-A.
+    if not p:
+        return None
+    t = p[0] & 0x1F
+    if t == 7:
+        return h264_sps_size(p)
+    if t == 24:
+        i = 1
+        while i + 2 < len(p):
+            size = (p[i] << 8) | p[i + 1]
+            i += 2
+            if size == 0 or i + size > len(p):
+                return None
+            if p[i] & 0x1F == 7:
+                return h264_sps_size(p[i:i + size])
+            i += size
+    return None
+
+
+_SIZES: dict[str, Callable[[bytes], tuple[int, int] | None]] = {
+    "VP8": _vp8_size, "H264": _h264_size}
 
 
 def keyframe_size(codec_name: str, payload: bytes) -> tuple[int, int] | None:
-    """(width, height) from a packet that starts a keyframe, for codecs whose keyframe
-    header says it without parsing a bitstream (VP8); None otherwise."""
+    """(width, height) from a packet that starts a keyframe: VP8's keyframe header, H.264's
+    SPS (sent before each IDR); None for other codecs or when the packet does not say."""
     size = _SIZES.get(codec_name.upper())
     return size(payload) if size is not None else None
 
