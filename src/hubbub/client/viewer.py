@@ -42,6 +42,7 @@ class Viewer(PeerSession):
         excluded_source_ids: list[str] | None = None,
         multiplexed_audio_tracks: int = 0,
         events: list[str] | None = None,
+        layer: dict[str, Any] | None = None,
         video: bool = True,
         audio: bool = True,
         ice_servers: list[RTCIceServer] | None = None,
@@ -59,6 +60,7 @@ class Viewer(PeerSession):
         self.stream = stream
         self.pinned_source_id = pinned_source_id
         self.excluded_source_ids = excluded_source_ids
+        self.layer = layer  # PROTOCOL.md `view` "layer": a simulcast layer from the start
         self.multiplexed_audio_tracks = multiplexed_audio_tracks
         self.requested_events = list(DEFAULT_EVENTS if events is None else events)
         self.want_video = video
@@ -100,6 +102,8 @@ class Viewer(PeerSession):
         if self.excluded_source_ids is not None:
             data["excludedSourceIds"] = list(self.excluded_source_ids)
         data["events"] = self.requested_events
+        if self.layer is not None:
+            data["layer"] = dict(self.layer)
         data["vad"] = self.multiplexed_audio_tracks > 0
         return data
 

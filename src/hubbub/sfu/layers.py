@@ -61,15 +61,16 @@ def choose(layers: list[Track], request: LayerRequest, now: float,
 
 def describe(layers: list[Track], now: float) -> dict[str, Any]:
     """One mid's entry of a `layers` event (PROTOCOL.md): active encodings with bitrate and,
-    where known, size; inactive ones; and the flat `layers` list with no SVC ids."""
+    where known, size; inactive ones (a layer counts as active once its bitrate is measured);
+    and the flat `layers` list with no SVC ids."""
     order = ranked(layers)
     active: list[dict[str, Any]] = []
     inactive: list[dict[str, Any]] = []
     flat: list[dict[str, Any]] = []
     for index, track in enumerate(order):
         entry: dict[str, Any] = {"id": track.encoding_id, "simulcastIdx": index}
-        if not track.active(now, ACTIVE_WITHIN):
-            inactive.append(entry)
+        if not track.active(now, ACTIVE_WITHIN) or not track.bitrate:
+            inactive.append(entry)  # stopped, or in its first second (no bitrate yet)
             continue
         entry["bitrate"] = track.bitrate
         if track.width and track.height:
