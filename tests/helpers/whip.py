@@ -87,6 +87,17 @@ class _HttpPeer:
         await self.pc.close()
         await self.http.aclose()
 
+    async def start(self, timeout: float = 10.0) -> Self:
+        try:
+            await self._negotiate(timeout)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
@@ -104,17 +115,6 @@ class WhipPublisher(_HttpPeer):
                 codecs = RTCRtpSender.getCapabilities("video").codecs
                 transceiver.setCodecPreferences(
                     [c for c in codecs if c.mimeType.lower() in (f"video/{codec}", "video/rtx")])
-
-    async def start(self, timeout: float = 10.0) -> Self:
-        try:
-            await self._negotiate(timeout)
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
 
 
 class WhepPlayer(_HttpPeer):
@@ -136,14 +136,3 @@ class WhepPlayer(_HttpPeer):
     def mid_of(self, kind: str, index: int = 0) -> str:
         mids = [t.mid for t in self.pc.getTransceivers() if t.kind == kind and t.mid]
         return str(mids[index])
-
-    async def start(self, timeout: float = 10.0) -> Self:
-        try:
-            await self._negotiate(timeout)
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aenter__(self) -> Self:
-        return await self.start()

@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -220,6 +220,21 @@ def created(entry: HttpSession, answer: str, links: list[str]) -> Response:
     for link in links:
         response.headers.append("Link", link)
     return response
+
+
+async def answered(kind: str, post: Awaitable[Response]) -> Response:
+    """The response of a WHIP/WHEP POST, or its refusal as text, logged (rate-limited per
+    cause by hubbub.logs)."""
+    try:
+        return await post
+    except HttpError as exc:
+        log.info("%s refused (%d): %s", kind, exc.status, clip(exc.reason, 300))
+        return exc.response()
+
+
+def plain_options() -> Response:
+    """A plain OPTIONS on an endpoint (a CORS preflight is PathCors's): RFC 9725 §4.2."""
+    return Response(status_code=204, headers={"Accept-Post": SDP, "Allow": "OPTIONS, POST"})
 
 
 def refusal(exc: Exception) -> HttpError:

@@ -32,9 +32,11 @@ from hubbub.control.http_sessions import (
     HttpError,
     HttpSession,
     HttpSessions,
+    answered,
     bearer_token,
     created,
     ice_server_links,
+    plain_options,
     read_sdp,
     refusal,
 )
@@ -50,7 +52,6 @@ from hubbub.control.whip import (
     client_ip,
     stream_name,
 )
-from hubbub.logs import clip
 
 if TYPE_CHECKING:
     from hubbub.control.auth.service import Auth
@@ -150,16 +151,11 @@ def whep_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
                                      description="the source the main tracks carry"),
     ) -> Response:
         """View `streamName`: the body is the SDP offer (recvonly), the reply the answer."""
-        try:
-            return await view(request, streamAccountId, streamName, sourceId)
-        except HttpError as exc:
-            log.info("whep refused (%d): %s", exc.status, clip(exc.reason, 300))
-            return exc.response()
+        return await answered("whep", view(request, streamAccountId, streamName, sourceId))
 
     @router.options("/api/whep/{streamAccountId}/{streamName}", include_in_schema=False)
     async def whep_options(streamAccountId: str, streamName: str) -> Response:
-        return Response(status_code=204, headers={"Accept-Post": "application/sdp",
-                                                  "Allow": "OPTIONS, POST"})
+        return plain_options()
 
     def whep_session(session_id: str) -> tuple[HttpSession, WhepSession]:
         entry = sessions.get("whep", session_id)

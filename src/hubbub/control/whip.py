@@ -27,15 +27,16 @@ from hubbub.control.http_sessions import (
     HttpError,
     HttpSession,
     HttpSessions,
+    answered,
     bearer_token,
     created,
     ice_server_links,
     patch,
+    plain_options,
     read_sdp,
     refusal,
 )
 from hubbub.control.publish import VIDEO_CODECS, PublisherSession
-from hubbub.logs import clip
 
 if TYPE_CHECKING:
     from hubbub.control.auth.service import Auth
@@ -135,17 +136,11 @@ def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
                                         description="accepted, no effect yet"),
     ) -> Response:
         """Publish `streamName` (RFC 9725): the body is the SDP offer, the reply the answer."""
-        try:
-            return await publish(request, streamName, sourceId, codec)
-        except HttpError as exc:
-            log.info("whip refused (%d): %s", exc.status, clip(exc.reason, 300))
-            return exc.response()
+        return await answered("whip", publish(request, streamName, sourceId, codec))
 
     @router.options("/api/whip/{streamName}", include_in_schema=False)
     async def whip_options(streamName: str) -> Response:
-        # A plain OPTIONS (not a CORS preflight, which PathCors answers): RFC 9725 §4.2.
-        return Response(status_code=204, headers={"Accept-Post": SDP,
-                                                  "Allow": "OPTIONS, POST"})
+        return plain_options()
 
     add_session_routes(router, "whip", sessions)
     return router
