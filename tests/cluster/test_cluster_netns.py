@@ -28,6 +28,7 @@ from tests.helpers.netns import (
     VirtualNetwork,
     capture_udp,
     ice_host_addresses,
+    running_network,
     unavailable_reason,
 )
 from tests.helpers.redis import RedisServer
@@ -43,13 +44,8 @@ def network() -> Iterator[VirtualNetwork]:
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    net = VirtualNetwork(NAMES)
-    try:
-        net.up()
+    with running_network(NAMES) as net:
         yield net
-    finally:
-        leftovers = net.down()
-        assert not leftovers, f"could not remove {leftovers}"
 
 
 @pytest.fixture(scope="module")

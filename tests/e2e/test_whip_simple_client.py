@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.helpers import whip_client
-from tests.helpers.netns import NetnsNode, VirtualNetwork, ice_host_addresses
+from tests.helpers.netns import NetnsNode, VirtualNetwork, ice_host_addresses, running_network
 from tests.helpers.netns import unavailable_reason as netns_unavailable
 from tests.helpers.whip_client import WhipClient, tone_pipeline, video_pipeline
 
@@ -50,13 +50,8 @@ def network() -> Iterator[VirtualNetwork]:
     reason = netns_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    net = VirtualNetwork(["w"])
-    try:
-        net.up()
+    with running_network(["w"]) as net:
         yield net
-    finally:
-        leftovers = net.down()
-        assert not leftovers, f"could not remove {leftovers}"
 
 
 @pytest.fixture(scope="module")

@@ -262,3 +262,15 @@ def _parse_udp(frame: bytes) -> Datagram | None:
     dst = socket.inet_ntoa(ip[16:20])
     end = min(ihl + length, total, len(ip))
     return Datagram((src, sport), (dst, dport), bytes(ip[ihl + 8:end]))
+
+
+@contextlib.contextmanager
+def running_network(names: Sequence[str]) -> Iterator[VirtualNetwork]:
+    """A VirtualNetwork up for the block, then torn down (failing if anything is left)."""
+    net = VirtualNetwork(names)
+    try:
+        net.up()
+        yield net
+    finally:
+        leftovers = net.down()
+        assert not leftovers, f"could not remove {leftovers}"
