@@ -261,7 +261,9 @@ class Viewer:
 
     def video_budget(self) -> float | None:
         """Bit/s for this viewer's video: the downlink estimate less what its audio takes
-        (audio always goes first), None without an estimate."""
+        (audio always goes first); None for a viewer that sends neither transport-cc nor
+        REMB (then the largest live layer). A viewer whose feedback never comes stays on
+        what the start rate fits: the cautious side."""
         estimator = self.estimator
         if estimator is None:
             return None
