@@ -79,7 +79,8 @@ class Viewer:
         self._probe_sent_at = float("-inf")
         self._last_probe: tuple[ProbeResult, float] | None = None  # result, when
         # Downlink bandwidth estimate (sfu/bwe), only for viewers with video: from the
-        # viewer's transport-cc feedback on transport-wide seqs we stamp, or its REMB.
+        # viewer's transport-cc feedback on transport-wide seqs we stamp, or its REMB. The
+        # estimator (~250 KB of send history) is made when there are layers to choose from.
         self.estimator: DownlinkEstimator | None = None
         self._twcc_id = 0
         if self.main_video is not None:
@@ -90,7 +91,6 @@ class Viewer:
                 self._twcc_id = twcc_id
                 for down in self.down_tracks:
                     down.stamp_transport_seq(twcc_id)
-                self.estimator = DownlinkEstimator(config.bwe)
 
     @property
     def extra_audio(self) -> list[DownTrack]:
@@ -174,6 +174,8 @@ class Viewer:
         track = down.pending or down.track
         if track is None or not track.simulcast:
             return
+        if self.estimator is None and self._twcc_id:
+            self.estimator = DownlinkEstimator(self._config.bwe)  # feedback will come
         request = self.layer_requests.get(down.mid, layers.AUTOMATIC)
         budget = self.video_budget() if request.automatic else None
         target = layers.choose(track.layers, request, now, budget)
@@ -307,12 +309,12 @@ class Viewer:
         """Feed the estimate, but only while it chooses something: a video with simulcast
         layers. Otherwise the send records are dropped unread (the estimate costs a few
         hundred µs per feedback in Python, ten times a second per viewer)."""
-        estimator = self.estimator
         drain = getattr(self.sink, "drain_sent", None)
-        if estimator is None or drain is None:
+        if drain is None:
             return
         sent = drain()
-        if not self._has_layers():
+        estimator = self.estimator
+        if estimator is None or not self._has_layers():
             return
         probes = self._probe_seqs
         for seq, size, sent_at in sent:
