@@ -162,3 +162,19 @@ def test_vp8_keyframe_size() -> None:
     assert codecs.keyframe_size("VP8", key) == (640, 360)
     assert codecs.keyframe_size("VP8", key[:9]) is None
     assert codecs.keyframe_size("opus", key) is None
+
+
+def test_the_cheap_filter_never_hides_a_keyframe() -> None:
+    """may_start_keyframe reads in place; whatever is_keyframe says is a keyframe passes."""
+    vp8_key = b"\x10\x00\x9d\x01\x2a" + b"k" * 8
+    vp8_cont = b"\x00\x00" + b"k" * 8  # not the start of partition 0
+    fu_start = bytes((0x7C, 0x85)) + b"x" * 8  # FU-A, S bit, IDR
+    fu_middle = bytes((0x7C, 0x05)) + b"x" * 8
+    for codec, payload, can in [("VP8", vp8_key, True), ("VP8", vp8_cont, False),
+                                ("H264", fu_start, True), ("H264", fu_middle, False),
+                                ("H264", SPS_HIGH_320x180, True), ("VP9", b"\x08", True)]:
+        packet = b"\x80" * 12 + payload
+        assert codecs.may_start_keyframe(codec, packet, 12) is can, (codec, payload)
+        if is_keyframe(codec, payload):
+            assert can
+    assert not codecs.may_start_keyframe("VP8", b"\x80" * 12, 12)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["h264_sps_size", "is_keyframe", "keyframe_size"]
+__all__ = ["h264_sps_size", "is_keyframe", "keyframe_size", "may_start_keyframe"]
 
 
 def _vp8_header(p: bytes) -> int:
@@ -267,3 +267,22 @@ def is_keyframe(codec_name: str, payload: bytes) -> bool:
         else:
             return False
     return detect(payload)
+
+
+def may_start_keyframe(codec_name: str, data: bytes, offset: int) -> bool:
+    """A cheap filter on the payload's first bytes, in place (no slice): False when the packet
+    cannot start a keyframe (VP8: not the start of partition 0; H.264: a non-IDR slice or an
+    FU-A continuation), so a caller that looks at every packet (simulcast layers) slices
+    and parses only the candidates. True when unsure."""
+    if offset >= len(data):
+        return False
+    b = data[offset]
+    name = codec_name.upper()
+    if name == "VP8":
+        return bool(b & 0x10) and not b & 0x07
+    if name == "H264":
+        t = b & 0x1F
+        if t == 28:  # FU-A: only its start fragment may begin an IDR
+            return offset + 1 < len(data) and bool(data[offset + 1] & 0x80)
+        return t in (5, 7, 24)
+    return True

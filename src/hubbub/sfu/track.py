@@ -109,7 +109,8 @@ class Track:
                     self.on_speech(self)
         keyframe = False
         if self._video and (self._keyframe_waiters or not self.keyframe_seen
-                            or len(self.layers) > 1):
+                            or (len(self.layers) > 1  # layer sizes come from keyframes
+                                and codecs.may_start_keyframe(self.codec, data, offset))):
             payload = data[offset:offset + length]
             keyframe = codecs.is_keyframe(self.codec, payload)
             if keyframe:
