@@ -145,6 +145,13 @@ class Viewer:
 
     def request_layer(self, mid: str, request: layers.LayerRequest) -> None:
         """The layer `mid` should carry from now on (the move starts now, at a keyframe)."""
+        previous = self.layer_requests.get(mid, layers.AUTOMATIC)
+        if request.automatic and not previous.automatic:
+            # Back to automatic after a pin: the estimate may have stalled at the pinned
+            # layer's rate (it never grows past what is used), so probe again at once.
+            self._next_probe = float("-inf")
+            self._probe_backoff = PROBE_INTERVAL
+            self._upgrade_since.pop(mid, None)
         self.layer_requests[mid] = request
         down = self.down_track_for_mid(mid)
         if down is not None:
