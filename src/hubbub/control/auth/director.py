@@ -11,7 +11,6 @@ Status codes: 401 bad/expired/revoked token or missing one (the SDK stops retryi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -20,13 +19,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubbub.control.auth import patterns, turn
+from hubbub.control.auth import credentials, turn
 from hubbub.control.auth.http import ApiError, bearer, success, unauthorized
-from hubbub.control.auth.jwts import PUBLISH, SUBSCRIBE, Grant
+from hubbub.control.auth.jwts import PUBLISH, SUBSCRIBE, Grant, TokenRejected
 from hubbub.control.auth.service import Auth
-from hubbub.control.auth.store import TokenRecord
-
-OPEN_TOKEN_ID = "open"
 
 
 class PublishRequest(BaseModel):
@@ -109,21 +105,14 @@ def director_router(
             raise ApiError(400, f"Bad Request: {exc}") from None
         return raw
 
-    async def long_lived(kind: str, secret: str) -> TokenRecord:
-        record = await auth.store.find_by_secret(kind, secret)
-        if record is None:
-            raise unauthorized("Unauthorized: Invalid token")
-        refusal = record.refusal(time.time())
-        if refusal is not None:
-            # A revoked or expired token gets no new JWTs; those already out run to `exp`.
-            raise unauthorized(f"Unauthorized: {refusal}")
-        return record
-
-    def check_where_from(record: TokenRecord, request: Request) -> None:
-        if not patterns.origin_allowed(record.spec.allowed_origins, request.headers.get("origin")):
-            raise ApiError(403, "Forbidden: origin not allowed by token")
-        if not patterns.ip_allowed(record.spec.allowed_ips, client_ip(request)):
-            raise ApiError(403, "Forbidden: client address not allowed by token")
+    async def long_lived(kind: str, secret: str, name: str, request: Request) -> Grant:
+        try:
+            return await credentials.long_lived_grant(auth, kind, secret, name,
+                                                      client_ip(request),
+                                                      request.headers.get("origin"))
+        except TokenRejected as exc:
+            raise (unauthorized(exc.message) if exc.status == 401
+                   else ApiError(exc.status, exc.message)) from None
 
     async def reply(
         request: Request, path: str, grant: Grant, requires_auth: bool
@@ -150,20 +139,7 @@ def director_router(
         name = stream_name(body.streamName)
         if body.streamType is not None and body.streamType.lower() != "webrtc":
             raise ApiError(400, f"Bad Request: unsupported streamType {body.streamType!r}")
-        record = await long_lived(PUBLISH, secret)
-        if not record.covers(name):
-            raise ApiError(403, f"Forbidden: token does not cover stream {name!r}")
-        check_where_from(record, request)
-        await auth.store.touch(record.id)
-        grant = Grant(
-            kind=PUBLISH,
-            stream=name,
-            token_id=str(record.id),
-            multisource=record.spec.multisource,
-            record=record.spec.record,
-            origins=record.spec.allowed_origins,
-            ips=record.spec.allowed_ips,
-        )
+        grant = await long_lived(PUBLISH, secret, name, request)
         return await reply(request, "/ws/v2/pub", grant, auth.subscribe_requires_auth(name))
 
     @router.post("/api/director/subscribe", response_model=DirectorReply)
@@ -182,20 +158,9 @@ def director_router(
                 raise unauthorized(
                     "Unauthorized: this stream requires a subscribe token", "invalid_request"
                 )
-            grant = Grant(kind=SUBSCRIBE, stream=name, token_id=OPEN_TOKEN_ID)
+            grant = credentials.open_view_grant(name)
             return await reply(request, "/ws/v2/sub", grant, requires_auth)
-        record = await long_lived(SUBSCRIBE, secret)
-        if not record.covers(name):
-            raise ApiError(403, f"Forbidden: token does not cover stream {name!r}")
-        check_where_from(record, request)
-        await auth.store.touch(record.id)
-        grant = Grant(
-            kind=SUBSCRIBE,
-            stream=name,
-            token_id=str(record.id),
-            origins=record.spec.allowed_origins,
-            ips=record.spec.allowed_ips,
-        )
+        grant = await long_lived(SUBSCRIBE, secret, name, request)
         return await reply(request, "/ws/v2/sub", grant, requires_auth)
 
     @router.get("/.well-known/jwks.json")
