@@ -50,6 +50,7 @@ from hubbub.control.whip import (
     check_bearer,
     check_open,
     client_ip,
+    no_socket,
     stream_name,
 )
 
@@ -68,15 +69,11 @@ SSE_QUEUE_BYTES = 64 * 1024
 records wait even with no reader at all, so this is far below a WebSocket's 1 MiB."""
 
 
-async def _nowhere(text: str) -> None:
-    """Replies and errors of WebSocket commands: a WHEP viewer sends none."""
-
-
 class WhepSession(ViewerSession):
     """A viewer whose events go to its SSE channel (once the client asked for one)."""
 
     def __init__(self, node: Node) -> None:
-        super().__init__(node, _nowhere)
+        super().__init__(node, no_socket)
         self.channel: EventChannel | None = None
 
     def write_event(self, name: str, data: dict[str, Any] | None) -> None:

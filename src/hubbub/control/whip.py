@@ -53,8 +53,9 @@ ANSWERED: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _nowhere(text: str) -> None:
-    """A WHIP publisher has no channel for events: the WebSocket's are dropped."""
+async def no_socket(text: str) -> None:
+    """A WHIP/WHEP session's stand-in for a WebSocket's send: command replies and (for WHIP)
+    events have nowhere to go; WHEP's events go to its SSE channel instead."""
 
 
 def client_ip(request: Request) -> str | None:
@@ -108,7 +109,7 @@ def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
             raise HttpError(400, f"Bad Request: unsupported codec {codec!r} (one of "
                             f"{', '.join(sorted(VIDEO_CODECS))})")
         offer = await read_sdp(request)
-        session = PublisherSession(node, _nowhere)
+        session = PublisherSession(node, no_socket)
         session.grant = grant
         try:
             answer = await session.handle(messages.Command(None, "publish", {
