@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import tokens
 from tests.helpers.canary import Canary
 from tests.helpers.server import RunningServer, ServerStartError
+from tests.helpers.tokens import admin_token
 from tests.helpers.tones import which_tone
 
 from hubbub.client.analysis import dominant_frequency
@@ -42,26 +44,15 @@ def srv() -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def publish_token(srv: RunningServer) -> str:
-    reply = httpx.post(srv.http_url + "/api/publish_token",
-                       json={"streams": [{"streamName": "rtmp-*"}]},
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["data"]["token"])
+    return str(admin_token(srv.http_url, ADMIN, pattern="rtmp-*")["token"])
 
 
 def view_jwt(srv: RunningServer, stream: str) -> str:
-    """A subscribe JWT from the Director (the stream is open for viewing: no token needed)."""
-    reply = httpx.post(srv.http_url + "/api/director/subscribe",
-                       json={"streamName": stream}, timeout=10)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["jwt"])
+    return tokens.view_jwt(srv.http_url, stream)
 
 
 def publish_jwt(srv: RunningServer, token: str, stream: str) -> str:
-    reply = httpx.post(srv.http_url + "/api/director/publish", json={"streamName": stream},
-                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["jwt"])
+    return tokens.publish_jwt(srv.http_url, token, stream)
 
 
 async def ffmpeg(url: str, seconds: float,
@@ -104,11 +95,7 @@ async def refused(url: str, codecs: list[str] | None = None) -> str:
 def stale_token(srv: RunningServer, action: str) -> str:
     """A publish token for `rtmp-*` that the admin API has just expired or revoked."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    reply = httpx.post(srv.http_url + "/api/publish_token",
-                       json={"streams": [{"streamName": "rtmp-*"}]}, headers=headers,
-                       timeout=10)
-    assert reply.status_code == 201, reply.text
-    created = reply.json()["data"]
+    created = admin_token(srv.http_url, ADMIN, pattern="rtmp-*")
     path = f"/api/publish_token/{created['id']}"
     if action == "expire":
         reply = httpx.put(srv.http_url + path, json={"expiresOn": "2000-01-01T00:00:00Z"},
@@ -281,10 +268,7 @@ async def test_rtmp_main_source_with_webrtc_speakers(srv: RunningServer) -> None
     same stream; a viewer hears the RTMP tone on its main track and the speakers in its
     multiplexed slots, as the `vad` events say."""
     stream = "rtmp-mixed"
-    reply = httpx.post(srv.http_url + "/api/publish_token",
-                       json={"streams": [{"streamName": "rtmp-*"}], "multisource": True},
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    token = str(reply.json()["data"]["token"])
+    token = str(admin_token(srv.http_url, ADMIN, pattern="rtmp-*", multisource=True)["token"])
     tones = {"main": 440.0, "s1": 500.0, "s2": 700.0}
     async with pushing(srv.rtmp_url(stream, f"token={token}")):
         jwt = publish_jwt(srv, token, stream)
@@ -317,10 +301,7 @@ async def test_rtmp_speaker_takes_a_multiplexed_slot(srv: RunningServer) -> None
     """An RTMP source under a sourceId is a speaker like any other: its audio carries the
     RFC 6464 level, so a viewer whose main source is a WebRTC publisher gets it in a slot."""
     stream = "rtmp-speaker"
-    reply = httpx.post(srv.http_url + "/api/publish_token",
-                       json={"streams": [{"streamName": "rtmp-*"}], "multisource": True},
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    token = str(reply.json()["data"]["token"])
+    token = str(admin_token(srv.http_url, ADMIN, pattern="rtmp-*", multisource=True)["token"])
     tones = {"host": 500.0, "cam": 440.0}
     host = Publisher(srv.ws_pub_url, stream, token=publish_jwt(srv, token, stream),
                      tracks=[ToneTrack(tones["host"])])

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from tests.helpers import whip_client
 from tests.helpers.netns import NetnsNode, VirtualNetwork, ice_host_addresses, running_network
 from tests.helpers.netns import unavailable_reason as netns_unavailable
+from tests.helpers.tokens import admin_token, view_jwt
 from tests.helpers.whip_client import WhipClient, tone_pipeline, video_pipeline
 
 from hubbub.client.analysis import dominant_frequency
@@ -72,21 +72,8 @@ def stub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def publish_token(srv: NetnsNode, multisource: bool = False) -> str:
     """A long-lived publish token for `whip-*` from the admin API."""
-    body: dict[str, Any] = {"streams": [{"streamName": "whip-*"}]}
-    if multisource:
-        body["multisource"] = True
-    reply = httpx.post(srv.http_url + "/api/publish_token", json=body,
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["data"]["token"])
-
-
-def view_jwt(srv: NetnsNode, stream: str) -> str:
-    """A subscribe JWT from the Director (the stream is open for viewing: no token needed)."""
-    reply = httpx.post(srv.http_url + "/api/director/subscribe",
-                       json={"streamName": stream}, timeout=10)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["jwt"])
+    fields: dict[str, Any] = {"multisource": True} if multisource else {}
+    return str(admin_token(srv.http_url, ADMIN, "publish", "whip-*", **fields)["token"])
 
 
 def whip_url(srv: NetnsNode, stream: str, query: str = "") -> str:
@@ -124,7 +111,7 @@ async def test_publishes_with_trickle_and_deletes_on_ctrl_c(
     logged = len(srv.log_text().splitlines())
     token = publish_token(srv)
     with ice_host_addresses(network.gateway):
-        async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream)) as viewer:
+        async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv.http_url, stream)) as viewer:
             await viewer.wait_connected()
             audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""], 3).start()
             video = VideoCounter(viewer.tracks_by_mid[viewer.video_mid or ""]).start()
@@ -166,7 +153,7 @@ async def test_source_id_in_the_query_and_no_trickle(
     logged = len(srv.log_text().splitlines())
     token = publish_token(srv, multisource=True)
     with ice_host_addresses(network.gateway):
-        async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv, stream),
+        async with Viewer(srv.ws_sub_url, stream, token=view_jwt(srv.http_url, stream),
                           video=False) as viewer:
             await viewer.wait_connected()
             audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""], 3).start()

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import tokens
 from tests.helpers.server import RunningServer
+from tests.helpers.tokens import admin_token
 from tests.helpers.tones import which_tone
 from tests.helpers.whip import WhepPlayer, WhipError, WhipPublisher
 
@@ -36,19 +38,11 @@ def srv() -> Iterator[RunningServer]:
 
 
 def new_token(srv: RunningServer, kind: str = "publish", **fields: Any) -> str:
-    body = {"streams": [{"streamName": "*"}], **fields}
-    reply = httpx.post(f"{srv.http_url}/api/{kind}_token", json=body,
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["data"]["token"])
+    return str(admin_token(srv.http_url, ADMIN, kind, **fields)["token"])
 
 
 def view_jwt(srv: RunningServer, stream: str) -> str:
-    """A WebSocket viewer's JWT: the Director hands one out for a stream under --open-viewing."""
-    reply = httpx.post(srv.http_url + "/api/director/subscribe", json={"streamName": stream},
-                       timeout=10)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["jwt"])
+    return tokens.view_jwt(srv.http_url, stream)
 
 
 def whip_url(srv: RunningServer, stream: str, query: str = "") -> str:
@@ -219,12 +213,7 @@ async def test_whep_plays_a_stream_and_streams_its_events(srv: RunningServer) ->
 
 
 async def director_publish(srv: RunningServer, token: str, stream: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as http:
-        reply = await http.post(srv.http_url + "/api/director/publish",
-                                json={"streamName": stream},
-                                headers={"Authorization": f"Bearer {token}"})
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["data"]["jwt"])
+    return await asyncio.to_thread(tokens.publish_jwt, srv.http_url, token, stream)
 
 
 async def test_whep_token_rules_match_the_websocket(srv: RunningServer) -> None:
