@@ -30,7 +30,8 @@ RTX_PT = 97
 def rid_params() -> object:
     params = video_params(ssrc=None)
     params.ext_ids.update({rtp.RID: RID_IN, rtp.REPAIRED_RID: RRID_IN})
-    return replace(params, rids=["q", "h", "f"], rtx_payload_type=RTX_PT)
+    return replace(params, rids=["q", "h", "f"], rtx_payload_type=RTX_PT,
+                   rtcp_fbs=["nack", "nack pli"])
 
 
 def layer_packet(seq: int, ts: int, ssrc: int, rid: bytes | None, key: bool = False,
@@ -98,8 +99,9 @@ def test_rtx_is_unwrapped_into_the_layer_it_repairs() -> None:
     lost = layer_packet(502, 9000, 0xB2, None)
     offset = rtp.payload_offset(lost)
     live.on_rtp(layer_packet(501, 9000, 0xB2, None))
+    live.on_rtp(layer_packet(503, 9000, 0xB2, None))  # 502 is missing: we NACK it
     live.on_rtp(rtx_of(lost, 7, 0xC2, offset, b"h"))
-    assert live.packets_repaired == 1 and layer.packets == 3
+    assert live.packets_repaired == 1 and layer.packets == 4
     sent = sink.headers()
     assert [h[2] for h in sent][-1] == [h[2] for h in sent][0] + 2  # the OSN, rewritten
     assert sink.rtp_out[-1].endswith(VP8_DELTA)  # the payload without the OSN
@@ -111,13 +113,43 @@ def test_rtx_is_unwrapped_into_the_layer_it_repairs() -> None:
 
 def test_rtx_of_a_plain_track_is_placed_by_its_fid_group() -> None:
     params = replace(video_params(ssrc=2222), rtx_payload_type=RTX_PT,
-                     repair_ssrcs={3333: 2222})
+                     repair_ssrcs={3333: 2222}, rtcp_fbs=["nack"])
     source = make_source(params)
+    source.on_rtp(video_packet(39, 100, ssrc=2222))
+    source.on_rtp(video_packet(41, 100, ssrc=2222))
     original = video_packet(40, 100, ssrc=2222)
     offset = rtp.payload_offset(original)
     source.on_rtp(rtx_of(original, 1, 3333, offset, None))
-    assert source.packets_repaired == 1 and source.tracks[0].packets == 1
+    assert source.packets_repaired == 1 and source.tracks[0].packets == 3
     assert source.tracks[0].last_seq == 40
+
+
+def test_rtx_of_a_packet_already_here_is_a_probe_not_media() -> None:
+    """libwebrtc probes with RTX copies of packets it sent ("payload padding"): they must
+    neither reach viewers twice nor count as the layer's bitrate."""
+    streams, _, clock, _ = make_streams()
+    stream = streams.get_or_create("s")
+    sink = FakeSink()
+    live = stream.publish(None, [rid_params()], FakeSink())  # type: ignore[list-item]
+    viewer = stream.add_viewer([down_video()], sink)
+    layer = live.tracks[0].layers[0]  # "q"
+    assert viewer.main_video is not None
+    viewer.main_video.bind(layer)
+    layer.measure(clock.now)
+    first = layer_packet(100, 9000, 0xB1, b"q", key=True)
+    live.on_rtp(first)
+    offset = rtp.payload_offset(first)
+    for n in range(50):
+        live.on_rtp(rtx_of(first, 1 + n, 0xC1, offset, b"q"))
+    # Padding-only packets on the media SSRC are forwarded (they hold seqs) but not bitrate.
+    padding = bytearray(layer_packet(101, 9000, 0xB1, None, payload=b""))
+    padding[0] |= 0x20
+    live.on_rtp(bytes(padding) + bytes(199) + bytes((200,)))
+    clock.now += 1.0
+    layer.measure(clock.now)
+    assert live.packets_redundant == 50 and live.packets_repaired == 0
+    assert len(sink.rtp_out) == 2  # the keyframe once, then the padding
+    assert layer.bitrate == len(first) * 8
 
 
 def test_a_layer_switch_waits_for_the_target_keyframe_and_stays_continuous() -> None:

@@ -82,6 +82,10 @@ class NackGenerator:
         self.requested += len(out)
         return out
 
+    def is_missing(self, seq: int) -> bool:
+        """`seq` is a gap we are still asking the publisher for."""
+        return seq in self._missing
+
     @property
     def pending(self) -> int:
         return len(self._missing)

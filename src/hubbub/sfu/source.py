@@ -49,6 +49,7 @@ class Source:
         self.packets_unknown = 0
         self.packets_dropped = 0  # FEC/RED payload types, RTX we cannot place
         self.packets_repaired = 0  # RTX packets (RFC 4588) unwrapped into their layer
+        self.packets_redundant = 0  # RTX of packets we have (libwebrtc's payload padding)
         self.rtcp_malformed = 0
         self._clock = clock
         self._max_learned = config.max_learned_ssrcs
@@ -125,6 +126,13 @@ class Source:
             # Padding-only RTX (a bandwidth probe) or nothing known to repair yet.
             self.packets_dropped += 1
             return
+        seq = (data[offset] << 8) | data[offset + 1]
+        if track.nacks is None or not track.nacks.is_missing(seq):
+            # libwebrtc probes with "payload padding": RTX copies of packets already sent.
+            # Unwrapped they would count as layer bitrate (misranking layers against the
+            # budget) and reach every viewer twice; only a gap we asked for is repaired.
+            self.packets_redundant += 1
+            return
         header = bytearray(data[:offset])
         header[0] &= 0xDF  # P: the RTX packet's padding is not carried over
         header[1] = (header[1] & 0x80) | track.params.payload_type
@@ -132,7 +140,6 @@ class Source:
         header[8:12] = track.media_ssrc.to_bytes(4, "big")
         original = bytes(header) + data[offset + 2:end]
         self.packets_repaired += 1
-        seq = (data[offset] << 8) | data[offset + 1]
         ts = int.from_bytes(data[4:8], "big")
         now = self._clock()
         self.last_packet_time = now

@@ -41,6 +41,7 @@ class Track:
         self.bitrate = 0  # bit/s over the last measuring window (Stream.tick)
         self.width = self.height = 0  # of the last keyframe, where the codec says
         self._measured_bytes = 0
+        self.padding_bytes = 0  # padding-only packets (the publisher's probes): not bitrate
         self._measured_at = float("-inf")
         self._switchers: list[DownTrack] = []  # DownTracks moving here at our next keyframe
         self.kind = params.kind
@@ -92,6 +93,8 @@ class Track:
         self.media_ssrc = ssrc
         self.packets += 1
         self.bytes += len(data)
+        if not length:
+            self.padding_bytes += len(data)
         self.last_seq = seq
         self.last_ts = ts
         self.last_arrival = now
@@ -211,8 +214,9 @@ class Track:
         """Update `bitrate` from the bytes since the last call (called about once a second)."""
         elapsed = now - self._measured_at
         if elapsed > 0 and self._measured_at > float("-inf"):
-            self.bitrate = int((self.bytes - self._measured_bytes) * 8 / elapsed)
-        self._measured_bytes = self.bytes
+            media = self.bytes - self.padding_bytes
+            self.bitrate = int((media - self._measured_bytes) * 8 / elapsed)
+        self._measured_bytes = self.bytes - self.padding_bytes
         self._measured_at = now
 
     def add_switcher(self, down: DownTrack) -> None:
