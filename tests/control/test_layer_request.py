@@ -16,6 +16,13 @@ def test_encoding_id_pins_a_layer_and_empty_is_automatic() -> None:
     assert layer_request(None) == AUTOMATIC
 
 
+def test_temporal_layer_ids_cap_the_temporal_layers() -> None:
+    assert layer_request({"temporalLayerId": 0}) == LayerRequest(None, 0)
+    assert layer_request({"encodingId": "q", "maxTemporalLayerId": 1,
+                          "temporalLayerId": 2}) == LayerRequest("q", 1)
+    assert layer_request({"maxTemporalLayerId": 3}) == AUTOMATIC  # TID is two bits: all
+
+
 @pytest.mark.parametrize(("layer", "reason"), [
     ([1], "layer must be an object"),
     ({"encodingId": True}, "encodingId must be a string"),

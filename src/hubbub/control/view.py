@@ -64,8 +64,9 @@ def _media_id(entry: dict[str, Any]) -> str | None:
 
 
 def layer_request(layer: Any) -> layers.LayerRequest:
-    """PROTOCOL.md `layer` object: `encodingId` picks a simulcast layer; the SVC fields are
-    checked and have no effect (no SVC forwarding yet); absent, null or {} is automatic."""
+    """PROTOCOL.md `layer` object: `encodingId` picks a simulcast layer, `temporalLayerId` /
+    `maxTemporalLayerId` cap its temporal layers (VP8); the spatial SVC fields are checked and
+    have no effect (no SVC forwarding yet); absent, null or {} is automatic."""
     if layer is None:
         return layers.AUTOMATIC
     if not isinstance(layer, dict):
@@ -79,7 +80,11 @@ def layer_request(layer: Any) -> layers.LayerRequest:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not 0 <= value <= 255):
             raise messages.ProtocolError(f"layer {key} must be an integer 0-255")
-    return layers.LayerRequest(str(encoding) if encoding is not None else None)
+    # TID is two bits (RFC 7741 §4.2): 3 and up, like 255 (`layers`' "no layer"), cap nothing.
+    caps = [layer[k] for k in ("temporalLayerId", "maxTemporalLayerId")
+            if layer.get(k) is not None and layer[k] < 3]
+    return layers.LayerRequest(str(encoding) if encoding is not None else None,
+                               min(caps) if caps else None)
 
 
 def new_ssrc(taken: set[int]) -> int:

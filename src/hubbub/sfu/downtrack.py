@@ -11,6 +11,7 @@ from hubbub.sfu.mapping import extension_map, viewer_payload_type
 from hubbub.sfu.packet_cache import PacketCache
 from hubbub.sfu.track import Track
 from hubbub.sfu.types import DownTrackParams, RtpSink
+from hubbub.sfu.vp8 import SeqGapCloser, Vp8Descriptor, Vp8Munger, parse_descriptor
 
 _NO_EXTENSIONS = bytes(256)
 PADDING_BYTES = 224  # per padding-only packet (at most 255: one octet counts them)
@@ -18,6 +19,7 @@ PADDING_BYTES = 224  # per padding-only packet (at most 255: one octet counts th
 _PADDING_HEADER = bytes((0xA0, 0)) + bytes(10)
 # Packets this far past the sync point can no longer be confused with ones from before it.
 _GUARD_SPAN = 0x1000
+_LOOKBACK = 16  # sent packets searched for the last VP8 descriptor (padding is not cached)
 
 
 _SHARED: dict[bytes, bytes] = {}
@@ -112,6 +114,13 @@ class DownTrack:
         self.pending: Track | None = None  # the simulcast layer we move to at its keyframe
         self.switches = 0
         self.padding_sent = 0  # probe packets (send_padding)
+        # VP8 munging (sfu/vp8.py), from the first layer switch or temporal cap on: PictureID
+        # and TL0PICIDX continue across layers and dropped frames leave no seq holes. The C
+        # fan-out rewrites headers only, so from then on this DownTrack takes the Python path.
+        self.vp8: Vp8Munger | None = None
+        self._seqs: SeqGapCloser | None = None
+        self._desc = Vp8Descriptor()
+        self.max_temporal_layer: int | None = None  # asked for (select, or automatic)
         self._nack_guard = config.nack_resend_guard
         # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
         self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
@@ -125,18 +134,24 @@ class DownTrack:
         st = self._st
         if self.track is None or st.pt < 0 or st.packets_sent == 0 or self._resync:
             return 0
-        body = _PADDING_HEADER + bytes(PADDING_BYTES - 1) + bytes((PADDING_BYTES,))
+        first = self._seqs.take(count) if self._seqs is not None else (st.last_seq + 1)
         sent = 0
-        for _ in range(count):
-            seq = (st.last_seq + 1) & 0xFFFF
-            out = rtp.rewrite_packet(body, st.pt, seq, st.last_ts, st.ssrc, _NO_EXTENSIONS,
-                                     st.mid_id, st.mid, st.twcc_id)
+        for n in range(count):
+            seq = (first + n) & 0xFFFF
+            sent += self._send_padding_at(seq)
             st.last_seq = seq
-            st.seq_offset = (st.seq_offset + 1) & 0xFFFF
-            self.sink.send_rtp(out)
-            sent += len(out)
+            if self._seqs is None:
+                st.seq_offset = (st.seq_offset + 1) & 0xFFFF
         self.padding_sent += count
         return sent
+
+    def _send_padding_at(self, seq: int) -> int:
+        st = self._st
+        body = _PADDING_HEADER + bytes(PADDING_BYTES - 1) + bytes((PADDING_BYTES,))
+        out = rtp.rewrite_packet(body, st.pt, seq, st.last_ts, st.ssrc, _NO_EXTENSIONS,
+                                 st.mid_id, st.mid, st.twcc_id)
+        self.sink.send_rtp(out)
+        return len(out)
 
     def stamp_transport_seq(self, ext_id: int) -> None:
         """Reserve the viewer's transport-wide seq element (`ext_id`) in every packet; the
@@ -194,7 +209,7 @@ class DownTrack:
         # The C fan-out handles a packet only when none of these needs DownTrack.forward.
         st = self._st
         st.slow = (st.pt < 0 or self._resync or self._waiting_keyframe
-                   or type(st) is DownState)
+                   or self.vp8 is not None or type(st) is DownState)
 
     def bind(self, track: Track | None, at_keyframe: bool = False) -> None:
         """Forward `track` from now on (None = idle). Rebinding keeps SSRC and continuity.
@@ -209,6 +224,13 @@ class DownTrack:
         if track is not None and track.kind != self.kind:
             raise ValueError(f"cannot bind a {track.kind} track to a {self.kind} DownTrack")
         st = self._st
+        vp8 = track is not None and track.codec.upper() == "VP8"
+        if self.vp8 is not None and not vp8:
+            self.vp8 = self._seqs = None  # the next sync re-bases plain offsets on last_seq
+        elif vp8 and self.vp8 is None and self.max_temporal_layer is not None:
+            self._start_munging()
+            assert self.vp8 is not None
+            self.vp8.set_max_temporal_layer(self.max_temporal_layer)
         if old is not None:
             old.down_tracks.remove(self)
             old.down_states.remove(st)
@@ -255,7 +277,47 @@ class DownTrack:
         """Called by `track` on the keyframe this DownTrack waited for (before fan-out)."""
         self.pending = None
         self.switches += 1
+        if track.codec.upper() == "VP8" and self.track is not None:
+            self._start_munging()  # the new layer numbers its PictureIDs on its own
         self.bind(track, at_keyframe=True)
+
+    def set_max_temporal_layer(self, tid: int | None) -> None:
+        """Forward VP8 temporal layers up to `tid` only (None: all), RFC 7741 §4.2 TID."""
+        if tid == self.max_temporal_layer:
+            return
+        self.max_temporal_layer = tid
+        if self.vp8 is None:
+            if tid is None or self.track is None or self.track.codec.upper() != "VP8":
+                return  # applied at the next bind to a VP8 layer
+            self._start_munging()
+        assert self.vp8 is not None
+        self.vp8.set_max_temporal_layer(tid)
+
+    def _start_munging(self) -> None:
+        """Hand the stream over from the C fan-out's plain offsets to `Vp8Munger` and
+        `SeqGapCloser`, continuing both numberings from the last packet sent."""
+        if self.vp8 is not None:
+            return
+        st = self._st
+        self.vp8 = Vp8Munger()
+        self._seqs = SeqGapCloser()
+        st.slow = True
+        if st.packets_sent == 0 or self.track is None:
+            return
+        last_in = (st.last_seq - st.seq_offset) & 0xFFFF
+        self._seqs.follow(last_in, st.last_seq)
+        cache = st.cache
+        for back in range(_LOOKBACK if cache is not None else 0):
+            packet = cache.get((st.last_seq - back) & 0xFFFF)
+            if packet is None:
+                continue
+            try:
+                offset = rtp.payload_offset(packet)
+            except ValueError:
+                continue
+            if parse_descriptor(self._desc, packet, offset) and self._desc.size:
+                self.vp8.follow(self._desc)
+                return
 
     def cancel_switch(self) -> None:
         pending, self.pending = self.pending, None
@@ -284,6 +346,9 @@ class DownTrack:
                 return
             self._waiting_keyframe = False
             track.remove_keyframe_waiter()
+        if self.vp8 is not None:
+            self._forward_munged(data, seq, ts, length, now)
+            return
         if self._resync:
             self._sync(seq, ts, now)
             self._update_slow()
@@ -302,6 +367,51 @@ class DownTrack:
             out = rtp.rewrite_packet(
                 data, pt, out_seq, out_ts, st.ssrc, st.ext_map, st.mid_id, st.mid, st.twcc_id
             )
+        except ValueError:
+            st.dropped_malformed += 1
+            return
+        if (out_seq - st.last_seq) & 0xFFFF < 0x8000:
+            st.last_seq = out_seq
+            st.last_ts = out_ts
+            st.last_time = now
+        if st.cache is not None:
+            st.cache.put(out_seq, out, now)
+        st.packets_sent += 1
+        st.octets_sent += length
+        self.sink.send_rtp(out)
+
+    def _forward_munged(self, data: bytes, seq: int, ts: int, length: int, now: float) -> None:
+        st = self._st
+        vp8 = self.vp8
+        seqs = self._seqs
+        assert vp8 is not None and seqs is not None
+        try:
+            offset = rtp.payload_offset(data)
+        except ValueError:
+            st.dropped_malformed += 1
+            return
+        if self._resync:
+            self._sync(seq, ts, now)
+            self._update_slow()
+            desc = self._desc
+            vp8.rebase(desc if parse_descriptor(desc, data, offset) else None)
+            seqs.rebase(seq)
+        munged = vp8.munge(data, offset)
+        if munged is None:
+            hole = seqs.drop(seq)
+            if hole >= 0:
+                # A late packet of a dropped frame: its seq was reserved; fill it so the
+                # viewer does not NACK a packet that will never come (RFC 3550 §5.1).
+                self._send_padding_at(hole)
+            return
+        out_seq = seqs.forward(seq)
+        if out_seq < 0:
+            st.dropped_old += 1
+            return
+        out_ts = (ts + st.ts_offset) & 0xFFFFFFFF
+        try:
+            out = rtp.rewrite_packet(munged, st.pt, out_seq, out_ts, st.ssrc, st.ext_map,
+                                     st.mid_id, st.mid, st.twcc_id)
         except ValueError:
             st.dropped_malformed += 1
             return

@@ -25,9 +25,11 @@ ACTIVE_WITHIN = 1.0  # seconds: a layer that sent nothing for this long is inact
 
 @dataclass(frozen=True)
 class LayerRequest:
-    """`encoding_id` pins a layer (automatic when None or when that layer is inactive)."""
+    """`encoding_id` pins a layer (automatic when None or when that layer is inactive);
+    `temporal_layer_id` caps the temporal layers forwarded (VP8 TID; None: automatic)."""
 
     encoding_id: str | None = None
+    temporal_layer_id: int | None = None
 
     @property
     def automatic(self) -> bool:
@@ -57,6 +59,25 @@ def choose(layers: list[Track], request: LayerRequest, now: float,
     # A layer not measured yet (its first second) is not known to fit: the lowest is safe.
     fitting = [t for t in active if 0 < t.bitrate <= budget_bps]
     return fitting[-1] if fitting else active[0]
+
+
+# libwebrtc's VP8 rate split over three temporal layers: TID 0 takes 40 % of the layer's
+# bitrate, TIDs 0-1 60 % (its temporal-layers rate allocation; facts, not code).
+TEMPORAL_SHARE = (0.4, 0.6)
+
+
+def temporal_cap(layer: Track, budget_bps: float, current: int | None,
+                 headroom: float) -> int | None:
+    """The TID cap that brings `layer` (the smallest) under `budget_bps`, None when all of
+    it fits; raising the cap needs `headroom` over the share (no flapping at a boundary)."""
+    if not layer.bitrate:
+        return current
+    for tid in (None, 1, 0):
+        share = 1.0 if tid is None else TEMPORAL_SHARE[tid]
+        raising = current is not None and (tid is None or tid > current)
+        if layer.bitrate * share * (headroom if raising else 1.0) <= budget_bps:
+            return tid
+    return 0
 
 
 def describe(layers: list[Track], now: float) -> dict[str, Any]:

@@ -207,10 +207,23 @@ class Viewer:
                                or target.bitrate * UPGRADE_HEADROOM > budget):
                 return
         self._upgrade_since.pop(down.mid, None)
+        self._choose_temporal(down, request, target, budget, now)
         if target is not track:
             down.switch_to(target)
         elif down.pending is not None:
             target.request_keyframe()  # still waiting: ask again (rate-limited at the Track)
+
+    def _choose_temporal(self, down: DownTrack, request: layers.LayerRequest, target: Track,
+                         budget: float | None, now: float) -> None:
+        """The application's temporal cap, else, when even the smallest layer is over the
+        budget, dropping VP8 temporal layers is what is left before the picture freezes."""
+        cap = request.temporal_layer_id
+        if cap is None and budget is not None:
+            smallest = next((t for t in layers.ranked(target.layers) if t.active(now)), None)
+            if smallest is target:
+                cap = layers.temporal_cap(target, budget, down.max_temporal_layer,
+                                          UPGRADE_HEADROOM)
+        down.set_max_temporal_layer(cap)
 
     def _maybe_probe(self, down: DownTrack, track: Track, target: Track, now: float) -> None:
         """A larger live layer than the viewer gets: check the path with a probe at what the

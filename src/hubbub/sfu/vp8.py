@@ -207,6 +207,21 @@ class _Renumber:
         self._hi = (value - 1) & self._in_mask
         self._stale = 0
 
+    def follow(self, value: int, out: int, in_bits: int) -> None:
+        """Input `value` was the last unit sent, as output `out` (numbered by someone else
+        until now): go on from there, so the next input maps to `out` + its distance."""
+        self.started = True
+        self._next = out & self._out_mask
+        self.reset(value, in_bits)
+        self.map(value, True)
+
+    def skip(self, count: int) -> int:
+        """Take `count` output numbers for units sent outside this mapping (padding);
+        returns the first."""
+        first = self._next
+        self._next = (first + count) & self._out_mask
+        return first
+
     def provisional(self, value: int) -> int:
         """The output reserved for `value`, skipped in the input and not seen yet; else -1."""
         i = value & self._ring_mask
@@ -289,6 +304,18 @@ class SeqGapCloser:
     def rebase(self, seq: int) -> None:
         """From input `seq` on (a bind's first packet), continue at the last output + 1."""
         self._ren.reset(seq, 16)
+
+    def follow(self, seq: int, out_seq: int) -> None:
+        """Take over a stream numbered by a plain offset so far: input `seq` was the last
+        packet sent, as `out_seq`."""
+        self._ren.follow(seq, out_seq, 16)
+
+    def take(self, count: int) -> int:
+        """Reserve `count` output seqs for packets sent outside the mapping (padding probes,
+        RFC 3550 §5.1); returns the first."""
+        if not self._ren.started:
+            raise ValueError("take() before the first packet")
+        return self._ren.skip(count)
 
     def forward(self, seq: int) -> int:
         """Output seq of the packet `seq` about to be sent, or -1 when it must not be sent
@@ -384,6 +411,22 @@ class Vp8Munger:
         self._target = target
         if target < self._cap:
             self._cap = target
+
+    def follow(self, desc: Vp8Descriptor) -> None:
+        """Take over a stream forwarded unmunged so far, whose last packet sent had `desc`:
+        its numbering goes on unchanged until a `rebase` (which then continues from it)."""
+        if desc.picture_id >= 0:
+            self._pid_reset = False
+            self._pid_bits = desc.picture_id_bits
+            out = desc.picture_id if desc.picture_id_bits == 15 else desc.picture_id & 0x7F
+            self._pids.follow(desc.picture_id, out, desc.picture_id_bits)
+        if desc.tl0picidx >= 0:
+            self._tl0_reset = False
+            self._tl0_started = True
+            self._tl0_offset = 0
+            self._tl0_last = desc.tl0picidx
+        if desc.tid > self._top:
+            self._top = desc.tid
 
     def rebase(self, desc: Vp8Descriptor | None = None) -> None:
         """The DownTrack starts forwarding a new layer at its keyframe, whose first packet's

@@ -1,0 +1,196 @@
+"""A DownTrack munging VP8 (sfu/vp8.py): one continuous PictureID / TL0PICIDX / seq stream
+across a simulcast layer switch, and temporal layers dropped without seq holes; on the C
+fan-out and the pure-Python path alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from hubbub.media import rtp
+from hubbub.sfu import Source
+from hubbub.sfu.downtrack import DownTrack
+from hubbub.sfu.layers import LayerRequest, temporal_cap
+from hubbub.sfu.vp8 import parse
+from tests.sfu.fakes import (
+    ABS_IN,
+    VP8_PT,
+    FakeClock,
+    FakeSink,
+    down_video,
+    make_streams,
+    video_params,
+)
+from tests.sfu.test_vp8 import DELTA_HEADER, KEY_HEADER, descriptor
+
+LOW, HIGH = 11, 22
+
+
+@pytest.fixture(params=["c", "python"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "python":
+        monkeypatch.setenv("HUBBUB_NO_SPEEDUPS", "1")
+    elif rtp.speedups() is None:
+        pytest.skip("C extension not built")
+    yield request.param
+
+
+def vp8(seq: int, ts: int, ssrc: int, pid: int, tl0: int, tid: int = 0, key: bool = False,
+        y: bool = False, start: bool = True) -> bytes:
+    desc = descriptor(pid=pid, tl0=tl0, tid=tid, y=y, start=start)
+    body = (KEY_HEADER if key else DELTA_HEADER) + b"x" * 30
+    return rtp.build_packet(VP8_PT, seq & 0xFFFF, ts, ssrc, desc + body, False,
+                            [(ABS_IN, b"\x04\x05\x06")])
+
+
+def setup() -> tuple[Source, DownTrack, FakeSink, FakeClock]:
+    streams, _, clock, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[LOW, HIGH], rtcp_fbs=["nack"])
+    source = stream.publish(None, [params], FakeSink())
+    sink = FakeSink()
+    viewer = stream.add_viewer([replace(down_video(), nack=True)], sink)
+    down = viewer.main_video
+    assert down is not None
+    return source, down, sink, clock
+
+
+def sent(sink: FakeSink) -> list[tuple[int, int, int, int]]:
+    """(seq, PictureID, TL0PICIDX, TID) of each media packet sent (padding: PID -1)."""
+    out = []
+    for data in sink.rtp_out:
+        seq = (data[2] << 8) | data[3]
+        desc = parse(data, rtp.payload_offset(data)) if not data[0] & 0x20 else None
+        if desc is None:
+            out.append((seq, -1, -1, -1))
+        else:
+            out.append((seq, desc.picture_id, desc.tl0picidx, desc.tid))
+    return out
+
+
+def test_a_layer_switch_keeps_picture_id_tl0picidx_and_seq_continuous(path: str) -> None:
+    source, down, sink, clock = setup()
+    low, high = source.tracks[0].layers
+    down.bind(low)
+    source.on_rtp(vp8(100, 0, LOW, pid=300, tl0=40, key=True))
+    source.on_rtp(vp8(101, 3000, LOW, pid=301, tl0=41))
+    assert down._st.slow is (path == "python")  # before a switch the C fan-out forwards
+    down.switch_to(high)
+    clock.advance(0.033)
+    source.on_rtp(vp8(7000, 90_000, HIGH, pid=20_000, tl0=200, key=True))
+    source.on_rtp(vp8(7001, 90_000, HIGH, pid=20_000, tl0=200, key=True, start=False))
+    source.on_rtp(vp8(7002, 93_000, HIGH, pid=20_001, tl0=201))
+    source.on_rtp(vp8(102, 6000, LOW, pid=302, tl0=42))  # the old layer: no longer sent
+    assert down.track is high and down.switches == 1 and down._st.slow
+    assert sent(sink) == [(100, 300, 40, 0), (101, 301, 41, 0), (102, 302, 42, 0),
+                          (103, 302, 42, 0), (104, 303, 43, 0)]
+    # A NACK is answered with the bytes sent: the munged ones.
+    sink.rtp_out.clear()
+    assert down.on_nack([103], clock.now + 1) == 1
+    assert sent(sink) == [(103, 302, 42, 0)]
+
+
+def test_a_second_switch_continues_from_the_munged_numbers(path: str) -> None:
+    source, down, sink, clock = setup()
+    low, high = source.tracks[0].layers
+    down.bind(high)
+    source.on_rtp(vp8(5, 0, HIGH, pid=10, tl0=1, key=True))
+    for target, ssrc, seq, pid, tl0 in ((low, LOW, 50, 9000, 90), (high, HIGH, 6, 11, 2)):
+        down.switch_to(target)
+        clock.advance(0.033)
+        source.on_rtp(vp8(seq, 3000, ssrc, pid=pid, tl0=tl0, key=True))
+        source.on_rtp(vp8(seq + 1, 6000, ssrc, pid=pid + 1, tl0=tl0))
+    assert [s[:3] for s in sent(sink)] == [(5, 10, 1), (6, 11, 2), (7, 12, 2), (8, 13, 3),
+                                           (9, 14, 3)]
+
+
+def t3_tid(frame: int) -> int:
+    """libwebrtc's three temporal layers: TID 0, 2, 1, 2, 0, ..."""
+    return (0, 2, 1, 2)[frame % 4]
+
+
+def test_a_temporal_cap_drops_upper_layers_without_seq_holes(path: str) -> None:
+    source, down, sink, _ = setup()
+    low, _ = source.tracks[0].layers
+    down.bind(low)
+    source.on_rtp(vp8(1000, 0, LOW, pid=500, tl0=7, key=True))
+    down.set_max_temporal_layer(0)
+    assert down._st.slow
+    seq = 1001
+    for frame in range(1, 12):
+        tid = t3_tid(frame)
+        tl0 = 7 + frame // 4
+        for part in range(2):  # two packets per frame
+            source.on_rtp(vp8(seq, frame * 3000, LOW, pid=500 + frame, tl0=tl0, tid=tid,
+                              y=tid > 0, start=part == 0))
+            seq += 1
+    out = sent(sink)
+    assert {s[3] for s in out} == {0}
+    assert [s[0] for s in out] == list(range(1000, 1000 + len(out)))  # no hole
+    assert [s[1] for s in out] == [500, 501, 501, 502, 502]  # PictureIDs of sent frames only
+    assert down.vp8 is not None and down.vp8.frames_dropped_temporal == 9
+    # Lifting the cap takes TID 1 at its next frame with Y set (RFC 7741 §4.2), then 2.
+    down.set_max_temporal_layer(None)
+    for frame in range(12, 16):
+        tid = t3_tid(frame)
+        source.on_rtp(vp8(seq, frame * 3000, LOW, pid=500 + frame, tl0=10, tid=tid, y=True))
+        seq += 1
+    assert [s[3] for s in sent(sink)[5:]] == [0, 1, 2]  # frame 13's TID 2 waits for 1
+
+
+def test_a_late_packet_of_a_dropped_frame_fills_its_seq_with_padding(path: str) -> None:
+    source, down, sink, _ = setup()
+    low, _ = source.tracks[0].layers
+    down.bind(low)
+    source.on_rtp(vp8(10, 0, LOW, pid=1, tl0=1, key=True))
+    down.set_max_temporal_layer(0)
+    source.on_rtp(vp8(12, 3000, LOW, pid=2, tl0=1, tid=2, y=True, start=False))  # 11 late
+    source.on_rtp(vp8(13, 6000, LOW, pid=3, tl0=1, tid=1, y=True))
+    source.on_rtp(vp8(14, 9000, LOW, pid=4, tl0=1, tid=2, y=True))
+    source.on_rtp(vp8(15, 12000, LOW, pid=5, tl0=2, tid=0))
+    # 11 is missing, so it keeps seq 11; frames 2-4 are dropped, frame 5 follows as 12.
+    assert [s[:2] for s in sent(sink)] == [(10, 1), (12, 2)]
+    # 11 arrives late, of a dropped frame: its reserved seq is filled with padding, which
+    # the viewer's receiver counts as received instead of NACKing it.
+    source.on_rtp(vp8(11, 3000, LOW, pid=2, tl0=1, tid=2, y=True))
+    assert [s[:2] for s in sent(sink)] == [(10, 1), (12, 2), (11, -1)]
+
+
+def test_temporal_cap_follows_the_budget_on_the_smallest_layer_with_headroom() -> None:
+    source, _, _, _ = setup()
+    low, _ = source.tracks[0].layers
+    low.bitrate = 200_000
+    assert temporal_cap(low, 250_000, None, 1.15) is None  # it all fits
+    assert temporal_cap(low, 150_000, None, 1.15) == 1  # TIDs 0-1: 60 %
+    assert temporal_cap(low, 100_000, None, 1.15) == 0  # TID 0: 40 %
+    assert temporal_cap(low, 10_000, None, 1.15) == 0  # nothing less to send
+    # Back up only with room: 200 kb/s needs 230 kb/s to lift a cap, 60 % needs 138 kb/s.
+    assert temporal_cap(low, 210_000, 1, 1.15) == 1
+    assert temporal_cap(low, 230_000, 1, 1.15) is None
+    assert temporal_cap(low, 130_000, 0, 1.15) == 0
+    assert temporal_cap(low, 140_000, 0, 1.15) == 1
+
+
+def test_select_with_a_temporal_layer_id_reaches_the_downtrack(path: str) -> None:
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[LOW, HIGH], rtcp_fbs=["nack"])
+    source = stream.publish(None, [params], FakeSink())
+    sink = FakeSink()
+    viewer = stream.add_viewer([replace(down_video(), nack=True)], sink)
+    down = viewer.main_video
+    low, _ = source.tracks[0].layers
+    assert down is not None
+    down.bind(low)
+    source.on_rtp(vp8(1, 0, LOW, pid=9, tl0=3, key=True))
+    viewer.request_layer(down.mid, LayerRequest("0", 0))
+    assert down.max_temporal_layer == 0
+    source.on_rtp(vp8(2, 3000, LOW, pid=10, tl0=3, tid=2, y=True))
+    source.on_rtp(vp8(3, 6000, LOW, pid=11, tl0=3, tid=1, y=True))
+    source.on_rtp(vp8(4, 9000, LOW, pid=12, tl0=4))
+    viewer.request_layer(down.mid, LayerRequest("0"))
+    assert down.max_temporal_layer is None
+    source.on_rtp(vp8(5, 12000, LOW, pid=13, tl0=4, tid=1, y=True))
+    assert [s[:2] for s in sent(sink)] == [(1, 9), (2, 10), (3, 11)]
