@@ -5,8 +5,8 @@ The official `@millicast/sdk` publishes with `simulcast: true`: it munges `a=ssr
 its 1280x720 fake camera at 1/4, 1/2 and full size. An SDK View in Chromium must get the top
 layer, `select` must move it to the smallest and back to automatic without a freeze, and the
 `layers` events it asked for must describe the live encodings with the ids `select` takes.
-A plain page publishes RID simulcast (`sendEncodings` q/h/f) over WHIP; an aiortc viewer
-pinned to `h` decodes 640x360, then `select`s `q`.
+A plain page publishes RID simulcast (`sendEncodings` q/h/f, VP8 and H.264) over WHIP; an
+aiortc viewer pinned to `h` decodes 640x360, then `select`s `q`.
 
 Chromium 156 leaves the SDK's munged SIM encodings unscaled (all three 1280x720), so the
 publisher page scales them 1/4, 1/2, 1 with `RTCRtpSender.setParameters`. H.264 (layers sized
@@ -255,19 +255,22 @@ async def test_sdk_h264_simulcast_select_pins_each_layer(
 # --- RID simulcast over WHIP, an aiortc viewer --------------------------------------------
 
 
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_rid_simulcast_over_whip_to_an_aiortc_viewer(
-    srv: RunningServer, repo_pages: StaticServer, browser: Browser, publish_token: str
+    srv: RunningServer, repo_pages: StaticServer, browser: Browser, publish_token: str,
+    codec: str
 ) -> None:
-    stream = "open-sim-rid"
+    stream = f"open-sim-rid-{codec.lower()}"
     factory = PageFactory(browser, repo_pages.url + "/tests/e2e/simulcast", name="simulcast-rid")
     try:
         page = await factory("rid.html", endpoint=f"{srv.http_url}/api/whip/{stream}",
-                             token=publish_token)
+                             token=publish_token, codec=codec)
         await wait_for_state(page, "connected", timeout=20)
         offer: str = await page.evaluate("hubbub.offer")
         answer: str = await page.evaluate("hubbub.answer")
         assert "a=simulcast:send q;h;f" in offer, offer
         assert "a=simulcast:recv q;h;f" in answer, answer
+        assert f" {codec}/90000" in answer.split("m=video")[1], answer
         sizes = await rid_sizes(page)
         assert sizes == {"q": (320, 180), "h": (640, 360), "f": (1280, 720)}, sizes
 
@@ -298,7 +301,7 @@ async def test_rid_simulcast_over_whip_to_an_aiortc_viewer(
             await viewer.command("select", {"layer": {"encodingId": "h"}})
             await wait_size(counter, (640, 360), SWITCH_LIMIT)
             took_back = time.monotonic() - started
-        print(f"\nRID: sent {sizes}; layers "
+        print(f"\nRID {codec}: sent {sizes}; layers "
               f"{[(e['id'], e['width'], e['bitrate']) for e in media['active']]}; aiortc "
               f"640x360 after {took_top:.1f} s, select q -> 320x180 in {took_low:.2f} s, "
               f"h -> 640x360 in {took_back:.2f} s; sizes decoded {dict(counter.sizes)}")

@@ -32,9 +32,13 @@ async function main() {
       { rid: "f" },
     ],
   });
-  const vp8 = RTCRtpSender.getCapabilities("video").codecs.filter(
-    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
-  transceiver.setCodecPreferences(vp8);
+  // ?codec=H264 for H.264 (constrained baseline, packetization-mode 1 first), else VP8.
+  const codec = q("codec", "VP8");
+  const wanted = RTCRtpSender.getCapabilities("video").codecs.filter(
+    (c) => c.mimeType === `video/${codec}` || c.mimeType === "video/rtx");
+  wanted.sort((a, b) => Number(/packetization-mode=1/.test(b.sdpFmtpLine ?? ""))
+    - Number(/packetization-mode=1/.test(a.sdpFmtpLine ?? "")));
+  transceiver.setCodecPreferences(wanted);
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   const reply = await fetch(q("endpoint"), {
