@@ -303,10 +303,10 @@ async def test_sdk_publishers_and_a_multiplexed_pinned_view(
         # `active` for every live source, with the payload apps read.
         active = {e["data"]["sourceId"]: e["data"] for e in await events(viewer, "active")}
         assert set(active) == {"a", "b", None, "t1", "t2"}
-        for source in ("a", "b", None):
-            assert active[source]["streamId"] == f"{ACCOUNT}/{stream}"
-            assert sorted(t["media"] for t in active[source]["tracks"]) == ["audio", "video"]
-            assert all(isinstance(t["trackId"], str) for t in active[source]["tracks"])
+        for source_id in ("a", "b", None):
+            assert active[source_id]["streamId"] == f"{ACCOUNT}/{stream}"
+            assert sorted(t["media"] for t in active[source_id]["tracks"]) == ["audio", "video"]
+            assert all(isinstance(t["trackId"], str) for t in active[source_id]["tracks"])
         assert [t["media"] for t in active["t1"]["tracks"]] == ["audio"]
 
         # The pinned source (h264) is the main video, decoded.
