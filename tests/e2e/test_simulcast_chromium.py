@@ -125,6 +125,15 @@ def check_layers_event(data: Json, mid: str, sizes: bool = True) -> Json:
     return dict(media)
 
 
+async def decode_rate(page: Page, seconds: float) -> float:
+    """Frames decoded per second over the last `seconds` (waits that long)."""
+    await asyncio.sleep(seconds)
+    history = await samples(page)
+    window = [x for x in history if x["at"] >= history[-1]["at"] - seconds * 1000]
+    span = (window[-1]["at"] - window[0]["at"]) / 1000
+    return (window[-1]["decoded"] - window[0]["decoded"]) / span if span > 0 else 0.0
+
+
 async def live_layers(page: Page, count: int, timeout: float = 15) -> Json:
     """The first `layers` event whose `count` active layers all have a measured bitrate."""
     deadline = time.monotonic() + timeout
@@ -168,7 +177,20 @@ async def test_sdk_vp8_simulcast_view_gets_the_top_layer_and_select_moves_it(
 
     # select the smallest layer, then automatic again: no freeze on the way.
     at_low, took_low = await switch(viewer, {"encodingId": "0"}, 320)
-    await asyncio.sleep(2)
+    # Chromium encodes each VP8 layer L1T3: capping to TID 0 leaves a quarter of the frames.
+    await asyncio.sleep(1.5)
+    all_fps = await decode_rate(viewer, 2.0)
+    assert (await viewer.evaluate("async (l) => (await sdk.select('v', l)).ok",
+                                  {"encodingId": "0", "temporalLayerId": 0}))
+    await asyncio.sleep(1.0)
+    tl0_fps = await decode_rate(viewer, 2.0)
+    assert (await viewer.evaluate("async (l) => (await sdk.select('v', l)).ok",
+                                  {"encodingId": "0"}))
+    await asyncio.sleep(1.0)
+    back_fps = await decode_rate(viewer, 2.0)
+    assert 2 <= tl0_fps <= 0.5 * all_fps and back_fps >= 0.8 * all_fps, (
+        f"decoded frames/s: all layers {all_fps:.1f}, TID 0 {tl0_fps:.1f}, "
+        f"all again {back_fps:.1f}")
     try:
         at_auto, took_auto = await switch(viewer, {}, 1280, timeout=AUTO_LIMIT + 2)
     except AssertionError as exc:
@@ -190,7 +212,8 @@ async def test_sdk_vp8_simulcast_view_gets_the_top_layer_and_select_moves_it(
               f"top {first['width']}x{first['height']} after {took_top:.1f} s; select 0 -> 320 "
               f"in {took_low:.2f} s, select {{}} -> 1280 in {took_auto:.2f} s; longest freeze "
               f"{freeze:.2f} s (pinned switch), {climb_freeze:.2f} s (automatic climb); "
-              f"freezeCount {history[-1]['freezes']}")
+              f"freezeCount {history[-1]['freezes']}; 320 at all temporal layers "
+              f"{all_fps:.1f} fps, TID 0 only {tl0_fps:.1f}, all again {back_fps:.1f}")
     print(report)
     assert took_low <= SWITCH_LIMIT and took_auto <= AUTO_LIMIT, report
     assert freeze <= FREEZE_LIMIT, report
@@ -264,6 +287,9 @@ async def test_rid_simulcast_over_whip_to_an_aiortc_viewer(
         assert f" {codec}/90000" in answer.split("m=video")[1], answer
         sizes = await rid_sizes(page)
         assert sizes == {"q": (320, 180), "h": (640, 360), "f": (1280, 720)}, sizes
+        stats: dict[str, Json] = await page.evaluate("hubbub.outbound()")
+        modes = {x.get("rid"): x.get("scalabilityMode")
+                 for x in next(iter(stats.values()))["layers"]}
 
         view = await connect_info(srv.http_url, "subscribe", stream, None)
         # aiortc decodes in Python threads: 1280x720 is more than a loaded CI machine keeps
@@ -292,7 +318,7 @@ async def test_rid_simulcast_over_whip_to_an_aiortc_viewer(
             await viewer.command("select", {"layer": {"encodingId": "h"}})
             await wait_size(counter, (640, 360), SWITCH_LIMIT)
             took_back = time.monotonic() - started
-        print(f"\nRID {codec}: sent {sizes}; layers "
+        print(f"\nRID {codec}: sent {sizes} as {modes}; layers "
               f"{[(e['id'], e['width'], e['bitrate']) for e in media['active']]}; aiortc "
               f"640x360 after {took_top:.1f} s, select q -> 320x180 in {took_low:.2f} s, "
               f"h -> 640x360 in {took_back:.2f} s; sizes decoded {dict(counter.sizes)}")

@@ -11,7 +11,7 @@ const INBOUND_FIELDS = [
 const OUTBOUND_FIELDS = [
   "ssrc", "rid", "packetsSent", "bytesSent", "retransmittedPacketsSent", "nackCount", "pliCount",
   "firCount", "framesEncoded", "framesSent", "keyFramesEncoded", "frameWidth", "frameHeight",
-  "qualityLimitationReason", "targetBitrate",
+  "qualityLimitationReason", "targetBitrate", "scalabilityMode", "framesPerSecond",
 ];
 
 const ZERO_INBOUND = {
