@@ -19,6 +19,7 @@ from hubbub.sfu.bwe import (
     BweConfig,
     DelayDetector,
     DownlinkEstimator,
+    ProbeResult,
     SendHistory,
     Usage,
 )
@@ -301,3 +302,17 @@ def test_micro_measurement() -> None:
         est.on_feedback(fb, (n + j * 100 + 100) * 0.001 + 0.05)
     per_fb = (time.perf_counter() - t0) / len(fbs) * 1e6
     print(f"\non_packet_sent {per_sent:.2f} µs, on_feedback (100 packets, parsed) {per_fb:.0f} µs")
+
+
+def test_a_probe_that_left_late_is_not_held_against_the_path() -> None:
+    """Backoff and upgrades judge the path by what arrived against what was sent: a busy
+    server's probe that left at half its target and arrived at that rate is no failure."""
+    def result(send: float, receive: float, fraction: float = 1.0) -> ProbeResult:
+        return ProbeResult(0, 1_000_000, send, receive, fraction,
+                           fraction >= 0.9 and min(send, receive) >= 900_000)
+
+    assert not result(500_000, 480_000).congested  # late, but the path kept up
+    assert not result(3_000_000, 950_000).congested  # a burst, spread to its target
+    assert result(3_000_000, 600_000).congested  # the path carried 60 % of the target
+    assert result(500_000, 300_000).congested  # ... or less than it was given
+    assert result(1_000_000, 1_000_000, fraction=0.8).congested  # lost

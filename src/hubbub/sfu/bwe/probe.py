@@ -38,6 +38,14 @@ class ProbeResult:
         """What the probe showed the path carries: the slower of leaving and arriving."""
         return min(self.send_bps, self.receive_bps)
 
+    @property
+    def congested(self) -> bool:
+        """The path did not carry the probe: loss, or it arrived slower than both its
+        target and the rate it left at. A probe that merely left slower than its target (a
+        busy server's ticks run late) says nothing against the path."""
+        return (self.received_fraction < 0.9
+                or self.receive_bps < 0.9 * min(self.send_bps, self.target_bps))
+
 
 class ProbeTracker:
     """Accounting of one cluster while it is sent and acknowledged."""
