@@ -191,13 +191,9 @@ async def test_sdk_vp8_simulcast_view_gets_the_top_layer_and_select_moves_it(
     assert 2 <= tl0_fps <= 0.5 * all_fps and back_fps >= 0.8 * all_fps, (
         f"decoded frames/s: all layers {all_fps:.1f}, TID 0 {tl0_fps:.1f}, "
         f"all again {back_fps:.1f}")
-    try:
-        at_auto, took_auto = await switch(viewer, {}, 1280, timeout=AUTO_LIMIT + 2)
-    except AssertionError as exc:
-        # Seen only on a loaded CI machine (2 of 6 runs there, 0 of 8 on an idle one): the
-        # viewer's estimate did not climb back within AUTO_LIMIT. Issue 17's tc-limited
-        # tests are to pin down why; until then this step is reported, not failed.
-        pytest.xfail(f"automatic climb back to 1280 not within {AUTO_LIMIT} s: {exc}")
+    # (Slower than AUTO_LIMIT in 2 of 6 loaded CI runs until a probe that left late, on a
+    # busy server, stopped counting as a failed path: sfu/bwe ProbeResult.congested.)
+    at_auto, took_auto = await switch(viewer, {}, 1280, timeout=AUTO_LIMIT + 2)
     await asyncio.sleep(1.5)
     history = await samples(viewer)
     # The pinned switch must not freeze. The climb back in automatic passes through what the
