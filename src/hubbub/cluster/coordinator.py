@@ -366,8 +366,7 @@ class ClusterCoordinator:
         claim = SourceClaim(
             stream=hosted.stream, source_id=hosted.source.source_id, node=self.node_id,
             epoch=epoch,
-            tracks=[dataclasses.replace(t.params, ssrcs=[ssrc])
-                    for t, ssrc in zip(hosted.source.tracks, hosted.ssrcs, strict=True)],
+            tracks=hosted.claim_tracks(),
         )
         written, text = await self.store.claim(claim)
         if self.origin.hosted.get(key) is not hosted:  # ended while we wrote

@@ -1,7 +1,8 @@
 """The edge side: copies of other nodes' sources for the streams this node has viewers of.
 
-A copy is an ordinary sfu Source fed by a relay link, published into the local Stream under
-the same sourceId, so forwarding, multiplexing, projection and the `active` / `inactive` /
+A copy is an ordinary sfu Source fed by a relay link (one relay SSRC per simulcast layer,
+under the origin's encoding ids), published into the local Stream under the same sourceId,
+so forwarding, layer choice, multiplexing, projection and the `active` / `inactive` /
 `stopped` events are the single-node code paths. A newer claim for a sourceId (republished on
 another node) is published over the copy: the Stream moves the viewers' DownTracks, seamless
 as a local replacement.
@@ -68,7 +69,7 @@ class Edge:
                 return True
         stream = self._streams.get_or_create(claim.stream)
         link = self._links.get(origin)
-        params = [edge_track_params(t, t.ssrcs[0]) for t in claim.tracks]
+        params = [edge_track_params(t) for t in claim.tracks]
         # Replaces a local source or an older copy without viewers noticing (Stream.publish).
         source = stream.publish(claim.source_id, params, link)
         copy = Copy(claim, source, link)
@@ -133,5 +134,5 @@ class Edge:
             for copy in copies.values():
                 out.append({"stream": stream, "sourceId": copy.claim.source_id,
                             "origin": copy.claim.node, "epoch": copy.claim.epoch,
-                            "packets": sum(t.packets for t in copy.source.tracks)})
+                            "packets": sum(t.packets for t in copy.source.all_tracks)})
         return out

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from hubbub.cluster.links import Links
 from hubbub.cluster.records import NodeRecord, SourceClaim
-from hubbub.sfu.relay import RelayFeed
+from hubbub.sfu.relay import RelayFeed, relayed_track_params
 from hubbub.sfu.source import Source
 from hubbub.sfu.stream import Streams
+from hubbub.sfu.types import TrackParams
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,24 @@ class Hosted:
 
     stream: str
     source: Source
-    ssrcs: list[int]  # relay SSRC per Track, unique on this node
+    ssrcs: list[int]  # relay SSRC per layer (`Source.all_tracks`), unique on this node
     claim: SourceClaim | None = None  # as written to Redis (None until then)
     text: str = ""  # the claim's JSON exactly as written (compare-and-delete on release)
     feeds: dict[str, RelayFeed] = field(default_factory=dict)  # edge id -> feed
 
     @property
-    def kinds(self) -> list[str]:
-        return [t.kind for t in self.source.tracks]
+    def shape(self) -> list[tuple[str, list[str]]]:
+        return _shape(self.source)
+
+    def claim_tracks(self) -> list[TrackParams]:
+        """The claim's tracks: what edges need to pull every layer under its relay SSRC."""
+        return relayed_track_params(self.source, self.ssrcs)
+
+
+def _shape(source: Source) -> list[tuple[str, list[str]]]:
+    """Kind and layer encoding ids per m-line: a republish of the same shape keeps the relay
+    SSRCs (each relay DownTrack moves to the same layer of the new Source)."""
+    return [(t.kind, [layer.encoding_id for layer in t.layers]) for t in source.tracks]
 
 
 class Origin:
@@ -59,12 +70,12 @@ class Origin:
         continuous stream, as local viewers do."""
         key = (stream, source.source_id)
         old = self.hosted.get(key)
-        if old is not None and old.kinds == [t.kind for t in source.tracks]:
+        if old is not None and old.shape == _shape(source):
             old.source = source
             return old
         if old is not None:
             self._drop(key)
-        hosted = Hosted(stream, source, [self._new_ssrc() for _ in source.tracks])
+        hosted = Hosted(stream, source, [self._new_ssrc() for _ in source.all_tracks])
         self.hosted[key] = hosted
         for edge_id, wanted in self.wants.items():
             record = edges.get(edge_id)
@@ -140,7 +151,7 @@ class Origin:
         return [
             {"stream": h.stream, "sourceId": h.source.source_id,
              "epoch": h.claim.epoch if h.claim else None,
-             "packets": sum(t.packets for t in h.source.tracks),
+             "packets": sum(t.packets for t in h.source.all_tracks),
              "feeds": {edge: f.packets_sent for edge, f in sorted(h.feeds.items())}}
             for h in self.hosted.values()
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,8 +93,52 @@ class NodeRecord:
         return self.state == UP
 
 
+MAX_LAYERS = 16  # simulcast layers of one relayed track (the origin's SDP keeps 4)
+_LAYER_ID = re.compile(r"[!-~]{1,64}")  # an encoding id: a RID (an SDP token) or "0", "1", ...
+
+
 def _track_json(t: TrackParams) -> dict[str, Any]:
-    return asdict(t)
+    """The fields an edge reads; a simulcast track adds `layers` (encoding id and relay SSRC
+    of each, the origin's order), which older nodes skip: they pull the `ssrcs` layer only."""
+    data: dict[str, Any] = {
+        "kind": t.kind, "mid": t.mid, "codec": t.codec, "payload_type": t.payload_type,
+        "clock_rate": t.clock_rate, "fmtp": t.fmtp, "ssrcs": t.ssrcs, "ext_ids": t.ext_ids,
+        "rtcp_fbs": t.rtcp_fbs,
+    }
+    if t.layer_ssrcs:
+        data["layers"] = [{"id": i, "ssrc": s}
+                          for i, s in zip(t.rids, t.layer_ssrcs, strict=True)]
+    return data
+
+
+def _ssrc(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**32
+
+
+def _layers(data: dict[str, Any], kind: str) -> tuple[list[str], list[int]]:
+    """The encoding ids and relay SSRCs of a simulcast track; ([], []) for one encoding.
+    (Claims written before layers were relayed carry the publisher's `rids` and `layer_ssrcs`,
+    which mean nothing here: only `layers` is read.)"""
+    layers = data.get("layers")
+    if layers is None:
+        return [], []
+    if kind != "video" or not isinstance(layers, list) or not 2 <= len(layers) <= MAX_LAYERS:
+        raise ValueError(f"layers must be a list of 2-{MAX_LAYERS} layers of a video track")
+    ids: list[str] = []
+    ssrcs: list[int] = []
+    for layer in layers:
+        if not isinstance(layer, dict):
+            raise ValueError("layer must be an object")
+        layer_id = _str(layer, "id")
+        if not _LAYER_ID.fullmatch(layer_id):
+            raise ValueError("layer id must be 1-64 visible ASCII characters")
+        if not _ssrc(layer.get("ssrc")):
+            raise ValueError("layer ssrc must be a 32-bit SSRC")
+        ids.append(layer_id)
+        ssrcs.append(layer["ssrc"])
+    if len(set(ids)) != len(ids):
+        raise ValueError("layer ids must be unique")
+    return ids, ssrcs
 
 
 def _track(data: Any) -> TrackParams:
@@ -105,9 +150,7 @@ def _track(data: Any) -> TrackParams:
     ssrcs = data.get("ssrcs")
     ext_ids = data.get("ext_ids")
     fbs = data.get("rtcp_fbs")
-    if not isinstance(ssrcs, list) or not all(
-        isinstance(s, int) and not isinstance(s, bool) and 0 < s < 2**32 for s in ssrcs
-    ):
+    if not isinstance(ssrcs, list) or not all(_ssrc(s) for s in ssrcs):
         raise ValueError("ssrcs must be a list of 32-bit SSRCs")
     if not isinstance(ext_ids, dict) or not all(
         isinstance(k, str) and isinstance(v, int) and 0 < v < 256 for k, v in ext_ids.items()
@@ -118,17 +161,21 @@ def _track(data: Any) -> TrackParams:
     pt = _int(data, "payload_type")
     if not 0 <= pt < 128:
         raise ValueError("payload_type must be 0..127")
+    rids, layer_ssrcs = _layers(data, kind)
+    if layer_ssrcs and not set(ssrcs) <= set(layer_ssrcs):
+        raise ValueError("a simulcast track's ssrcs must be among its layers'")
     return TrackParams(
         kind=kind, mid=_str(data, "mid"), codec=_str(data, "codec"), payload_type=pt,
         clock_rate=_int(data, "clock_rate"), fmtp=_str(data, "fmtp"), ssrcs=list(ssrcs),
-        ext_ids=dict(ext_ids), rtcp_fbs=list(fbs),
+        ext_ids=dict(ext_ids), rtcp_fbs=list(fbs), rids=rids, layer_ssrcs=layer_ssrcs,
     )
 
 
 @dataclass(frozen=True)
 class SourceClaim:
     """"`source_id` of `stream` is published on `node`": the publisher's Track parameters
-    with the relay SSRCs that node sends them under. The highest `epoch` wins: a republish
+    with the relay SSRCs that node sends them under (one per simulcast layer: see
+    `sfu.relay.relayed_track_params`). The highest `epoch` wins: a republish
     of a live sourceId on another node takes the source over."""
 
     stream: str
@@ -158,9 +205,13 @@ class SourceClaim:
         parsed = [_track(t) for t in tracks]
         if any(len(t.ssrcs) != 1 for t in parsed):
             raise ValueError("each relayed track has exactly one SSRC")
+        relayed = [s for t in parsed for s in (t.layer_ssrcs or t.ssrcs)]
+        if len(set(relayed)) != len(relayed):
+            raise ValueError("relay SSRCs must be unique")  # each routes to one layer
         return cls(stream=_str(data, "stream"), source_id=source_id, node=_str(data, "node"),
                    epoch=_int(data, "epoch"), tracks=parsed)
 
     @property
     def ssrcs(self) -> list[int]:
-        return [t.ssrcs[0] for t in self.tracks]
+        """Every relay SSRC: one per layer of each track."""
+        return [s for t in self.tracks for s in (t.layer_ssrcs or t.ssrcs)]

@@ -226,7 +226,13 @@ def _ext_id(tracks: list[Track], uri: str) -> int:
 def _layers(source: Source, params: TrackParams, sink: RtpSink, config: SfuConfig,
             clock: Clock) -> list[Track]:
     """The Tracks of one m-line: one, or one per simulcast layer (sharing `layers`)."""
-    if params.kind == "video" and len(params.rids) > 1:
+    if params.kind == "video" and len(params.layer_ssrcs) > 1 and len(params.rids) == len(
+            params.layer_ssrcs):
+        # Layers known by SSRC but named: a relay copy (sfu/relay.py) keeps the origin's
+        # encoding ids, so `select` means the same on every node; RIDs are not relayed.
+        layers = [Track(source, replace(params, ssrcs=[ssrc]), sink, config, clock, rid=rid)
+                  for ssrc, rid in zip(params.layer_ssrcs, params.rids, strict=True)]
+    elif params.kind == "video" and len(params.rids) > 1:
         layers = [Track(source, replace(params, ssrcs=[]), sink, config, clock, rid=rid)
                   for rid in params.rids]
     elif params.kind == "video" and len(params.layer_ssrcs) > 1:

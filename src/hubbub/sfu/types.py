@@ -59,7 +59,8 @@ class TrackParams:
     ext_ids: dict[str, int] = field(default_factory=dict)  # header-extension URI -> id
     rtcp_fbs: list[str] = field(default_factory=list)  # negotiated a=rtcp-fb ("nack", ...)
     # Simulcast (video): the layers as RIDs (RFC 8853, in the offer's order) or as the SSRCs of
-    # an `a=ssrc-group:SIM` (lowest first); empty for a single encoding.
+    # an `a=ssrc-group:SIM` (lowest first); empty for a single encoding. Both, of equal length:
+    # layers by SSRC named by `rids` (a relay copy, whose RID extensions are not relayed).
     rids: list[str] = field(default_factory=list)
     layer_ssrcs: list[int] = field(default_factory=list)
     rtx_payload_type: int = 0  # RFC 4588 retransmissions negotiated (0: none)
