@@ -280,6 +280,39 @@ static Py_ssize_t rewrite_into(const unsigned char *d, Py_ssize_t n, int pt, uin
     return o + (n - end);
 }
 
+/* Adds offsets to the VP8 PictureID and TL0PICIDX of a rewritten packet (RFC 7741 §4.2) in
+ * place: a DownTrack moved to another simulcast layer continues the numbering the viewer saw
+ * (sfu/vp8.py shift_descriptor is the pure-Python twin). Fields the descriptor lacks, and
+ * packets too short to hold them, are left alone. */
+static void vp8_shift(unsigned char *p, Py_ssize_t n, long long pid_offset, long long tl0_offset)
+{
+    Py_ssize_t i = 12;
+    if (p[0] & 0x10)
+        i += 4 + (((Py_ssize_t)p[14] << 8 | p[15]) << 2);
+    Py_ssize_t end = (p[0] & 0x20) ? n - p[n - 1] : n;
+    if (i + 1 >= end || !(p[i] & 0x80))
+        return;
+    unsigned char x = p[i + 1];
+    i += 2;
+    if (x & 0x80) {
+        if (i >= end)
+            return;
+        if (p[i] & 0x80) {
+            if (i + 1 >= end)
+                return;
+            long long pid = ((p[i] & 0x7F) << 8 | p[i + 1]) + pid_offset;
+            p[i] = (unsigned char)(0x80 | ((pid >> 8) & 0x7F));
+            p[i + 1] = (unsigned char)pid;
+            i += 2;
+        } else {
+            p[i] = (unsigned char)((p[i] + pid_offset) & 0x7F);
+            i += 1;
+        }
+    }
+    if ((x & 0x40) && i < end)
+        p[i] = (unsigned char)(p[i] + tl0_offset);
+}
+
 static int ext_map_ok(PyObject *ext_map)
 {
     return PyBytes_Check(ext_map) && PyBytes_GET_SIZE(ext_map) == 256;
@@ -674,8 +707,9 @@ typedef struct {
     PyObject_HEAD
     long long pt, ssrc, seq_offset, ts_offset, last_seq, last_ts, sync_seq;
     long long packets_sent, octets_sent, dropped_old, dropped_malformed, mid_id, twcc_id;
+    long long vp8_pid_offset, vp8_tl0_offset;
     double last_time;
-    int guard, slow;
+    int guard, slow, vp8_shift;
     PyObject *mid, *ext_map, *cache, *target, *sink_send, *owner;
 } StateObject;
 
@@ -746,6 +780,9 @@ static PyMemberDef state_members[] = {
     LL(dropped_malformed, "packets rewrite_packet refused"),
     LL(mid_id, "viewer MID extension id, 0 = none"),
     LL(twcc_id, "viewer transport-wide seq extension id, 0 = none"),
+    LL(vp8_pid_offset, "added to the VP8 PictureID when vp8_shift"),
+    LL(vp8_tl0_offset, "added to the VP8 TL0PICIDX when vp8_shift"),
+    {"vp8_shift", T_BOOL, offsetof(StateObject, vp8_shift), 0, "shift VP8 descriptors"},
     {"last_time", T_DOUBLE, offsetof(StateObject, last_time), 0, "arrival time of last_seq"},
     {"guard", T_BOOL, offsetof(StateObject, guard), 0, "drop packets older than sync_seq"},
     {"slow", T_BOOL, offsetof(StateObject, slow), 0, "the next packet needs the Python path"},
@@ -887,6 +924,8 @@ static PyObject *fanout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 goto fail;
             continue;
         }
+        if (st->vp8_shift)
+            vp8_shift(out, len, st->vp8_pid_offset, st->vp8_tl0_offset);
         /* A bytes object only for the resend cache or a Python sink (no cache: no NACK). */
         TargetObject *t = (TargetObject *)st->target;
         int direct = Py_TYPE(t) == &TargetType && target_ready(t);

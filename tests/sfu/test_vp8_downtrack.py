@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubbub.media import rtp
 from hubbub.sfu import Source
 from hubbub.sfu.downtrack import DownTrack
 from hubbub.sfu.layers import LayerRequest, temporal_cap
-from hubbub.sfu.vp8 import parse
+from hubbub.sfu.vp8 import parse, shift_descriptor
 from tests.sfu.fakes import (
     ABS_IN,
     VP8_PT,
@@ -83,7 +85,9 @@ def test_a_layer_switch_keeps_picture_id_tl0picidx_and_seq_continuous(path: str)
     source.on_rtp(vp8(7001, 90_000, HIGH, pid=20_000, tl0=200, key=True, start=False))
     source.on_rtp(vp8(7002, 93_000, HIGH, pid=20_001, tl0=201))
     source.on_rtp(vp8(102, 6000, LOW, pid=302, tl0=42))  # the old layer: no longer sent
-    assert down.track is high and down.switches == 1 and down._st.slow
+    # Offsets do it: the C fan-out forwards the new layer too.
+    assert down.track is high and down.switches == 1 and down._st.slow is (path == "python")
+    assert down.vp8 is None and down._st.vp8_shift
     assert sent(sink) == [(100, 300, 40, 0), (101, 301, 41, 0), (102, 302, 42, 0),
                           (103, 302, 42, 0), (104, 303, 43, 0)]
     # A NACK is answered with the bytes sent: the munged ones.
@@ -194,3 +198,59 @@ def test_select_with_a_temporal_layer_id_reaches_the_downtrack(path: str) -> Non
     assert down.max_temporal_layer is None
     source.on_rtp(vp8(5, 12000, LOW, pid=13, tl0=4, tid=1, y=True))
     assert [s[:2] for s in sent(sink)] == [(1, 9), (2, 10), (3, 11)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pid=st.one_of(st.none(), st.integers(0, 0x7FFF)), bits=st.sampled_from([7, 15]),
+       tl0=st.one_of(st.none(), st.integers(0, 255)), tid=st.one_of(st.none(), st.integers(0, 3)),
+       pid_offset=st.integers(0, 0x7FFF), tl0_offset=st.integers(0, 255),
+       cut=st.integers(0, 8), padding=st.booleans())
+def test_the_c_shift_matches_shift_descriptor(pid: int | None, bits: int, tl0: int | None,
+                                              tid: int | None, pid_offset: int, tl0_offset: int,
+                                              cut: int, padding: bool) -> None:
+    """The C fan-out's VP8 offsets (DownState.vp8_shift) and vp8.shift_descriptor give the
+    same bytes, for every descriptor shape, truncated ones and padded packets included."""
+    c = rtp.speedups()
+    if c is None:
+        pytest.skip("C extension not built")
+    desc = descriptor(pid=pid, bits=bits, tl0=tl0, tid=tid)
+    payload = (desc + DELTA_HEADER)[:max(1, len(desc) + 3 - cut)]
+    data = rtp.build_packet(VP8_PT, 7, 9000, 1234, payload, False, [(ABS_IN, b"\x01\x02\x03")])
+    if padding:
+        data = bytes((data[0] | 0x20,)) + data[1:] + bytes(3) + b"\x04"
+    sink = FakeSink()
+    state = c.DownState()
+    state.pt, state.ssrc, state.slow = 120, 0xB1, False
+    state.ext_map = bytes(256)
+    state.sink_send = sink.send_rtp
+    state.vp8_pid_offset, state.vp8_tl0_offset, state.vp8_shift = pid_offset, tl0_offset, True
+    assert c.fanout([state], data, 7, 9000, len(payload), 1.0) is None
+    plain = rtp.rewrite_packet(data, 120, 7, 9000, 0xB1, bytes(256), 0, b"", 0)
+    assert sink.rtp_out == [shift_descriptor(plain, pid_offset, tl0_offset)]
+    if pid is not None and cut == 0:
+        out = parse(sink.rtp_out[0], rtp.payload_offset(sink.rtp_out[0]))
+        assert out is not None
+        assert out.picture_id == (pid + pid_offset) % (1 << bits) if bits == 15 else \
+            out.picture_id == (pid + pid_offset) % 128
+
+
+def test_a_cap_after_a_switch_and_a_switch_after_the_cap_keep_the_numbering(path: str) -> None:
+    """Offsets (C path) → munger (temporal cap) → offsets again, one PictureID sequence."""
+    source, down, sink, clock = setup()
+    low, high = source.tracks[0].layers
+    down.bind(low)
+    source.on_rtp(vp8(1, 0, LOW, pid=100, tl0=10, key=True))
+    down.switch_to(high)
+    clock.advance(0.033)
+    source.on_rtp(vp8(500, 3000, HIGH, pid=7000, tl0=70, key=True))  # -> PID 101, TL0 11
+    down.set_max_temporal_layer(0)  # the munger takes over from the offsets
+    source.on_rtp(vp8(501, 6000, HIGH, pid=7001, tl0=70, tid=2, y=True))  # dropped
+    source.on_rtp(vp8(502, 9000, HIGH, pid=7002, tl0=71))  # -> PID 102, TL0 12, seq 3
+    down.set_max_temporal_layer(None)
+    down.switch_to(low)  # no cap left: back to offsets at the switch
+    clock.advance(0.033)
+    source.on_rtp(vp8(2, 12000, LOW, pid=101, tl0=10, key=True))  # -> PID 103, TL0 13
+    source.on_rtp(vp8(3, 15000, LOW, pid=102, tl0=10, tid=2, y=True))  # -> PID 104
+    assert [s[:3] for s in sent(sink)] == [(1, 100, 10), (2, 101, 11), (3, 102, 12),
+                                           (4, 103, 13), (5, 104, 13)]
+    assert down.vp8 is None and down._st.slow is (path == "python")

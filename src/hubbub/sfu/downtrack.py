@@ -11,7 +11,13 @@ from hubbub.sfu.mapping import extension_map, viewer_payload_type
 from hubbub.sfu.packet_cache import PacketCache
 from hubbub.sfu.track import Track
 from hubbub.sfu.types import DownTrackParams, RtpSink
-from hubbub.sfu.vp8 import SeqGapCloser, Vp8Descriptor, Vp8Munger, parse_descriptor
+from hubbub.sfu.vp8 import (
+    SeqGapCloser,
+    Vp8Descriptor,
+    Vp8Munger,
+    parse_descriptor,
+    shift_descriptor,
+)
 
 _NO_EXTENSIONS = bytes(256)
 PADDING_BYTES = 224  # per padding-only packet (at most 255: one octet counts them)
@@ -39,14 +45,16 @@ class DownState:
 
     __slots__ = ("pt", "ssrc", "seq_offset", "ts_offset", "last_seq", "last_ts", "sync_seq",
                  "packets_sent", "octets_sent", "dropped_old", "dropped_malformed", "mid_id",
-                 "twcc_id", "last_time", "guard", "slow", "mid", "ext_map", "cache", "target",
-                 "sink_send", "owner")
+                 "twcc_id", "vp8_pid_offset", "vp8_tl0_offset", "vp8_shift", "last_time",
+                 "guard", "slow", "mid", "ext_map", "cache", "target", "sink_send", "owner")
 
     def __init__(self) -> None:
         self.pt = -1
         self.ssrc = self.seq_offset = self.ts_offset = self.last_seq = self.last_ts = 0
         self.sync_seq = self.packets_sent = self.octets_sent = self.dropped_old = 0
         self.dropped_malformed = self.mid_id = self.twcc_id = 0
+        self.vp8_pid_offset = self.vp8_tl0_offset = 0
+        self.vp8_shift = False  # add the offsets to each VP8 PictureID / TL0PICIDX
         self.last_time = float("-inf")
         self.guard = False
         self.slow = True  # the next packet needs DownTrack.forward (always, in pure Python)
@@ -114,9 +122,11 @@ class DownTrack:
         self.pending: Track | None = None  # the simulcast layer we move to at its keyframe
         self.switches = 0
         self.padding_sent = 0  # probe packets (send_padding)
-        # VP8 munging (sfu/vp8.py), from the first layer switch or temporal cap on: PictureID
-        # and TL0PICIDX continue across layers and dropped frames leave no seq holes. The C
-        # fan-out rewrites headers only, so from then on this DownTrack takes the Python path.
+        # VP8 across a rebind (a simulcast layer switch, a replaced source): PictureID and
+        # TL0PICIDX continue what the viewer saw, by offsets the C fan-out adds (DownState
+        # vp8_shift). Dropping temporal layers needs the full munger (sfu/vp8.py), which
+        # also closes the seq holes; it runs on the Python path while a cap is set.
+        self._vp8_follow = False  # compute the offsets at the next sync
         self.vp8: Vp8Munger | None = None
         self._seqs: SeqGapCloser | None = None
         self._desc = Vp8Descriptor()
@@ -225,9 +235,11 @@ class DownTrack:
             raise ValueError(f"cannot bind a {track.kind} track to a {self.kind} DownTrack")
         st = self._st
         vp8 = track is not None and track.codec.upper() == "VP8"
-        if self.vp8 is not None and not vp8:
+        if self.vp8 is not None and (not vp8 or self.max_temporal_layer is None):
             self.vp8 = self._seqs = None  # the next sync re-bases plain offsets on last_seq
-        elif vp8 and self.vp8 is None and self.max_temporal_layer is not None:
+        st.vp8_shift = False
+        self._vp8_follow = vp8 and st.packets_sent > 0
+        if vp8 and self.vp8 is None and self.max_temporal_layer is not None:
             self._start_munging()
             assert self.vp8 is not None
             self.vp8.set_max_temporal_layer(self.max_temporal_layer)
@@ -277,8 +289,6 @@ class DownTrack:
         """Called by `track` on the keyframe this DownTrack waited for (before fan-out)."""
         self.pending = None
         self.switches += 1
-        if track.codec.upper() == "VP8" and self.track is not None:
-            self._start_munging()  # the new layer numbers its PictureIDs on its own
         self.bind(track, at_keyframe=True)
 
     def set_max_temporal_layer(self, tid: int | None) -> None:
@@ -302,10 +312,19 @@ class DownTrack:
         self.vp8 = Vp8Munger()
         self._seqs = SeqGapCloser()
         st.slow = True
+        shifted = st.vp8_shift
+        st.vp8_shift = False
         if st.packets_sent == 0 or self.track is None:
-            return
-        last_in = (st.last_seq - st.seq_offset) & 0xFFFF
-        self._seqs.follow(last_in, st.last_seq)
+            return  # nothing sent yet: nothing to continue
+        self._seqs.follow((st.last_seq - st.seq_offset) & 0xFFFF, st.last_seq)
+        if self._last_sent_descriptor():
+            self.vp8.follow(self._desc, st.vp8_pid_offset if shifted else 0,
+                            st.vp8_tl0_offset if shifted else 0)
+
+    def _last_sent_descriptor(self) -> bool:
+        """Parse the VP8 descriptor of the last media packet sent (as sent: from the resend
+        cache, padding is not in it) into `_desc`; False if there is none to find."""
+        st = self._st
         cache = st.cache
         for back in range(_LOOKBACK if cache is not None else 0):
             packet = cache.get((st.last_seq - back) & 0xFFFF)
@@ -316,8 +335,31 @@ class DownTrack:
             except ValueError:
                 continue
             if parse_descriptor(self._desc, packet, offset) and self._desc.size:
-                self.vp8.follow(self._desc)
-                return
+                return True
+        return False
+
+    def _follow_vp8(self, data: bytes) -> None:
+        """The first packet after a rebind (a keyframe of the new layer or source): offsets
+        that make its PictureID and TL0PICIDX follow the last ones the viewer got."""
+        self._vp8_follow = False
+        st = self._st
+        if not self._last_sent_descriptor():
+            return
+        last_pid, last_tl0 = self._desc.picture_id, self._desc.tl0picidx
+        try:
+            offset = rtp.payload_offset(data)
+        except ValueError:
+            return
+        d = self._desc
+        if not parse_descriptor(d, data, offset):
+            return
+        pid_offset = tl0_offset = 0
+        if d.picture_id >= 0 and last_pid >= 0:
+            pid_offset = (last_pid + 1 - d.picture_id) % (1 << d.picture_id_bits)
+        if d.tl0picidx >= 0 and last_tl0 >= 0:
+            tl0_offset = (last_tl0 + 1 - d.tl0picidx) & 0xFF
+        st.vp8_pid_offset, st.vp8_tl0_offset = pid_offset, tl0_offset
+        st.vp8_shift = bool(pid_offset or tl0_offset)
 
     def cancel_switch(self) -> None:
         pending, self.pending = self.pending, None
@@ -351,6 +393,8 @@ class DownTrack:
             return
         if self._resync:
             self._sync(seq, ts, now)
+            if self._vp8_follow:
+                self._follow_vp8(data)
             self._update_slow()
         elif st.guard:
             # Older than the packet we re-based on: its output seq would collide with packets
@@ -370,6 +414,8 @@ class DownTrack:
         except ValueError:
             st.dropped_malformed += 1
             return
+        if st.vp8_shift:
+            out = shift_descriptor(out, st.vp8_pid_offset, st.vp8_tl0_offset)
         if (out_seq - st.last_seq) & 0xFFFF < 0x8000:
             st.last_seq = out_seq
             st.last_ts = out_ts
@@ -392,6 +438,7 @@ class DownTrack:
             return
         if self._resync:
             self._sync(seq, ts, now)
+            self._vp8_follow = False  # the munger's rebase continues the numbering
             self._update_slow()
             desc = self._desc
             vp8.rebase(desc if parse_descriptor(desc, data, offset) else None)

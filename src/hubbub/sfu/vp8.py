@@ -20,9 +20,11 @@ Integration with the DownTrack (which owns seq numbers and RTP timestamps, see `
   ones by one (``out_seq = in_seq + offset - dropped_so_far``), while a late packet keeps the
   offset of its position in the input, so it can never collide with a seq already sent.
 
-The C fan-out rewrites headers only, so a VP8 DownTrack must stay on the Python path
-(`DownState.slow`) once the munger changes anything: after its first layer switch, and while
-a temporal cap is set.
+A layer switch alone needs no munger: with no frame dropped, PictureID and TL0PICIDX of
+the new layer just need an offset each, which `shift_descriptor` (and the C fan-out, for a
+DownState with `vp8_shift`) adds. The munger is for a temporal cap: the C fan-out cannot
+drop frames, so a capped VP8 DownTrack stays on the Python path (`DownState.slow`), and
+goes back to offsets at its next rebind once the cap is lifted.
 
 Not handled here: KEYIDX is passed unchanged (libwebrtc does not send it), and a stream
 without PictureIDs gets TL0PICIDX rewritten and per-packet temporal filtering only.
@@ -341,6 +343,38 @@ class SeqGapCloser:
         return hole
 
 
+def shift_descriptor(packet: bytes, pid_offset: int, tl0_offset: int) -> bytes:
+    """`packet` (RTP) with `pid_offset` added to its PictureID and `tl0_offset` to its
+    TL0PICIDX (modulo their widths): all a layer switch needs while no frame is dropped, and
+    what the C fan-out does for a DownState with `vp8_shift` (the pure-Python twin)."""
+    n = len(packet)
+    i = 12
+    if packet[0] & 0x10:
+        i += 4 + (((packet[14] << 8) | packet[15]) << 2)
+    end = n - packet[-1] if packet[0] & 0x20 else n
+    if i + 1 >= end or not packet[i] & 0x80:
+        return packet
+    x = packet[i + 1]
+    i += 2
+    buf = bytearray(packet)
+    if x & 0x80:
+        if i >= end:
+            return packet
+        if buf[i] & 0x80:
+            if i + 1 >= end:
+                return packet
+            pid = ((((buf[i] & 0x7F) << 8) | buf[i + 1]) + pid_offset) & 0x7FFF
+            buf[i] = 0x80 | (pid >> 8)
+            buf[i + 1] = pid & 0xFF
+            i += 2
+        else:
+            buf[i] = (buf[i] + pid_offset) & 0x7F
+            i += 1
+    if x & 0x40 and i < end:
+        buf[i] = (buf[i] + tl0_offset) & 0xFF
+    return bytes(buf)
+
+
 # --- the munger -------------------------------------------------------------------------------
 
 _ALL_LAYERS = 3  # TID is two bits
@@ -412,18 +446,19 @@ class Vp8Munger:
         if target < self._cap:
             self._cap = target
 
-    def follow(self, desc: Vp8Descriptor) -> None:
-        """Take over a stream forwarded unmunged so far, whose last packet sent had `desc`:
-        its numbering goes on unchanged until a `rebase` (which then continues from it)."""
+    def follow(self, desc: Vp8Descriptor, pid_offset: int = 0, tl0_offset: int = 0) -> None:
+        """Take over a stream forwarded so far with plain offsets (`shift_descriptor`), whose
+        last packet sent had `desc` (as sent): its numbering goes on unchanged until a
+        `rebase` (which then continues from it)."""
         if desc.picture_id >= 0:
             self._pid_reset = False
-            self._pid_bits = desc.picture_id_bits
-            out = desc.picture_id if desc.picture_id_bits == 15 else desc.picture_id & 0x7F
-            self._pids.follow(desc.picture_id, out, desc.picture_id_bits)
+            bits = self._pid_bits = desc.picture_id_bits
+            out = desc.picture_id
+            self._pids.follow((out - pid_offset) & ((1 << bits) - 1), out, bits)
         if desc.tl0picidx >= 0:
             self._tl0_reset = False
             self._tl0_started = True
-            self._tl0_offset = 0
+            self._tl0_offset = tl0_offset & 0xFF
             self._tl0_last = desc.tl0picidx
         if desc.tid > self._top:
             self._top = desc.tid
