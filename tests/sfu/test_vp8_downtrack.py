@@ -254,3 +254,25 @@ def test_a_cap_after_a_switch_and_a_switch_after_the_cap_keep_the_numbering(path
     assert [s[:3] for s in sent(sink)] == [(1, 100, 10), (2, 101, 11), (3, 102, 12),
                                            (4, 103, 13), (5, 104, 13)]
     assert down.vp8 is None and down._st.slow is (path == "python")
+
+
+def test_a_raise_with_no_sync_frame_asks_for_a_keyframe_and_takes_every_layer_there(
+        path: str) -> None:
+    source, down, sink, _ = setup()
+    low, _ = source.tracks[0].layers
+    down.bind(low)
+    source.on_rtp(vp8(1, 0, LOW, pid=1, tl0=1, key=True))
+    down.set_max_temporal_layer(0, 10.0)
+    source.on_rtp(vp8(2, 3000, LOW, pid=2, tl0=1, tid=2))  # dropped
+    down.set_max_temporal_layer(None, 11.0)
+    asked = down.keyframe_requests
+    for seq, now in ((3, 11.5), (4, 12.0), (5, 12.4)):  # TID 2 frames without the Y bit
+        source.on_rtp(vp8(seq, seq * 3000, LOW, pid=seq, tl0=1, tid=2))
+        down.set_max_temporal_layer(None, now)
+    assert down.keyframe_requests == asked  # 1 s not over yet (the raise was seen at 11.5)
+    down.set_max_temporal_layer(None, 12.6)
+    assert down.keyframe_requests == asked + 1
+    source.on_rtp(vp8(6, 18000, LOW, pid=6, tl0=2, key=True))
+    source.on_rtp(vp8(7, 21000, LOW, pid=7, tl0=2, tid=2))
+    assert [s[1:] for s in sent(sink)][-2:] == [(2, 2, 0), (3, 2, 2)]  # PIDs contiguous
+    assert down.vp8 is not None and not down.vp8.raise_pending

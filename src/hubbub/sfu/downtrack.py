@@ -26,6 +26,7 @@ _PADDING_HEADER = bytes((0xA0, 0)) + bytes(10)
 # Packets this far past the sync point can no longer be confused with ones from before it.
 _GUARD_SPAN = 0x1000
 _LOOKBACK = 16  # sent packets searched for the last VP8 descriptor (padding is not cached)
+TEMPORAL_RAISE_WAIT = 1.0  # seconds a temporal-layer raise waits for a sync frame
 
 
 _SHARED: dict[bytes, bytes] = {}
@@ -131,6 +132,7 @@ class DownTrack:
         self._seqs: SeqGapCloser | None = None
         self._desc = Vp8Descriptor()
         self.max_temporal_layer: int | None = None  # asked for (select, or automatic)
+        self._raise_asked_at = -1.0  # when a pending temporal raise was first seen
         self._nack_guard = config.nack_resend_guard
         # Our SSRC's CNAME chunk never changes; the Viewer puts it in its aggregated SDES.
         self.sdes_chunk = rtcp_io.cname_chunk(params.ssrc, config.cname)
@@ -291,11 +293,25 @@ class DownTrack:
         self.switches += 1
         self.bind(track, at_keyframe=True)
 
-    def set_max_temporal_layer(self, tid: int | None) -> None:
-        """Forward VP8 temporal layers up to `tid` only (None: all), RFC 7741 §4.2 TID."""
+    def set_max_temporal_layer(self, tid: int | None, now: float = 0.0) -> None:
+        """Forward VP8 temporal layers up to `tid` only (None: all), RFC 7741 §4.2 TID.
+
+        Called again (`now` ticking), it checks a raise: libwebrtc marks few frames as
+        layer sync (Y), so a raise still pending after TEMPORAL_RAISE_WAIT asks for a
+        keyframe, where every layer can start."""
         if tid == self.max_temporal_layer:
+            vp8 = self.vp8
+            if vp8 is not None and vp8.raise_pending:
+                if self._raise_asked_at < 0:
+                    self._raise_asked_at = now
+                elif now - self._raise_asked_at >= TEMPORAL_RAISE_WAIT:
+                    self._raise_asked_at = now
+                    self.request_keyframe()
+            else:
+                self._raise_asked_at = -1.0
             return
         self.max_temporal_layer = tid
+        self._raise_asked_at = -1.0
         if self.vp8 is None:
             if tid is None or self.track is None or self.track.codec.upper() != "VP8":
                 return  # applied at the next bind to a VP8 layer

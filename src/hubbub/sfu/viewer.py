@@ -223,7 +223,7 @@ class Viewer:
             if smallest is target:
                 cap = layers.temporal_cap(target, budget, down.max_temporal_layer,
                                           UPGRADE_HEADROOM)
-        down.set_max_temporal_layer(cap)
+        down.set_max_temporal_layer(cap, now)
 
     def _maybe_probe(self, down: DownTrack, track: Track, target: Track, now: float) -> None:
         """A larger live layer than the viewer gets: check the path with a probe at what the

@@ -430,6 +430,11 @@ class Vp8Munger:
         return cap
 
     @property
+    def raise_pending(self) -> bool:
+        """A higher cap was asked for and a temporal layer seen is still held back."""
+        return self._cap < min(self._target, self._top)
+
+    @property
     def target_temporal_layer(self) -> int | None:
         return None if self._target >= _ALL_LAYERS else self._target
 
