@@ -5,8 +5,8 @@ are tests/e2e/sdk/harness.html: the publisher's client is `p`, the viewer's `v`.
 
 Chromium 156 leaves the SDK's munged SIM encodings unscaled (all three 1280x720), so
 `scaled_sdk_publisher` scales them 1/4, 1/2, 1 with `RTCRtpSender.setParameters`, as an app
-would. `SAMPLER` records the viewer's inbound-rtp every 200 ms in `window.samples`
-(page clock, ms): `samples`, `wait_width` and `longest_freeze` read it.
+would. `SAMPLER` records the viewer's inbound-rtp every 200 ms (or as asked) in
+`window.samples` (page clock, ms): `samples`, `wait_width` and `longest_freeze` read it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ SCALE = """async () => {
     try { await sender.setParameters(params); return 'ok'; } catch (e) { return String(e); }
 }"""
 
-SAMPLER = """(mid) => {
+SAMPLER = """(arg) => {
+    const [mid, every] = Array.isArray(arg) ? arg : [arg, 200];  // mid or [mid, ms]
     const t = sdk.pc('v').getTransceivers().find((x) => x.mid === mid);
     window.samples = [];
     window.sampler = setInterval(async () => {
@@ -69,7 +70,7 @@ SAMPLER = """(mid) => {
                           keys: s.keyFramesDecoded || 0, dropped: s.framesDropped || 0,
                           received: s.framesReceived || 0});
         });
-    }, 200);
+    }, every);
 }"""
 
 
