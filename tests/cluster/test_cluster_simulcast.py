@@ -11,13 +11,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
 
 from hubbub.cluster import ClusterConfig, ClusterCoordinator
-from hubbub.cluster.origin import Hosted
+from hubbub.cluster.links import Links
+from hubbub.cluster.origin import Hosted, Origin
 from hubbub.cluster.records import SourceClaim
 from hubbub.config import Config
 from hubbub.control.auth.keys import SigningKey
@@ -29,7 +30,7 @@ from hubbub.sfu.source import Source
 from hubbub.sfu.track import Track
 from hubbub.sfu.types import TrackParams
 from tests.helpers.redis import RedisServer
-from tests.sfu.fakes import MID_IN, VP8_PT, FakeSink, down_video, video_params
+from tests.sfu.fakes import MID_IN, VP8_PT, FakeSink, down_video, make_streams, video_params
 
 RID_IN = 6
 # Publisher SSRC and keyframe size per layer, in the offer's order (lowest first).
@@ -334,3 +335,17 @@ def test_malformed_claim_layers_are_refused_with_the_reason(
     mutate(data)
     with pytest.raises(ValueError, match=reason):
         SourceClaim.from_json(json.dumps(data))
+
+
+def test_a_local_republish_keeps_the_relay_ssrcs_only_with_the_same_layers() -> None:
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    origin = Origin(streams, cast(Links, None))  # no edges: no links used
+    first = origin.published("s", stream.publish("x", [rid_video_params()], FakeSink()), {})
+    assert len(first.ssrcs) == 3 and first.shape == [("video", ["q", "h", "f"])]
+    again = origin.published("s", stream.publish("x", [rid_video_params()], FakeSink()), {})
+    assert again is first  # same layers: the edges' copies carry on, seamless
+    fewer = replace(rid_video_params(), rids=["q", "h"])
+    other = origin.published("s", stream.publish("x", [fewer], FakeSink()), {})
+    assert other is not first and len(other.ssrcs) == 2
+    assert not set(other.ssrcs) & set(first.ssrcs)
