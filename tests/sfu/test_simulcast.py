@@ -265,3 +265,24 @@ def test_automatic_mode_takes_the_largest_live_layer_and_select_pins_one() -> No
     assert down.track is layers[2]  # 640x360: the largest still live
     _, entry = [e[2] for e in recorder.events if e[0] == "layers"][-1]
     assert [a["id"] for a in entry["inactive"]] == ["0"]
+
+
+def test_a_viewer_pinned_before_media_flows_starts_on_its_layer() -> None:
+    """An edge's copy of a source, or a publisher's first second: nothing is live yet, and a
+    viewer that asked for a layer must not decode the last-listed one first."""
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22, 33])
+    source = stream.publish(None, [params], FakeSink())
+    sink = FakeSink()
+    viewer = stream.add_viewer([down_video(mid="v0")], sink)
+    down = viewer.main_video
+    layers = source.tracks[0].layers
+    assert down is not None and down.track is layers[2]
+    viewer.request_layer("v0", LayerRequest("1"))
+    assert down.track is layers[1] and down.pending is None
+    for ssrc in (33, 22):
+        source.on_rtp(video_packet(1, 0, ssrc=ssrc, key=True))
+    assert [h[4] for h in sink.headers()] == [down.ssrc]  # layer "1"'s keyframe only
+    viewer.request_layer("v0", LayerRequest("9"))  # no such layer: automatic
+    assert down.track is layers[1]

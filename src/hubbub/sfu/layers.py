@@ -46,14 +46,15 @@ def ranked(layers: list[Track]) -> list[Track]:
 
 def choose(layers: list[Track], request: LayerRequest, now: float,
            budget_bps: float | None = None) -> Track | None:
-    """The layer to carry, or None when no layer is active (keep what there is)."""
+    """The layer to carry, or None when no layer is active (keep what there is), but for a
+    pinned one: a viewer that joins before media flows (an edge's new copy) starts there."""
     active = [t for t in ranked(layers) if t.active(now, ACTIVE_WITHIN)]
+    if request.encoding_id is not None:
+        pinned = next((t for t in layers if t.encoding_id == request.encoding_id), None)
+        if pinned is not None and (pinned in active or not active):
+            return pinned
     if not active:
         return None
-    if request.encoding_id is not None:
-        pinned = next((t for t in active if t.encoding_id == request.encoding_id), None)
-        if pinned is not None:
-            return pinned
     if budget_bps is None:
         return active[-1]
     # A layer not measured yet (its first second) is not known to fit: the lowest is safe.
