@@ -393,7 +393,8 @@ async def test_a_viewer_at_300_kbits_gets_the_low_layer_and_an_unlimited_one_the
     "one tick apart assuming 50 ms ticks (PROBE_SPAN), the node ticks every 100 ms "
     "(control/node.py TICK_INTERVAL), so the cluster leaves at about half its target and is "
     "never 'delivered'; the estimate then only grows by the loss controller's 8 %/s or up to "
-    "1.5 x the acknowledged rate: measured up after 17 s, or not within 25 s"))
+    "1.5 x the acknowledged rate: measured up after 10.1-15.0 s in 5 of 11 runs, not "
+    "within 20 s in 6"))
 async def test_lifting_the_limit_moves_the_viewer_up_within_10_s(
     scene: Scene, shaper: Shaper,
 ) -> None:
@@ -448,6 +449,6 @@ async def test_lowering_it_again_moves_the_viewer_down_within_3_s_without_a_free
     print(report)
     assert took is not None and took <= DOWN_LIMIT, report
     if max(figures["longestGap"], figures["longestFreeze"]) > FREEZE_LIMIT:
-        # Seen in 1-2 of 5 runs on a loaded 2-core machine (load average 5-10), from a View
-        # a few seconds old: reported, not failed, until the lead decides (issue 17).
+        # Seen in 1 of 11 runs (1.24 s, and 0.97-1.0 s in another) on a loaded 2-core machine
+        # (load average 5-12): reported, not failed, until this bound is decided (issue 17).
         pytest.xfail(f"a freeze over {FREEZE_LIMIT} s on the move down: {report}")
