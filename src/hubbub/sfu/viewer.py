@@ -22,9 +22,9 @@ DOWNGRADE_TOLERANCE = 1.2  # the current layer stays while within this of the bu
 QUEUE_DOWNGRADE = 0.1  # ... and the bottleneck queue stays under this (seconds)
 PROBE_INTERVAL = 3.0  # seconds between probes of one viewer's path
 PROBE_MAX_INTERVAL = 30.0  # ... doubled after each probe the path did not carry, up to this
+PROBE_AGAIN_ABOVE = 1.1  # ... but reset once the estimate exceeds a failed probe's rate so
+PROBE_FURTHER = 0.5  # seconds after a probe the path carried before the next one
 PROBE_SETTLE = 1.5  # seconds in which a queue is taken for the probe's, not congestion
-PROBE_SPAN = 0.1  # a probe is sent over this long (two ticks)
-MAX_PROBE_SEQS = 4096
 
 
 def _larger(a: Track, b: Track) -> bool:
@@ -71,9 +71,13 @@ class Viewer:
         self._upgrade_since: dict[str, float] = {}  # mid -> since when a larger layer fits
         # Probing before moving up (sfu/bwe/probe.py): padding still to send for the cluster
         # under way, the transport seqs that carried probe padding, the next probe's time.
-        self._probe_packets = 0  # padding packets still to send for the cluster under way
-        self._probe_batches = 0  # ticks to spread them over
-        self._probe_seqs: set[int] = set()
+        self._probe_packets = 0  # padding packets in the cluster under way
+        self._probe_sent = 0  # ... of them sent
+        self._probe_rate = 0.0  # ... paced at this many per second (`pace`)
+        self._probe_start = 0.0
+        # Every packet sent in the probe's window is part of it (media first, padding to make
+        # up the rate: as libwebrtc's pacer fills a cluster), so what arrives is the path's.
+        self._probe_window = (float("inf"), float("-inf"))
         self._next_probe = float("-inf")
         self._probe_backoff = PROBE_INTERVAL
         self._probe_sent_at = float("-inf")
@@ -229,7 +233,16 @@ class Viewer:
         """A larger live layer than the viewer gets: check the path with a probe at what the
         next one up needs (at most twice the estimate: probes climb, they do not leap)."""
         estimator = self.estimator
-        if estimator is None or now < self._next_probe or down is not self.main_video:
+        if estimator is None or down is not self.main_video:
+            return
+        last = self._last_probe
+        if (last is not None and last[0].congested
+                and estimator.estimate_bps > PROBE_AGAIN_ABOVE * last[0].bps):
+            # The estimate grew well past what the failed probe got through: the path
+            # changed, so the backoff that failure earned no longer holds.
+            self._probe_backoff = PROBE_INTERVAL
+            self._next_probe = min(self._next_probe, last[1] + PROBE_INTERVAL)
+        if now < self._next_probe:
             return
         # The next layer up from what the viewer gets now.
         larger = [t for t in layers.ranked(track.layers)
@@ -238,7 +251,6 @@ class Viewer:
             return
         audio = self._audio_allowance()
         want = min(larger[0].bitrate * UPGRADE_HEADROOM + audio, 2 * estimator.estimate_bps)
-        last = self._last_probe
         if last is not None and last[0].congested:
             # The path did not carry the last one: wait longer each time (a probe that fails
             # fills the bottleneck's queue for everything else).
@@ -249,27 +261,40 @@ class Viewer:
         self._next_probe = now + self._probe_backoff
         if cluster is not None:
             self._probe_sent_at = now
-            # Padding at the target rate over PROBE_SPAN: two bursts a tick apart, so the
-            # cluster spans its duration (the receive side shows what the path carried).
-            wanted = int(cluster.target_bps * PROBE_SPAN / 8) // (PADDING_BYTES + 40) + 1
+            # Padding at the target rate over the cluster's duration, paced (`pace`): a burst
+            # would overflow a shallow bottleneck queue and read as a path that cannot carry it.
+            size = PADDING_BYTES + 24  # as the send history counts it: RTP header and all
+            media = (track.bitrate if down.track is track else 0) + audio
+            # 5 % over: the media rate is last second's, and the cluster must not fall short.
+            padding_bps = max(0.25 * cluster.target_bps, 1.05 * cluster.target_bps - media)
+            wanted = int(padding_bps * cluster.duration / 8) // size + 1
             self._probe_packets = max(cluster.min_packets, wanted)
-            self._probe_batches = 2
+            self._probe_rate = padding_bps / 8 / size
+            self._probe_window = (float("inf"), float("-inf"))
+            self._probe_sent = 0
+            self._probe_start = now
+            self.pace(now)
 
-    def _send_probe(self) -> None:
+    @property
+    def probing(self) -> bool:
+        """Probe padding is still to be sent (`pace` it)."""
+        return self._probe_sent < self._probe_packets
+
+    def pace(self, now: float) -> bool:
+        """Send the probe padding due by `now` at the cluster's rate; True while some is left.
+        Called every tick, and by control's pacer every few ms while a probe is under way."""
+        if not self.probing:
+            return False
         down = self.main_video
-        if down is None or self._probe_batches <= 0:
-            self._probe_packets = 0
-            return
-        count = -(-self._probe_packets // self._probe_batches)
-        self._probe_batches -= 1
-        self._probe_packets -= count
-        for _ in range(count):
-            if not down.send_padding(1):
-                self._probe_packets = 0
-                return
-            seq = getattr(self.sink, "last_twcc_seq", -1)
-            if seq >= 0 and len(self._probe_seqs) < MAX_PROBE_SEQS:
-                self._probe_seqs.add(seq)
+        due = min(self._probe_packets, 1 + int((now - self._probe_start) * self._probe_rate))
+        while self._probe_sent < due:
+            if self.closed or down is None or not down.send_padding(1):
+                self._probe_packets = 0  # nothing to carry it (idle, closed): drop the probe
+                return False
+            self._probe_sent += 1
+            first, _ = self._probe_window
+            self._probe_window = (min(first, now), now)
+        return self.probing
 
     def _probed(self, bps: float, now: float) -> bool:
         """A probe showed the path carries at least `bps` within the last PROBE_INTERVAL
@@ -338,12 +363,9 @@ class Viewer:
         estimator = self.estimator
         if estimator is None or not self._has_layers():
             return
-        probes = self._probe_seqs
+        first, last = self._probe_window
         for seq, size, sent_at in sent:
-            probe = seq in probes
-            if probe:
-                probes.discard(seq)
-            estimator.on_packet_sent(seq, size, sent_at, probe)
+            estimator.on_packet_sent(seq, size, sent_at, first <= sent_at <= last)
         try:
             feedback = rtcp.TransportCC.parse(packet)
         except ValueError:
@@ -352,6 +374,11 @@ class Viewer:
         result = estimator.on_feedback(feedback, now)
         if result is not None:
             self._last_probe = (result, now)
+            if not result.congested:
+                # Carried: climb on (the next probe aims at what the next layer needs, at
+                # most twice the new estimate) instead of waiting out a backoff set earlier.
+                self._probe_backoff = PROBE_INTERVAL
+                self._next_probe = min(self._next_probe, now + PROBE_FURTHER)
 
     def _has_layers(self) -> bool:
         for down in (self.main_video, *self.projected.values()):
@@ -364,8 +391,8 @@ class Viewer:
         """Every `sr_interval`: the SRs of all DownTracks that have sent something (answered
         and projected), aggregated into as few compound packets as fit (one for a typical
         viewer), one SRTCP protect and one datagram each instead of one per DownTrack."""
-        if self._probe_packets > 0 and not self.closed:
-            self._send_probe()
+        if self.probing:
+            self.pace(now)
         if now < self.sr_due or self.closed:
             return
         self.sr_due = now + sr_interval

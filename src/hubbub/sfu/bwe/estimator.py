@@ -42,7 +42,8 @@ class BweConfig:
     """Time constant with which a higher REMB is followed; a lower one is taken at once."""
     remb_timeout: float = 5.0
     """A REMB older than this no longer caps the transport-cc estimate."""
-    probe_duration: float = 0.05
+    probe_duration: float = 0.1
+    """A probe cluster is paced over this long (the sender spreads it: Viewer.pace)."""
     probe_min_packets: int = 5
     probe_timeout: float = 1.0
     """Seconds after a cluster's last packet (or the request) before it is judged as it is."""
@@ -59,7 +60,8 @@ class DownlinkEstimator:
     __slots__ = (
         "config", "history", "acked", "delay", "rate", "loss", "rtt", "last_probe",
         "_probe", "_next_probe_id", "_twcc", "_ref_ext", "_delay_seq", "_packet_bits",
-        "_remb", "_remb_raw", "_remb_at", "_overuse_seen", "standing_queue",
+        "_remb", "_remb_raw", "_remb_at", "_overuse_seen", "_delay_cut_at", "_acked_sent",
+        "standing_queue",
     )
 
     def __init__(self, config: BweConfig | None = None) -> None:
@@ -81,6 +83,8 @@ class DownlinkEstimator:
         self._remb_raw: float | None = None  # latest REMB while fresh
         self._remb_at = 0.0
         self._overuse_seen = 0
+        self._delay_cut_at = float("-inf")  # when the delay side last cut (see on_feedback)
+        self._acked_sent = AckedBitrate()  # the acknowledged packets' rate when sent
         # Least queue delay seen over the last feedback's packets (seconds): a queue that stays,
         # as opposed to one packet's jitter.
         self.standing_queue = 0.0
@@ -125,6 +129,9 @@ class DownlinkEstimator:
         pid = probe.cluster.id if probe is not None else -2
         ext = h.unwrap(feedback.base_seq)
         expected = lost = 0
+        # One congestion episode is answered once: loss among packets sent before the last
+        # loss-based cut was already answered by it (libwebrtc spaces its cuts likewise).
+        loss_fresh_after = self.loss.last_decrease
         newest_send = -1.0
         standing = float("inf")
         for a in arrivals:
@@ -134,8 +141,9 @@ class DownlinkEstimator:
                 if a is None:
                     if state == NOT_REPORTED:
                         reports[i] = REPORTED_LOST
-                        expected += 1
-                        lost += 1
+                        if times[i] > loss_fresh_after:
+                            expected += 1
+                            lost += 1
                         if probe is not None and probes[i] == pid:
                             probe.reported += 1
                 elif state != REPORTED_RECEIVED:
@@ -144,13 +152,15 @@ class DownlinkEstimator:
                     size = sizes[i]
                     sent = times[i]
                     acked.add(t, size)
+                    self._acked_sent.add(sent, size)
                     if ext > self._delay_seq:
                         self._delay_seq = ext
                         delay.on_packet(sent, t)
                         if delay.queue_delay < standing:
                             standing = delay.queue_delay
                     if state == NOT_REPORTED:
-                        expected += 1
+                        if sent > loss_fresh_after:
+                            expected += 1
                         if probe is not None and probes[i] == pid:
                             probe.reported += 1
                     if probe is not None and probes[i] == pid:
@@ -178,7 +188,18 @@ class DownlinkEstimator:
             self._overuse_seen = delay.overuse_events
             usage = Usage.OVERUSING
         acked_bps = acked.bps()
+        sent_bps = self._acked_sent.bps()
+        if (usage is Usage.OVERUSING and 0.0 <= newest_send <= self._delay_cut_at
+                and acked_bps is not None and sent_bps is not None
+                and acked_bps >= 0.9 * sent_bps):
+            # Over-use shown by packets sent before our last cut, while the path carries
+            # what we send: a queue from before the cut, draining. Cutting again to 0.85 x
+            # the received rate, which falls as we send less (a smaller layer), would spiral
+            # down; hold until packets sent since show it too.
+            usage = Usage.UNDERUSING  # = hold
         self.rate.update(usage, acked_bps, now, self.rtt, self._packet_bits)
+        if self.rate.state is RateState.DECREASE:
+            self._delay_cut_at = now
         self.loss.update(expected, lost, now, self.rtt, min(self.rate.bitrate, self.loss.bitrate))
         return self._check_probe(now)
 

@@ -53,6 +53,12 @@ class LossController:
         self.bitrate = min(self.max_bps, max(self.min_bps, self.bitrate))
         return self.bitrate
 
+    @property
+    def last_decrease(self) -> float:
+        """When the bound was last cut (-inf: never); loss among packets sent before then was
+        answered by that cut."""
+        return self._last_decrease
+
     def raise_to(self, bps: float) -> None:
         """A probe showed the path carries `bps` without loss to speak of."""
         self.bitrate = min(self.max_bps, max(self.bitrate, bps))
