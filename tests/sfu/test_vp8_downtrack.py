@@ -276,3 +276,20 @@ def test_a_raise_with_no_sync_frame_asks_for_a_keyframe_and_takes_every_layer_th
     source.on_rtp(vp8(7, 21000, LOW, pid=7, tl0=2, tid=2))
     assert [s[1:] for s in sent(sink)][-2:] == [(2, 2, 0), (3, 2, 2)]  # PIDs contiguous
     assert down.vp8 is not None and not down.vp8.raise_pending
+
+
+def test_nacks_for_the_layer_left_behind_are_not_answered(path: str) -> None:
+    """After a move down (the path got narrower), resending the larger layer's losses would
+    only flood it: the decoder starts over at the new layer's keyframe anyway."""
+    source, down, sink, clock = setup()
+    low, high = source.tracks[0].layers
+    down.bind(high)
+    source.on_rtp(vp8(1, 0, HIGH, pid=1, tl0=1, key=True))
+    source.on_rtp(vp8(2, 3000, HIGH, pid=2, tl0=1))
+    down.switch_to(low)
+    clock.advance(0.033)
+    source.on_rtp(vp8(40, 6000, LOW, pid=70, tl0=9, key=True))  # out seq 3
+    source.on_rtp(vp8(41, 9000, LOW, pid=71, tl0=9))
+    sink.rtp_out.clear()
+    assert down.on_nack([1, 2, 3, 4], clock.now + 1) == 2
+    assert [s[0] for s in sent(sink)] == [3, 4] and down.nacks_ignored == 2

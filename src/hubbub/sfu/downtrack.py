@@ -111,6 +111,8 @@ class DownTrack:
         self.dropped_waiting_keyframe = 0
         self.nacks_received = 0
         self.packets_resent = 0
+        self.nacks_ignored = 0  # NACKed seqs from before the current binding (see on_nack)
+        self._bind_start = -1  # output seq of the current binding's first packet
         self.keyframe_requests = 0
         # From the viewer's receiver reports (RFC 3550 §6.4.1), for stats.
         self.fraction_lost = 0
@@ -412,6 +414,8 @@ class DownTrack:
             if self._vp8_follow:
                 self._follow_vp8(data)
             self._update_slow()
+            if self.kind == "video":
+                self._bind_start = (seq + st.seq_offset) & 0xFFFF
         elif st.guard:
             # Older than the packet we re-based on: its output seq would collide with packets
             # already sent from the previous binding.
@@ -452,7 +456,8 @@ class DownTrack:
         except ValueError:
             st.dropped_malformed += 1
             return
-        if self._resync:
+        resynced = self._resync
+        if resynced:
             self._sync(seq, ts, now)
             self._vp8_follow = False  # the munger's rebase continues the numbering
             self._update_slow()
@@ -471,6 +476,8 @@ class DownTrack:
         if out_seq < 0:
             st.dropped_old += 1
             return
+        if resynced and self.kind == "video":
+            self._bind_start = out_seq
         out_ts = (ts + st.ts_offset) & 0xFFFFFFFF
         try:
             out = rtp.rewrite_packet(munged, st.pt, out_seq, out_ts, st.ssrc, st.ext_map,
@@ -508,12 +515,20 @@ class DownTrack:
         self.last_clock_rate = rate
 
     def on_nack(self, seqs: list[int], now: float) -> int:
-        """Resend cached packets for NACKed outgoing seqs (RFC 4585 §6.2.1); returns the count."""
+        """Resend cached packets for NACKed outgoing seqs (RFC 4585 §6.2.1); returns the count.
+
+        Not those sent before the current binding's first packet (a keyframe, for video): the
+        decoder starts over there, and after a move to a smaller layer because the path got
+        narrower, resending the larger one's losses would only flood it further."""
         self.nacks_received += 1
         sent = 0
         if self._st.cache is None:
             return 0  # NACK not negotiated: nothing kept to resend
+        start = self._bind_start
         for seq in seqs:
+            if start >= 0 and 0 < (start - seq) & 0xFFFF < 0x8000:
+                self.nacks_ignored += 1
+                continue
             packet = self._st.cache.take_for_resend(seq, now, self._nack_guard)
             if packet is not None:
                 self.sink.send_rtp(packet)
