@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubbub.media import rtp
-from hubbub.sfu import Source
+from hubbub.sfu import Source, Viewer
 from hubbub.sfu.downtrack import DownTrack
 from hubbub.sfu.layers import LayerRequest, temporal_cap
 from hubbub.sfu.vp8 import parse, shift_descriptor
@@ -47,13 +47,19 @@ def vp8(seq: int, ts: int, ssrc: int, pid: int, tl0: int, tid: int = 0, key: boo
                             [(ABS_IN, b"\x04\x05\x06")])
 
 
-def setup() -> tuple[Source, DownTrack, FakeSink, FakeClock]:
+def setup_viewer() -> tuple[Source, Viewer, FakeSink, FakeClock]:
+    """A two-layer SIM publisher (LOW, HIGH) and one viewer that negotiated NACK."""
     streams, _, clock, _ = make_streams()
     stream = streams.get_or_create("s")
     params = replace(video_params(ssrc=None), layer_ssrcs=[LOW, HIGH], rtcp_fbs=["nack"])
     source = stream.publish(None, [params], FakeSink())
     sink = FakeSink()
     viewer = stream.add_viewer([replace(down_video(), nack=True)], sink)
+    return source, viewer, sink, clock
+
+
+def setup() -> tuple[Source, DownTrack, FakeSink, FakeClock]:
+    source, viewer, sink, clock = setup_viewer()
     down = viewer.main_video
     assert down is not None
     return source, down, sink, clock
@@ -178,12 +184,7 @@ def test_temporal_cap_follows_the_budget_on_the_smallest_layer_with_headroom() -
 
 
 def test_select_with_a_temporal_layer_id_reaches_the_downtrack(path: str) -> None:
-    streams, _, _, _ = make_streams()
-    stream = streams.get_or_create("s")
-    params = replace(video_params(ssrc=None), layer_ssrcs=[LOW, HIGH], rtcp_fbs=["nack"])
-    source = stream.publish(None, [params], FakeSink())
-    sink = FakeSink()
-    viewer = stream.add_viewer([replace(down_video(), nack=True)], sink)
+    source, viewer, sink, _ = setup_viewer()
     down = viewer.main_video
     low, _ = source.tracks[0].layers
     assert down is not None

@@ -436,6 +436,11 @@ class DownTrack:
             return
         if st.vp8_shift:
             out = shift_descriptor(out, st.vp8_pid_offset, st.vp8_tl0_offset)
+        self._send(out, out_seq, out_ts, length, now)
+
+    def _send(self, out: bytes, out_seq: int, out_ts: int, length: int, now: float) -> None:
+        """Count, cache (for NACKs) and send one rewritten packet (the C fan-out's tail)."""
+        st = self._st
         if (out_seq - st.last_seq) & 0xFFFF < 0x8000:
             st.last_seq = out_seq
             st.last_ts = out_ts
@@ -485,15 +490,7 @@ class DownTrack:
         except ValueError:
             st.dropped_malformed += 1
             return
-        if (out_seq - st.last_seq) & 0xFFFF < 0x8000:
-            st.last_seq = out_seq
-            st.last_ts = out_ts
-            st.last_time = now
-        if st.cache is not None:
-            st.cache.put(out_seq, out, now)
-        st.packets_sent += 1
-        st.octets_sent += length
-        self.sink.send_rtp(out)
+        self._send(out, out_seq, out_ts, length, now)
 
     def _sync(self, seq: int, ts: int, now: float) -> None:
         track = self.track
