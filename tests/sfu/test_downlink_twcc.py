@@ -95,6 +95,11 @@ async def test_every_packet_to_the_viewer_carries_the_next_transport_seq(
     sent = viewer_link.drain_sent()
     assert sorted(s[0] for s in sent) == list(range(42))
     assert viewer_link.drain_sent() == []
+    # With nothing to estimate (no layers to choose), feedback discards the records unread.
+    source.on_rtp(video_packet(22, 3000 * 20, ssrc=2))
+    await received(got, 42)
+    viewer._on_transport_feedback(b"", 0.0)
+    assert viewer_link.drain_sent() == []
 
     for _seq, size, when in sent:
         assert size > 12 and when > 0

@@ -171,6 +171,13 @@ class SrtpPeer:
             sent += _SENT_RECORD.iter_unpack(target.drain_sent())
         return sent
 
+    def discard_sent(self) -> None:
+        """Forget the send records (nobody estimates from them now): no tuples built."""
+        self._sent = []
+        target = self.c_target
+        if target is not None and self.send_twcc_id:
+            target.drain_sent()
+
     def _stamp(self, data: bytes) -> bytes:
         target = self.c_target
         if target is not None:

@@ -359,13 +359,16 @@ class Viewer:
         """Feed the estimate, but only while it chooses something: a video with simulcast
         layers. Otherwise the send records are dropped unread (the estimate costs a few
         hundred µs per feedback in Python, ten times a second per viewer)."""
+        estimator = self.estimator
+        if estimator is None or not self._has_layers():
+            discard = getattr(self.sink, "discard_sent", None)
+            if discard is not None:
+                discard()
+            return
         drain = getattr(self.sink, "drain_sent", None)
         if drain is None:
             return
         sent = drain()
-        estimator = self.estimator
-        if estimator is None or not self._has_layers():
-            return
         first, last = self._probe_window
         for seq, size, sent_at in sent:
             estimator.on_packet_sent(seq, size, sent_at, first <= sent_at <= last)
