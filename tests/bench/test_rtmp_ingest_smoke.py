@@ -31,4 +31,6 @@ def test_rtmp_ingest_bench_runs(tmp_path: Path) -> None:
     assert point["live_before"]["live"] == 1 and point["live_after"]["live"] == 1, point
     assert point["ffmpeg_alive"] == 1 and not point["ffmpeg_errors"], point
     assert point["server_cpu_pct"] > 0 and point["viewer_audio_fps"] > 0, point
-    assert result["summary"]["max_n_kept_up"] == 1
+    # Whether a loaded CI machine kept 45 audio / 25 video fps over the 1-s check is the
+    # bench's finding, not this test's (it failed once so in CI): the summary must agree with it.
+    assert result["summary"].get("max_n_kept_up") == (1 if point["kept_up"] else None), point

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 
 from hubbub.apps.spaces import schema
 from hubbub.apps.spaces.models import LISTENER, OWNER, Member, Room, User
-from hubbub.storage import hash_secret, make_engine
+from hubbub.storage import SQLITE_IMMEDIATE, hash_secret, make_engine
 
 MAX_SECRET = 128
 
@@ -40,6 +40,10 @@ class RoomStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Every write transaction takes SQLite's write lock at BEGIN: a deferred one that
+        # reads first (add_member) cannot upgrade once another connection has written since,
+        # and gets "database is locked" at once, busy_timeout or not (WAL snapshot rule).
+        self._writes = self.engine.execution_options(**{SQLITE_IMMEDIATE: True})
 
     @classmethod
     async def open(cls, url: str) -> RoomStore:
@@ -60,7 +64,7 @@ class RoomStore:
         """A new identity and its secret (shown once; the browser keeps it)."""
         user = User(str(uuid.uuid4()), name)
         secret = secrets.token_urlsafe(32)
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 schema.users.insert().values(
                     id=user.id, name=name, secret_hash=hash_secret(secret), created_on=time.time()
@@ -77,7 +81,7 @@ class RoomStore:
         return User(row["id"], row["name"]) if row is not None else None
 
     async def rename_user(self, user_id: str, name: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 update(schema.users).where(schema.users.c.id == user_id).values(name=name)
             )
@@ -87,7 +91,7 @@ class RoomStore:
     async def create_room(self, owner: User, name: str, audio_only: bool) -> Room:
         now = time.time()
         room_id = str(uuid.uuid4())
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 schema.rooms.insert().values(
                     id=room_id, name=name, owner_id=owner.id, audio_only=audio_only,
@@ -151,7 +155,7 @@ class RoomStore:
         ]
 
     async def close_room(self, room_id: str, reason: str = "closed") -> None:
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 update(schema.rooms)
                 .where(schema.rooms.c.id == room_id, schema.rooms.c.closed_on.is_(None))
@@ -162,7 +166,7 @@ class RoomStore:
 
     async def add_member(self, room_id: str, user_id: str) -> None:
         """Join as a listener (no-op for a member already in)."""
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             found = (
                 await conn.execute(
                     select(schema.members.c.user_id).where(
@@ -180,7 +184,7 @@ class RoomStore:
 
     async def update_member(self, room_id: str, user_id: str, **values: Any) -> None:
         """Set columns of one membership (role, hand_raised_on, muted, banned)."""
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 update(schema.members)
                 .where(schema.members.c.room_id == room_id, schema.members.c.user_id == user_id)
@@ -188,7 +192,7 @@ class RoomStore:
             )
 
     async def remove_member(self, room_id: str, user_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 delete(schema.members).where(
                     schema.members.c.room_id == room_id, schema.members.c.user_id == user_id
@@ -205,7 +209,7 @@ class RoomStore:
         return (row["token_id"], row["secret"]) if row is not None else None
 
     async def save_platform_token(self, kind: str, token_id: str, secret: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await conn.execute(
                 delete(schema.platform_tokens).where(schema.platform_tokens.c.kind == kind)
             )
