@@ -219,6 +219,7 @@ class Streams:
         self._clock = clock
         self._ntp_clock: NtpClock = ntp_clock or rtcp.ntp_now
         self._streams: dict[str, Stream] = {}
+        self._probing: list[Stream] = []  # streams with probe padding to pace
 
     def get(self, name: str) -> Stream | None:
         return self._streams.get(name)
@@ -252,12 +253,13 @@ class Streams:
     def pace(self, now: float) -> bool:
         """Send the bandwidth probes due by `now` (`Viewer.pace`); True while any is under
         way. Control calls it every few ms after a `tick` that left probes to send."""
-        busy = False
-        for stream in list(self._streams.values()):
+        busy: list[Stream] = []
+        for stream in self._probing:
+            stream.probing = [v for v in stream.probing if v.pace(now)]
             if stream.probing:
-                stream.probing = [v for v in stream.probing if v.pace(now)]
-                busy = busy or bool(stream.probing)
-        return busy
+                busy.append(stream)
+        self._probing = busy
+        return bool(busy)
 
     def tick(self, now: float | None = None) -> None:
         """Periodic work, called by control every ~100 ms: every `sr_interval` each viewer's
@@ -267,5 +269,9 @@ class Streams:
         if now is None:
             now = self._clock()
         ntp_now = _ntp_int(self._ntp_clock)
+        probing: list[Stream] = []
         for stream in list(self._streams.values()):
             stream.tick(now, ntp_now)
+            if stream.probing:
+                probing.append(stream)
+        self._probing = probing  # what `pace` visits: not every stream, every 5 ms
