@@ -61,6 +61,7 @@ from playwright.async_api import Page  # noqa: E402
 from tests.helpers.browser import PageFactory  # noqa: E402
 from tests.helpers.netns import Host, VirtualNetwork, unavailable_reason  # noqa: E402
 from tests.helpers.netns_browser import GatewayPages, NetnsBrowser  # noqa: E402
+from tests.helpers.simulcast_page import SCALE  # noqa: E402
 
 from hubbub.config import Config  # noqa: E402
 from hubbub.control.app import create_app  # noqa: E402
@@ -76,15 +77,8 @@ TRACE_STEP = 0.5  # s between the points kept in the JSON traces (medians of the
 Json = dict[str, Any]
 Trace = list[tuple[float, float]]  # (s since the run's t0, bit/s)
 
-# Chromium 156 leaves the SDK's munged SIM encodings unscaled (all 1280x720): scale 1/4, 1/2, 1
-# as tests/e2e/test_simulcast_chromium.py does.
-SCALE_JS = """async () => {
-    const sender = sdk.pc('p').getSenders().find((s) => s.track && s.track.kind === 'video');
-    const params = sender.getParameters();
-    const n = params.encodings.length;
-    params.encodings.forEach((e, i) => { e.scaleResolutionDownBy = 2 ** (n - 1 - i); });
-    try { await sender.setParameters(params); return 'ok'; } catch (e) { return String(e); }
-}"""
+# Chromium 156 leaves the SDK's munged SIM encodings unscaled (all 1280x720): the publisher is
+# scaled 1/4, 1/2, 1 with tests/helpers/simulcast_page.py's SCALE, as the e2e tests do.
 
 # Every `ms`: wall-clock ms, the selected pair's availableOutgoingBitrate and bytesSent, and the
 # encodings' frame widths and qualityLimitationReasons (what the publisher sends meanwhile).
@@ -334,7 +328,7 @@ async def start_publisher(factory: PageFactory, http_url: str) -> Page:
     if not result["ok"]:
         raise RuntimeError(f"publish failed: {result}")
     await wait_js(page, "() => sdk.state('p') === 'connected'", 20)
-    scaled = await page.evaluate(SCALE_JS)
+    scaled = await page.evaluate(SCALE)
     if scaled != "ok":
         raise RuntimeError(f"setParameters: {scaled}")
     return page
