@@ -360,7 +360,7 @@ class Viewer:
         layers. Otherwise the send records are dropped unread (the estimate costs a few
         hundred µs per feedback in Python, ten times a second per viewer)."""
         estimator = self.estimator
-        if estimator is None or not self._has_layers():
+        if estimator is None or not self._choosing_layers():
             discard = getattr(self.sink, "discard_sent", None)
             if discard is not None:
                 discard()
@@ -386,7 +386,7 @@ class Viewer:
                 self._probe_backoff = PROBE_INTERVAL
                 self._next_probe = min(self._next_probe, now + PROBE_FURTHER)
 
-    def _has_layers(self) -> bool:
+    def _choosing_layers(self) -> bool:
         """A video with simulcast layers whose choice is automatic: only then does the
         estimate choose anything (it costs ~0.2-0.3 ms of Python per feedback; a pinned
         viewer's is left to rest, and probing starts afresh when it goes automatic)."""
