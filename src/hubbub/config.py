@@ -234,8 +234,70 @@ class AuthConfig:
 
 
 @dataclass
+class WebhookConfig:
+    """Webhooks to the operator's backend (control/webhooks/, docs/WEBHOOKS.md). Registrations
+    live in the token store's database; these are the sender's limits."""
+
+    max_attempts: int = 10
+    """Attempts per event and receiver, the first included; then it is logged as failed."""
+
+    retry_base: float = 1.0
+    """Seconds before the first retry; each later one waits twice as long (1, 2, 4 ... s),
+    ±20 % jitter so receivers coming back are not hit by every node at once."""
+
+    retry_max_delay: float = 300.0
+    """Cap on one wait between attempts, seconds."""
+
+    max_age: float = 3600.0
+    """An event older than this is not attempted again (its receiver was down too long)."""
+
+    timeout: float = 10.0
+    """Seconds one attempt may take (connect, send, answer) before it counts as failed."""
+
+    concurrency: int = 16
+    """Attempts in flight at once, all receivers together. Each receiver is sent its events
+    one at a time, in order, so a slow one holds one of these, never the others."""
+
+    queue_size: int = 1000
+    """Events waiting per receiver; a full queue drops its oldest (counted, logged)."""
+
+    viewer_interval: float = 5.0
+    """`viewerConnection` `count` events: at most one per stream per this many seconds."""
+
+    refresh_interval: float = 10.0
+    """Seconds between re-reads of the registrations (other processes of a cluster may have
+    changed them); changes through this node's own API apply at once."""
+
+    log_keep: int = 1000
+    """Delivery-log rows kept per webhook (newest); older ones are deleted."""
+
+    max_webhooks: int = 100
+    """Registrations accepted (each costs a queue and a sender task)."""
+
+
+@dataclass
+class RecordingConfig:
+    """Server-side recording (recording/, control/recordings.py): each recorded source's media
+    kept as published, without transcoding."""
+
+    enabled: bool = True
+    """Honour the publish token's `record` flag and the admin `record` endpoint; off = neither
+    records (the endpoint answers 409)."""
+
+    directory: str = "recordings"
+    """Where the files go; a relative path is under the auth data dir (`AuthConfig.data_dir`)."""
+
+    h264_format: str = "mkv"
+    """Container of H.264 sources: `mkv` (Matroska, readable when cut short) or `mp4`
+    (fragmented at each keyframe: a crash loses at most the fragment being written). VP8/VP9
+    sources are always WebM."""
+
+
+@dataclass
 class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     log_level: str = "info"

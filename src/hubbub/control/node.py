@@ -11,6 +11,7 @@ from hubbub.config import Config
 from hubbub.control import messages
 from hubbub.control.coordination import Coordinator, SingleNode
 from hubbub.control.events import EventHub
+from hubbub.control.webhooks import Webhooks
 from hubbub.ingest.rtmp import RtmpServer
 from hubbub.media.udp import MediaPort
 from hubbub.sfu.config import SfuConfig
@@ -41,6 +42,9 @@ class Node:
             listener=self.hub,
             config=SfuConfig(media_timeout=config.control.media_timeout),
         )
+        self.webhooks = Webhooks(config.webhooks)
+        """Webhooks to the operator's backend: `emit(type, event, data)` only enqueues (never
+        awaits or raises); control/webhooks/, docs/WEBHOOKS.md."""
         self.rtmp: RtmpServer | None = None
         """RTMP ingest (control/rtmp.py `attach_rtmp`), started and stopped with the node."""
         self._ticker: asyncio.Task[None] | None = None
