@@ -243,6 +243,7 @@ def _check_turn(config: Config) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from hubbub import storage
     from hubbub.control.app import create_app
     from hubbub.control.auth import datadir
     from hubbub.control.auth.service import Auth
@@ -252,6 +253,7 @@ def serve(args: argparse.Namespace) -> int:
     logs.install(config.log_level)
     try:
         _check_turn(config)
+        storage.require_driver(config.auth.database_url)  # hubbub[postgres] for PostgreSQL
         problems = config.media.problems()
         if problems:
             raise ValueError("; ".join(problems))
@@ -497,6 +499,26 @@ def _join_cluster(args: argparse.Namespace, config: Config, jwk: dict[str, str])
     )
 
 
+CLIENT_EXTRA_MODULES = frozenset({"aiortc", "av", "numpy", "websockets"})  # hubbub[client]
+
+
+def _add_client_hints(sub: Any, missing: str) -> None:
+    """`publish` and `view` on a server-only install: they take any arguments and say what to
+    install (exit 2) instead of argparse's "invalid choice"."""
+    for name in ("publish", "view"):
+        hint = sub.add_parser(name, help=f"{name} (needs: pip install 'hubbub[client]')",
+                              add_help=False, prefix_chars="\0")  # every argument is "rest"
+        hint.add_argument("rest", nargs="*")
+        hint.set_defaults(func=lambda a, name=name: _client_missing(name, missing))
+
+
+def _client_missing(command: str, missing: str) -> int:
+    print(f"hubbub {command} needs the Python client, which this install does not have "
+          f"(no module named {missing!r}).\nInstall it with: pip install 'hubbub[client]'",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hubbub", description="hubbub WebRTC SFU")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -512,8 +534,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: ModuleType | None
     try:
         import hubbub.client.commands as commands
-    except ImportError:  # the client (aiortc) is optional for a server-only install
+    except ModuleNotFoundError as missing:  # a server-only install: no hubbub[client]
+        if (missing.name or "").partition(".")[0] not in CLIENT_EXTRA_MODULES:
+            raise  # a broken install, not a missing extra: show it
         commands = None
+        _add_client_hints(sub, (missing.name or "aiortc").partition(".")[0])
     if commands is not None:
         pub = sub.add_parser("publish", help="publish a tone / test pattern / media file")
         commands.add_publish_arguments(pub)

@@ -6,10 +6,11 @@ SQLite (the default, a file in the data dir) or PostgreSQL by URL, through SQLAl
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_IMMEDIATE = "hubbub_sqlite_immediate"
@@ -17,8 +18,23 @@ SQLITE_IMMEDIATE = "hubbub_sqlite_immediate"
 two processes starting at once cannot both run a migration)."""
 
 
+DRIVER_EXTRAS = {"asyncpg": "postgres"}  # database driver module -> the hubbub extra with it
+
+
+def require_driver(url: str) -> None:
+    """ValueError naming the extra to install when the URL's driver (e.g. asyncpg for
+    postgresql+asyncpg://) is missing: a server-only install has SQLite's alone."""
+    if not url or url.startswith("sqlite"):
+        return
+    driver = make_url(url).get_driver_name()
+    if driver in DRIVER_EXTRAS and importlib.util.find_spec(driver) is None:
+        raise ValueError(f"{make_url(url).get_backend_name()} needs the {driver} driver: "
+                         f"pip install 'hubbub[{DRIVER_EXTRAS[driver]}]'")
+
+
 def make_engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
+        require_driver(url)
         return create_async_engine(url, pool_pre_ping=True)
     engine = create_async_engine(url, connect_args={"timeout": 10})
 
