@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from hubbub.sfu.config import SfuConfig
+
 
 @dataclass
 class MediaConfig:
@@ -192,6 +194,10 @@ class ControlConfig:
     """Refusals and timeouts are counted and logged once per this many seconds (the first
     refusal of an address at once)."""
 
+    metrics_token: str = ""
+    """Bearer token `/metrics` asks for (`Authorization: Bearer <token>`, else 401); empty =
+    `/metrics` is open, for operators who bind or proxy it privately (docs/OPERATIONS.md)."""
+
 
 @dataclass
 class AuthConfig:
@@ -300,4 +306,9 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    sfu: SfuConfig = field(default_factory=SfuConfig)
+    """The forwarding core's knobs (`[sfu]` in the config file); its `media_timeout` is
+    `control.media_timeout`, which the Node applies."""
     log_level: str = "info"
+    log_format: str = "text"
+    """`text` (one line each, context as key=value) or `json` (one object per line)."""

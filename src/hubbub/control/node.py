@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from dataclasses import replace
 
 from hubbub.config import Config
 from hubbub.control import messages
@@ -14,7 +15,6 @@ from hubbub.control.events import EventHub
 from hubbub.control.webhooks import Webhooks
 from hubbub.ingest.rtmp import RtmpServer
 from hubbub.media.udp import MediaPort
-from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.stream import Stream, Streams
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Node:
         )
         self.streams = Streams(
             listener=self.hub,
-            config=SfuConfig(media_timeout=config.control.media_timeout),
+            config=replace(config.sfu, media_timeout=config.control.media_timeout),
         )
         self.webhooks = Webhooks(config.webhooks)
         """Webhooks to the operator's backend: `emit(type, event, data)` only enqueues (never
