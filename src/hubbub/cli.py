@@ -19,7 +19,7 @@ def media_tcp_port(value: str | None) -> int | None:
     """`--media-tcp-port`: None = the UDP port's number, -1 = off."""
     if value is None:
         return None
-    if value.lower() == "off":
+    if value.lower() in ("off", "-1"):  # -1: how `hubbub config show` writes off
         return -1
     try:
         port = int(value)
@@ -33,7 +33,7 @@ def media_tcp_port(value: str | None) -> int | None:
 
 def rtmp_port(value: str) -> int:
     """`--rtmp-port`: a port, or -1 for off."""
-    if value.lower() == "off":
+    if value.lower() in ("off", "-1"):  # -1: how `hubbub config show` writes off
         return -1
     try:
         port = int(value)
@@ -45,6 +45,14 @@ def rtmp_port(value: str) -> int:
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
+    """Every flag is also a config-file key and a HUBBUB_* env var (hubbub/settings/): keep
+    adding flags here, before the last line."""
+    parser.add_argument(
+        "--config", default=os.environ.get("HUBBUB_CONFIG"), metavar="FILE",
+        help="settings file, TOML or YAML (env HUBBUB_CONFIG): each flag is a key named as the "
+        "flag (media_port = 10000), the sfu's knobs are [sfu] (deploy/hubbub.toml). "
+        "Precedence: flag > env HUBBUB_<KEY> > file > default",
+    )
     parser.add_argument("--host", default="0.0.0.0", help="HTTP/WebSocket bind address")
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--media-host", default=None,
@@ -73,18 +81,24 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         help="DEVELOPMENT ONLY: accept publish/view on any stream without a token",
     )
     parser.add_argument(
-        "--data-dir", default=os.environ.get("HUBBUB_DATA_DIR", "./hubbub-data"),
+        "--data-dir", default="./hubbub-data",
         help="token database, JWT signing key and API secret (created on first start)",
     )
     parser.add_argument(
-        "--database-url", default=os.environ.get("HUBBUB_DATABASE_URL", ""),
+        "--database-url", default="",
         help="token database URL, e.g. postgresql+asyncpg://user:pw@host/db "
         "(env HUBBUB_DATABASE_URL); default: SQLite in the data dir",
     )
     parser.add_argument(
-        "--api-secret", default=os.environ.get("HUBBUB_API_SECRET", ""),
+        "--api-secret", default="",
         help="admin API bearer secret (env HUBBUB_API_SECRET); default: generated once and "
         "kept in the data dir",
+    )
+    parser.add_argument(
+        "--metrics-token", default=os.environ.get("HUBBUB_METRICS_TOKEN", ""),
+        metavar="TOKEN",
+        help="bearer token /metrics requires (env HUBBUB_METRICS_TOKEN); default: /metrics "
+        "is open (bind or proxy it privately)",
     )
     parser.add_argument(
         "--public-url", default="",
@@ -105,7 +119,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "hosts in brackets); repeatable. Needs --turn-secret",
     )
     parser.add_argument(
-        "--turn-secret", default=os.environ.get("HUBBUB_TURN_SECRET", ""), metavar="SECRET",
+        "--turn-secret", default="", metavar="SECRET",
         help="the TURN server's shared secret (coturn use-auth-secret + static-auth-secret; "
         "env HUBBUB_TURN_SECRET, which keeps it out of ps): TURN credentials that expire with "
         "the JWT",
@@ -132,7 +146,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "(and --media-tcp-port + i, --rtmp-port + i)",
     )
     cluster.add_argument(
-        "--redis", default=os.environ.get("HUBBUB_REDIS_URL", ""), metavar="URL",
+        "--redis", default="", metavar="URL",
         help="join the cluster whose registry is this Redis (redis://HOST:PORT/DB, "
         "rediss://..., unix://PATH; env HUBBUB_REDIS_URL). With --workers > 1 and no "
         "--redis, a private redis-server is started for this host's workers",
@@ -195,11 +209,24 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
                         "with an error event saying why (default 15)")
     parser.add_argument("--consent-timeout", type=float, default=30.0)
     parser.add_argument("--media-timeout", type=float, default=10.0)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS)
+    parser.add_argument("--log-format", default="text", choices=("text", "json"),
+                        help="text: one line each, with stream=... peer=... fields; json: one "
+                        "JSON object per line (default text)")
+    from hubbub.settings import Flags
+
+    parser.set_defaults(flags=Flags(parser))  # last: takes every flag above as a setting
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    config = Config(log_level=args.log_level)
+    config = Config(log_level=args.log_level, log_format=args.log_format)
+    from hubbub.settings import table_fields
+
+    for table in table_fields():  # [sfu], [webhooks], ...: dataclasses, already checked
+        setattr(config, table, getattr(args, table))
     config.control.host = args.host
     config.control.http_port = args.http_port
     config.control.rtmp_port = args.rtmp_port
@@ -223,6 +250,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     config.media.tcp_send_queue_bytes = max(4096, args.media_tcp_send_queue)
     config.media.tcp_send_buffer = max(4096, args.media_tcp_send_buffer)
     config.control.public_url = args.public_url
+    config.control.metrics_token = args.metrics_token
     config.auth.data_dir = args.data_dir
     config.auth.database_url = args.database_url
     config.auth.api_secret = args.api_secret
@@ -249,8 +277,13 @@ def serve(args: argparse.Namespace) -> int:
     from hubbub.control.auth.service import Auth
     from hubbub.control.node import Node
 
+    try:
+        args = args.flags.resolve(args)
+    except ValueError as exc:  # settings.SettingsError: names the key, env var or file
+        print(f"hubbub serve: {exc}", file=sys.stderr)
+        return 2
     config = _config_from(args)
-    logs.install(config.log_level)
+    logs.install(config.log_level, config.log_format)
     try:
         _check_turn(config)
         storage.require_driver(config.auth.database_url)  # hubbub[postgres] for PostgreSQL
@@ -387,6 +420,7 @@ def _run(app: Any, config: Config, args: argparse.Namespace, node: Any) -> int:
         ws_max_size=config.control.max_message_bytes,
         ws_per_message_deflate=config.control.ws_compression,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go through ours (logs.install): one format
         lifespan="on",
         timeout_graceful_shutdown=3,
         proxy_headers=False,
@@ -519,12 +553,52 @@ def _client_missing(command: str, missing: str) -> int:
     return 2
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hubbub")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, never installed
+        return "unknown (not installed)"
+
+
+def _add_config_command(sub: Any) -> None:
+    config = sub.add_parser("config", help="the settings of hubbub serve")
+    actions = config.add_subparsers(dest="config_command", required=True)
+    show = actions.add_parser(
+        "show", help="print the settings hubbub serve would use (flags > env > file > "
+        "defaults), secrets masked; takes the serve flags and --config")
+    _serve_args(show)
+    show.add_argument("--format", dest="show_format", choices=("toml", "json"), default="toml",
+                      help="toml (loadable as --config) or json (default toml)")
+    show.set_defaults(func=config_show)
+
+
+def config_show(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from hubbub import settings
+
+    try:
+        resolved = args.flags.resolve(args)
+    except ValueError as exc:  # settings.SettingsError
+        print(f"hubbub config show: {exc}", file=sys.stderr)
+        return 2
+    values = {key: getattr(resolved, key) for key in args.flags.fields}
+    values["sfu"] = dataclasses.asdict(values["sfu"])
+    del values["sfu"]["media_timeout"]  # media_timeout (--media-timeout) sets it
+    print(settings.render(values, args.show_format), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hubbub", description="hubbub WebRTC SFU")
+    parser.add_argument("--version", action="version", version=f"hubbub {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run a node (HTTP+WebSocket, UDP media)")
     _serve_args(serve_parser)
     serve_parser.set_defaults(func=serve)
+    _add_config_command(sub)
     from hubbub.control.auth.cli import add_token_commands
 
     add_token_commands(sub)

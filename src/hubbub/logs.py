@@ -6,14 +6,24 @@
   its arguments carried (tracebacks, which only server faults produce, stay multi-line).
 - `FloodFilter`: a cause (logger, level, message template) is logged `burst` times per
   `interval`; further occurrences are counted and reported once per interval.
+- `context(stream=..., source=..., viewer=..., peer=...)`: fields of every line logged while a
+  session runs (a contextvar: each asyncio task has its own copy, so a WebSocket's task and the
+  tasks it starts carry its fields and no other's). `ContextFilter` puts them on each record;
+  text lines end with ` stream=demo peer=203.0.113.7:51234`, JSON lines have them as keys.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 MAX_MESSAGE = 2000
 BURST = 5
@@ -32,10 +42,85 @@ def clip(value: object, limit: int = 120) -> str:
     return f"{escaped[:limit]}…({len(text)} chars in all)"  # escapes are longer: cut again
 
 
+FIELDS = ("stream", "source", "viewer", "peer")
+"""Context fields, in the order text lines show them."""
+
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "log_context", default=MappingProxyType({}))
+
+
+def bind(**fields: object) -> None:
+    """Add `fields` to this task's log context for the rest of it (a session's whole life);
+    None leaves a field out. Values are client-supplied: clipped when formatted."""
+    _context.set({**_context.get(), **_strings(fields)})
+
+
+@contextmanager
+def context(**fields: object) -> Iterator[None]:
+    """`bind` for a block: the fields are gone again after it."""
+    token = _context.set({**_context.get(), **_strings(fields)})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _strings(fields: dict[str, object]) -> dict[str, str]:
+    return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+class ContextFilter(logging.Filter):
+    """Puts the log context on each record (`record.stream`, ...; also `record.context`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _context.get()
+        record.context = fields
+        for key, value in fields.items():
+            setattr(record, key, value)
+        return True
+
+
+def _context_of(record: logging.LogRecord) -> Mapping[str, str]:
+    fields: Mapping[str, str] = getattr(record, "context", {})
+    return fields
+
+
 class BoundedFormatter(logging.Formatter):
+    """Text lines: the message clipped and escaped, then the context as `key=value`."""
+
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
         record.message = clip(record.message, MAX_MESSAGE)
-        return super().formatMessage(record)
+        line = super().formatMessage(record)
+        fields = _context_of(record)
+        extra = "".join(f" {key}={clip(fields[key])}" for key in FIELDS if key in fields)
+        return line + extra
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object per line (python-json-logger): time, level, logger, message, the
+    context fields; the message clipped and escaped as in text lines, tracebacks in
+    `exc_info` (JSON strings never hold a raw newline)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
+                         rename_fields={"asctime": "time", "levelname": "level",
+                                        "name": "logger"},
+                         reserved_attrs=[*_RESERVED, "context", *FIELDS])
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["message"] = clip(log_data.get("message", ""), MAX_MESSAGE)
+        return log_data
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        fields = _context_of(record)
+        for key in FIELDS:
+            if key in fields:
+                log_data[key] = clip(fields[key])
+
+
+_RESERVED = [*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime"]
 
 
 Key = tuple[str, int, str]
@@ -82,11 +167,17 @@ class FloodFilter(logging.Filter):
                 self._seen.pop(key, None)
 
 
-def install(level: str) -> None:
-    """Root logging for `hubbub serve`: bounded lines, floods aggregated (uvicorn's too)."""
+def install(level: str, form: str = "text") -> None:
+    """Root logging for `hubbub serve` (uvicorn's loggers propagate to it): bounded lines,
+    floods aggregated, the session context on each line; `form` is text or json."""
     logging.basicConfig(level=level.upper())
-    formatter = BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # warnings are log lines too (JSON consumers parse stderr)
+    formatter: logging.Formatter = (
+        JsonFormatter() if form == "json"
+        else BoundedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     flood = FloodFilter()
+    context_filter = ContextFilter()
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(context_filter)
         handler.addFilter(flood)
