@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.negotiate import answer_offer, stream_for
 from hubbub.control.session import Session, new_id
@@ -99,6 +100,7 @@ class PublisherSession(Session):
         if not tracks:
             transport.close("publish refused")
             raise messages.ProtocolError("offer has no audio or video we can receive")
+        logs.bind(stream=name, source=source_id or "main")  # this socket's later lines too
         self.stream = self.node.streams.get_or_create(name)
         self._interest = self.node.coordinator.interest(name, "publish")
         self.source_id = source_id
@@ -113,8 +115,7 @@ class PublisherSession(Session):
         transport.on_state = self._on_transport_state
         self.node.hub.add_publisher(name, self)
         log.info(
-            "publish %s stream=%s source=%s tracks=%s",
-            self.publisher_id, name, source_id, [t.codec for t in tracks],
+            "publish %s tracks=%s", self.publisher_id, [t.codec for t in tracks],
         )
         return {
             "sdp": answer,

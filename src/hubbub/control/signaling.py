@@ -11,6 +11,7 @@ from typing import Any
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.auth import gate
 from hubbub.control.auth.jwts import UNKNOWN_KEY, Grant
@@ -30,6 +31,8 @@ FLOOD_WINDOW = 10.0  # seconds over which refused commands count towards closing
 async def serve_socket(
     websocket: WebSocket, node: Node, role: str, auth: Auth | None = None
 ) -> None:
+    if websocket.client is not None:  # every line of this socket's task carries the address
+        logs.bind(peer=f"{websocket.client.host}:{websocket.client.port}")
     # Every socket shows a JWT of its role (`?token=`, as the SDK sends it) unless the node runs
     # with the development flag; a token given is verified either way.
     def check() -> Grant | gate.Refusal | None:

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.negotiate import answer_offer, stream_for
 from hubbub.control.session import Session, new_id
@@ -136,6 +137,7 @@ class ViewerSession(Session):
         name = stream_for(
             self.node, self.grant, messages.optional_str(data, "streamId"), "streamId"
         )
+        logs.bind(stream=name, viewer=self.subscriber_id)  # this socket's later lines too
         # In a cluster, the stream's sources on other nodes are relayed here before we answer,
         # so the `active` events after the reply cover them as on a single node.
         interest = self._interest = self.node.coordinator.interest(name, "view")
@@ -190,7 +192,7 @@ class ViewerSession(Session):
         self.transport = transport
         self.stream = self.node.streams.get_or_create(name)
         transport.on_state = self._on_transport_state
-        log.info("view %s stream=%s pinned=%s", self.subscriber_id, name, self.pinned_source_id)
+        log.info("view pinned=%s", self.pinned_source_id)
         return {
             "sdp": answer,
             "subscriberId": self.subscriber_id,
