@@ -27,6 +27,7 @@ from hubbub.control.http_sessions import HttpSessions
 from hubbub.control.node import Node
 from hubbub.control.rtmp import attach_rtmp
 from hubbub.control.signaling import serve_socket
+from hubbub.control.webhooks.api import WebhookService
 from hubbub.control.whep import whep_router
 from hubbub.control.whip import whip_router
 
@@ -72,11 +73,13 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     node_auth = auth
     attach_rtmp(node, auth)
     http_sessions = HttpSessions()
+    webhooks = WebhookService(auth, node)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await node_auth.start()
         try:
+            await webhooks.start()
             await node.start()
             try:
                 for mounted in apps:
@@ -88,6 +91,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
                 http_sessions.close_all("server shutting down")
                 await node.stop()
         finally:
+            await webhooks.stop()
             await node_auth.stop()
 
     app = FastAPI(
@@ -123,7 +127,8 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
             node.coordinator.place,
         )
     )
-    app.include_router(api_router(auth))
+    app.include_router(api_router(auth, node.webhooks.emit))
+    app.include_router(webhooks.router())
     app.include_router(admin_streams_router(auth, node))
     app.include_router(examples_router())
     app.include_router(whip_router(node, auth, http_sessions))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from hubbub.control.coordination import Coordinator
     from hubbub.control.publish import PublisherSession
     from hubbub.control.view import ViewerSession
+    from hubbub.control.webhooks.feeds import FeedEvents
     from hubbub.sfu.source import Source
     from hubbub.sfu.stream import Stream
     from hubbub.sfu.viewer import Viewer
@@ -55,6 +56,8 @@ class EventHub:
         self._count_due: dict[str, asyncio.TimerHandle] = {}
         self._count_sent: dict[str, int] = {}
         self._count_time: dict[str, float] = {}
+        self.feeds: FeedEvents | None = None
+        """Webhook events of these changes (control/webhooks/feeds.py), when attached."""
 
     # --- session registry ----------------------------------------------------------------
 
@@ -113,6 +116,8 @@ class EventHub:
 
     def source_active(self, stream: Stream, source: Source) -> None:
         self._to_viewers(stream, "active", self.active_payload(stream, source))
+        if self.feeds is not None:
+            self.feeds.source_active(stream, source)
 
     def source_inactive(self, stream: Stream, source: Source) -> None:
         self._to_viewers(
@@ -120,6 +125,8 @@ class EventHub:
             "inactive",
             {"streamId": self.stream_id(stream.name), "sourceId": source.source_id},
         )
+        if self.feeds is not None:
+            self.feeds.source_inactive(stream, source)
 
     def stopped(self, stream: Stream) -> None:
         self._to_viewers(stream, "stopped", {"streamId": self.stream_id(stream.name)})
@@ -150,6 +157,8 @@ class EventHub:
 
     def viewer_count(self, stream: Stream, count: int) -> None:
         self.coordinator.viewers_changed(stream.name, count)
+        if self.feeds is not None:
+            self.feeds.viewer_count(stream.name, count)
 
     def total_viewers(self, stream: str, count: int) -> None:
         """The stream-wide viewer count (all nodes): publisher `active`/`inactive` and the

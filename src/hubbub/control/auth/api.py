@@ -6,9 +6,14 @@ get     GET    /api/{kind}_token/{id}
 update  PUT    /api/{kind}_token/{id}            only the fields given change
 revoke  POST   /api/{kind}_token/{id}/revoke     permanent; issued JWTs run to their `exp`
 delete  DELETE /api/{kind}_token/{id}
+
+Each change is also a `tokens` webhook event (created, updated, revoked, deleted: the token as
+`get` shows it, never its secret, plus `tokenType`); `hubbub token` on the store does not fire.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -28,6 +33,7 @@ from hubbub.control.auth.models import (
     token_json,
 )
 from hubbub.control.auth.service import Auth
+from hubbub.control.auth.store import TokenRecord
 
 _MAX_ID = 2**63 - 1
 TokenId = Path(ge=1, le=_MAX_ID, description="the token's id")
@@ -35,8 +41,18 @@ TokenId = Path(ge=1, le=_MAX_ID, description="the token's id")
 # Documents the scheme in OpenAPI; the header itself is parsed by `bearer` for exact errors.
 _scheme = HTTPBearer(auto_error=False, description="the admin API secret")
 
+Emit = Callable[[str, str, dict[str, object]], None]
+"""Webhooks.emit: (type, event, data), enqueue only."""
 
-def api_router(auth: Auth) -> APIRouter:
+
+def _no_events(type: str, event: str, data: dict[str, object]) -> None:
+    pass
+
+
+def api_router(auth: Auth, emit: Emit = _no_events) -> APIRouter:
+    def token_event(event: str, kind: str, record: TokenRecord) -> None:
+        emit("tokens", event, {"tokenType": kind, **token_json(record)})
+
     async def require_admin(request: Request, _: object = Depends(_scheme)) -> None:
         secret = bearer(request.headers.get("authorization"), required=True)
         if secret is None or not auth.admin_secret_ok(secret):
@@ -49,6 +65,7 @@ def api_router(auth: Auth) -> APIRouter:
             record, secret = await auth.store.create(kind, spec_from_create(body))
         except ValueError as exc:
             raise ApiError(400, f"Bad Request: {exc}") from None
+        token_event("created", kind, record)
         return success(token_json(record, secret), 201)
 
     async def listing(kind: str, offset: int, limit: int, include_revoked: bool) -> JSONResponse:
@@ -71,17 +88,23 @@ def api_router(auth: Auth) -> APIRouter:
             raise ApiError(400, f"Bad Request: {exc}") from None
         if record is None:
             raise ApiError(404, f"Not Found: no {kind} token {token_id}")
+        token_event("updated", kind, record)
         return success(token_json(record))
 
     async def revoke(kind: str, token_id: int) -> JSONResponse:
+        before = await auth.store.get(kind, token_id)
         record = await auth.store.revoke(kind, token_id)
         if record is None:
             raise ApiError(404, f"Not Found: no {kind} token {token_id}")
+        if before is not None and before.revoked_on is None:
+            token_event("revoked", kind, record)
         return success(token_json(record))
 
     async def remove(kind: str, token_id: int) -> JSONResponse:
-        if not await auth.store.delete(kind, token_id):
+        record = await auth.store.get(kind, token_id)
+        if record is None or not await auth.store.delete(kind, token_id):
             raise ApiError(404, f"Not Found: no {kind} token {token_id}")
+        token_event("deleted", kind, record)
         return success({"id": token_id, "deleted": True})
 
     offset_q = Query(0, ge=0, le=2**31)

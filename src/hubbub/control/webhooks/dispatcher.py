@@ -127,6 +127,10 @@ class Webhooks:
         except Exception:
             log.exception("webhook %s/%s not queued", clip(type), clip(event))
 
+    def wants(self, type: str) -> bool:
+        """Whether any webhook would get an event of `type` (skip building it if not)."""
+        return any(r.hook.wants(type) for r in self._receivers.values())
+
     # --- life ------------------------------------------------------------------------------
 
     @property

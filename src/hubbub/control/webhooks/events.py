@@ -71,10 +71,12 @@ def stream_state(account_id: str, name: str, live: bool, sources: int) -> dict[s
             "live": live, "sources": sources}
 
 
-def viewer_count(account_id: str, name: str, viewers: int) -> dict[str, object]:
-    """viewerConnection/count: the stream's viewers on this node (throttled)."""
+def viewer_count(account_id: str, name: str, viewers: int,
+                 node_id: str) -> dict[str, object]:
+    """viewerConnection/count: the stream's viewers on node `nodeId` (each node of a cluster
+    sends its own; a stream's total is their sum), at most one per stream per interval."""
     return {"accountId": account_id, "name": name, "streamId": f"{account_id}/{name}",
-            "viewers": viewers}
+            "viewers": viewers, "nodeId": node_id}
 
 
 def recording_done(account_id: str, name: str, source_id: str | None, recording_id: str,
@@ -88,10 +90,3 @@ def recording_done(account_id: str, name: str, source_id: str | None, recording_
             "mediaType": media_type, "size": size, "started": started, "ended": ended,
             "duration": duration}
 
-
-def token(token_id: int, kind: str, label: str, streams: list[dict[str, object]],
-          expires_on: float | None, revoked: bool) -> dict[str, object]:
-    """tokens/*: never the secret. `tokenType` is "publish" or "subscribe"; `expiresOn` Unix
-    seconds as in the token API."""
-    return {"tokenId": token_id, "tokenType": kind, "label": label, "streams": streams,
-            "expiresOn": expires_on, "isRevoked": revoked}
