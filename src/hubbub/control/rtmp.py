@@ -37,6 +37,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.auth import credentials
 from hubbub.control.auth.jwts import PUBLISH, Grant, TokenRejected
@@ -95,6 +96,7 @@ class RtmpIngest:
         self.auth = auth
 
     async def authorize(self, request: PublishRequest) -> Publisher | Refusal:
+        logs.bind(peer=":".join(map(str, request.peer[:2])))  # the connection's task
         app = request.app.strip("/")
         if app != APP:
             return Refusal(f"hubbub: unknown application {app!r}: publish to "
@@ -104,6 +106,7 @@ class RtmpIngest:
             self.node.check_stream_name(name)
         except messages.ProtocolError as exc:
             return Refusal(f"hubbub: {exc}", BAD_NAME)
+        logs.bind(stream=name, source=request.source_id or "main")
         verdict = await self._grant(name, request.token, request.peer[0])
         if isinstance(verdict, Refusal):
             return verdict

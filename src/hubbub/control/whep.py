@@ -47,6 +47,7 @@ from hubbub.control.whip import (
     ANSWERED,
     SDP_BODY,
     add_session_routes,
+    bind_peer,
     check_bearer,
     check_open,
     client_ip,
@@ -110,6 +111,7 @@ def whep_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
 
     async def view(request: Request, account: str, raw_name: str,
                    source_id: str | None) -> Response:
+        bind_peer(request)
         check_open(node, sessions, client_ip(request))
         if account != node.account_id:
             raise HttpError(404, f"Not Found: unknown streamAccountId {account!r} (this "

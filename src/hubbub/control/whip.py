@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.auth import credentials
 from hubbub.control.auth.jwts import PUBLISH, Grant, TokenRejected
@@ -62,6 +63,12 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def bind_peer(request: Request) -> None:
+    """The request's lines (and the session's, in this task) carry the client's address."""
+    if request.client is not None:
+        logs.bind(peer=f"{request.client.host}:{request.client.port}")
+
+
 async def check_bearer(request: Request, node: Node, auth: Auth, kind: str,
                        name: str) -> Grant | None:
     """The Grant of the request's Bearer token for `name`; None without a token under
@@ -99,6 +106,7 @@ def whip_router(node: Node, auth: Auth, sessions: HttpSessions) -> APIRouter:
 
     async def publish(request: Request, raw_name: str, source_id: str | None,
                       codec: str | None) -> Response:
+        bind_peer(request)
         check_open(node, sessions, client_ip(request))
         name = stream_name(node, raw_name)
         grant = await check_bearer(request, node, auth, PUBLISH, name)
