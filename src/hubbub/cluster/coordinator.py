@@ -557,6 +557,9 @@ class ClusterCoordinator:
         self._placed[chosen.id] = self._placed.get(chosen.id, 0) + 1
         return chosen.url
 
+    def remote_viewers(self, stream: str) -> dict[str, int]:
+        return dict(self.counts.remote.get(stream, {}))
+
     def stats(self) -> dict[str, Any]:
         return {
             "node": self.node_id, "cluster": True, "healthy": self.membership.healthy,

@@ -9,6 +9,12 @@ POST /api/streams/{streamName}/sources/{sourceId}/stop -> 200 {"stopped": true};
 POST /api/streams/{streamName}/viewers/disconnect      -> 200 {"disconnected": n}
     Closes every viewer's socket and media, as when a node goes away. The Millicast SDK sees its
     peer connection drop and reconnects through the Director; this does not revoke access.
+GET /api/streams                                       -> 200 {"streams": [StreamStats]}
+GET /api/streams/{streamName}                          -> 200 StreamStats; 404 if unknown here
+    What is live (control/stream_stats.py): sources, tracks, codecs, simulcast layers,
+    bitrates, loss, viewers per node, uptime. A node lists the streams it knows: in a cluster
+    those with a source or a session here (a source published elsewhere is pulled only for
+    the viewers here); viewer counts of other nodes are those the coordinator follows.
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from fastapi.responses import JSONResponse
 from hubbub.control.auth.http import ApiError, bearer, success, unauthorized
 from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
+from hubbub.control.stream_stats import (
+    StreamList,
+    StreamListReply,
+    StreamStatsReply,
+    stream_stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,5 +80,27 @@ def admin_streams_router(auth: Auth, node: Node) -> APIRouter:
             session.terminate(DISCONNECT_REASON)
         log.info("admin: disconnected %d viewer(s) of %s", len(sessions), stream_name)
         return success({"streamName": stream_name, "disconnected": len(sessions)})
+
+    @router.get("", response_model=StreamListReply, responses={401: {"description":
+                "no or a wrong admin secret"}})
+    async def list_streams(request: Request) -> JSONResponse:
+        """Every stream this node knows, live or with viewers waiting for a source."""
+        require_admin(request)
+        listed = StreamList(streams=[stream_stats(node, s, node.rates)
+                                     for s in sorted(node.streams, key=lambda s: s.name)])
+        return success(listed.model_dump())
+
+    @router.get("/{stream_name}", response_model=StreamStatsReply, responses={
+        401: {"description": "no or a wrong admin secret"},
+        404: {"description": "no such stream on this node"}})
+    async def get_stream(
+        request: Request, stream_name: str = Path(min_length=1, max_length=128)
+    ) -> JSONResponse:
+        """One stream: its sources, tracks, bitrates, loss, viewers per node and uptime."""
+        require_admin(request)
+        stream = node.streams.get(node.strip_account(stream_name))
+        if stream is None:
+            raise ApiError(404, f"Not Found: no stream {stream_name!r} on this node")
+        return success(stream_stats(node, stream, node.rates).model_dump())
 
     return router

@@ -24,6 +24,7 @@ from hubbub.control.auth.http import BodyLimit, PathCors, bearer, install_handle
 from hubbub.control.auth.service import Auth
 from hubbub.control.examples import examples_router
 from hubbub.control.http_sessions import HttpSessions
+from hubbub.control.metrics.http import metrics_router
 from hubbub.control.node import Node
 from hubbub.control.rtmp import attach_rtmp
 from hubbub.control.signaling import serve_socket
@@ -130,6 +131,8 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     app.include_router(api_router(auth, node.webhooks.emit))
     app.include_router(webhooks.router())
     app.include_router(admin_streams_router(auth, node))
+    node.metrics.count_refusals(auth.refusals)
+    app.include_router(metrics_router(node))
     app.include_router(examples_router())
     app.include_router(whip_router(node, auth, http_sessions))
     app.include_router(whep_router(node, auth, http_sessions))

@@ -69,6 +69,10 @@ class Coordinator(Protocol):
     def stats(self) -> dict[str, Any]:
         """What the node's admin API shows about the cluster."""
 
+    def remote_viewers(self, stream: str) -> dict[str, int]:
+        """Other nodes' viewer counts of `stream` (node id -> count), as far as this node
+        follows them (streams it has sessions of); {} without a cluster."""
+
 
 class _NoInterest:
     async def ready(self) -> None:
@@ -122,3 +126,6 @@ class SingleNode:
 
     def stats(self) -> dict[str, Any]:
         return {"node": self.node_id, "cluster": False}
+
+    def remote_viewers(self, stream: str) -> dict[str, int]:
+        return {}

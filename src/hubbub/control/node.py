@@ -12,6 +12,8 @@ from hubbub.config import Config
 from hubbub.control import messages
 from hubbub.control.coordination import Coordinator, SingleNode
 from hubbub.control.events import EventHub
+from hubbub.control.metrics import NodeMetrics
+from hubbub.control.stream_stats import RateMeter
 from hubbub.control.webhooks import Webhooks
 from hubbub.ingest.rtmp import RtmpServer
 from hubbub.media.udp import MediaPort
@@ -49,6 +51,10 @@ class Node:
         """RTMP ingest (control/rtmp.py `attach_rtmp`), started and stopped with the node."""
         self._ticker: asyncio.Task[None] | None = None
         self._pacer: asyncio.Task[None] | None = None
+        self.metrics = NodeMetrics(self)
+        """Prometheus registry of this node, read by GET /metrics (control/metrics/)."""
+        self.rates = RateMeter()
+        """Bitrate and loss per Track for GET /api/streams (control/stream_stats.py)."""
         self.coordinator.attach(self)
 
     async def start(self) -> None:
@@ -63,6 +69,8 @@ class Node:
                 log.error("%s", message)
                 raise RuntimeError(message) from None
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        self.metrics.start()
+        self.rates.start(self)
         await self.coordinator.start()
 
     async def stop(self) -> None:
@@ -73,6 +81,8 @@ class Node:
             self._ticker.cancel()
         if self._pacer is not None:
             self._pacer.cancel()
+        self.metrics.stop()
+        self.rates.stop()
         await self.port.stop()
 
     async def _tick(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from hubbub import logs
@@ -67,6 +68,7 @@ class PublisherSession(Session):
         self._tracks: list[TrackParams] = []
         self._interest: Interest | None = None
         self.viewer_count = 0
+        self._asked_at = 0.0  # when `publish` arrived (monotonic): join time (metrics)
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
@@ -81,6 +83,7 @@ class PublisherSession(Session):
     def _publish(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.transport is not None:
             raise messages.ProtocolError("already publishing on this connection")
+        self._asked_at = time.monotonic()
         name = stream_for(self.node, self.grant, messages.optional_str(data, "name"), "name")
         source_id = messages.optional_str(data, "sourceId")
         if source_id is not None and self.grant is not None and not self.grant.multisource:
@@ -137,6 +140,7 @@ class PublisherSession(Session):
             transport.on_rtp = source.on_rtp
             transport.on_rtcp = source.on_rtcp
             self.node.coordinator.source_published(self.stream, source)
+            self.node.metrics.joined("publish", self._asked_at)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             if state is TransportState.FAILED:
                 self.media_failed(reason, transport.ice_failed)

@@ -53,6 +53,8 @@ async def serve_socket(
         verdict = check()
     await websocket.accept()
     if isinstance(verdict, gate.Refusal):
+        if auth is not None:
+            auth.refusals.count(verdict.reason)
         log.info("%s socket refused: %s", role, clip(verdict.reason))
         await websocket.close(code=verdict.code, reason=verdict.reason[:120])
         return

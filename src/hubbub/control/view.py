@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +116,7 @@ class ViewerSession(Session):
         self._main_layer = layers.AUTOMATIC
         self._projected_layers: dict[str, layers.LayerRequest] = {}  # `project` entries
         self._interest: Interest | None = None
+        self._asked_at = 0.0  # when `view` arrived (monotonic): join time (metrics)
         self.grant: Grant | None = None
         """The JWT the socket was opened with; None only with --allow-any-stream."""
 
@@ -134,6 +136,7 @@ class ViewerSession(Session):
     async def _view(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.transport is not None or self._interest is not None:
             raise messages.ProtocolError("already viewing on this connection")
+        self._asked_at = time.monotonic()
         name = stream_for(
             self.node, self.grant, messages.optional_str(data, "streamId"), "streamId"
         )
@@ -225,6 +228,7 @@ class ViewerSession(Session):
             transport.on_rtcp = self.viewer.on_rtcp
             for mid in list(self._projections):
                 self._bind_projection(mid)
+            self.node.metrics.joined("view", self._asked_at)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             if state is TransportState.FAILED:
                 self.media_failed(reason, transport.ice_failed)

@@ -38,6 +38,7 @@ from hubbub.media.transport import (
     RemoteParameters,
     SrtpPeer,
     TransportState,
+    TransportStats,
     WebRtcTransport,
 )
 
@@ -123,6 +124,10 @@ _DROP_COUNTERS = ("dropped_unknown_peer", "dropped_garbage", "stun_errors", "stu
 _TCP_DROP_COUNTERS = ("refused_over_cap", "closed_unchecked", "closed_second_link",
                       "send_dropped")
 
+# What /metrics reports as hubbub_dropped_datagrams{reason} (control/metrics/collector.py).
+DROP_COUNTERS = _DROP_COUNTERS
+TCP_DROP_COUNTERS = _TCP_DROP_COUNTERS
+
 
 class MediaPort(asyncio.DatagramProtocol):
     def __init__(self, config: MediaConfig | None = None) -> None:
@@ -130,6 +135,7 @@ class MediaPort(asyncio.DatagramProtocol):
         self.certificate = Certificate()
         self.certificate_context = self.certificate.context()
         self.stats = PortStats()
+        self._retired = TransportStats()  # counters of peers gone (`traffic`)
         self._by_ufrag: dict[str, WebRtcTransport] = {}
         self._by_addr: dict[Address, SrtpPeer] = {}
         self._keys: dict[str, ice.IntegrityKey] = {}  # by ufrag, made at the first check
@@ -332,6 +338,33 @@ class MediaPort(asyncio.DatagramProtocol):
             self._by_ufrag.pop(transport.local_ufrag, None)
             self._keys.pop(transport.local_ufrag, None)
         self.unbind_address(transport)
+        # Called once per peer (its close is guarded): keep its counts for `traffic`.
+        gone, total = transport.stats, self._retired
+        total.rtp_in += gone.rtp_in
+        total.rtcp_in += gone.rtcp_in
+        total.rtp_out += gone.rtp_out
+        total.rtcp_out += gone.rtcp_out
+        total.srtp_errors += gone.srtp_errors
+        total.bytes_in += gone.bytes_in
+        total.bytes_out += gone.bytes_out
+
+    def traffic(self) -> TransportStats:
+        """SRTP/SRTCP counters of every peer connection and relay link since the start (live
+        ones plus those gone), read at scrape time (control/metrics.py)."""
+        total = dataclasses.replace(self._retired, extra={})
+        peers: dict[int, SrtpPeer] = {id(t): t for t in self._by_ufrag.values()}
+        for peer in self._by_addr.values():
+            peers.setdefault(id(peer), peer)
+        for peer in peers.values():
+            s = peer.stats
+            total.rtp_in += s.rtp_in
+            total.rtcp_in += s.rtcp_in
+            total.rtp_out += s.rtp_out
+            total.rtcp_out += s.rtcp_out
+            total.srtp_errors += s.srtp_errors
+            total.bytes_in += s.bytes_in
+            total.bytes_out += s.bytes_out
+        return total
 
     @property
     def transports(self) -> list[WebRtcTransport]:

@@ -44,6 +44,7 @@ class Source:
         self.replaced = False
         self.timed_out = False
         self.last_packet_time = clock()
+        self.started_at = self.last_packet_time  # when it was published (stats API)
         self.on_replaced: Callable[[], None] | None = None  # set by control
         self.packets_malformed = 0
         self.packets_unknown = 0

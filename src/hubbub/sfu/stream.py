@@ -10,6 +10,7 @@ from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.multiplexer import Multiplexer
 from hubbub.sfu.relay import RelayFeed
 from hubbub.sfu.source import Source
+from hubbub.sfu.totals import Totals
 from hubbub.sfu.types import Clock, DownTrackParams, NtpClock, RtpSink, StreamListener, TrackParams
 from hubbub.sfu.viewer import Viewer
 
@@ -32,8 +33,10 @@ class Stream:
         config: SfuConfig,
         clock: Clock,
         on_empty: Callable[[Stream], None],
+        retired: Totals | None = None,
     ) -> None:
         self.name = name
+        self.live_since = clock()  # when its first live source of this run went live
         self.sources: dict[str | None, Source] = {}
         self.viewers: list[Viewer] = []
         self.relays: list[RelayFeed] = []
@@ -46,6 +49,8 @@ class Stream:
         self._measure_due = float("-inf")
         self._layers_due = float("-inf")
         self.multiplexer = Multiplexer(config.multiplexer, self._slot_changed)
+        # Counts of the Sources and Viewers that left, for node totals (sfu/totals.py).
+        self.retired = retired if retired is not None else Totals()
 
     def publish(self, source_id: str | None, tracks: list[TrackParams], sink: RtpSink) -> Source:
         """A new Source; a live one with the same sourceId is replaced without viewers noticing:
@@ -55,6 +60,8 @@ class Stream:
         old = self.sources.get(source_id)
         self.sources[source_id] = source
         if old is None:
+            if not any(s is not source for s in self.sources.values()):
+                self.live_since = self._clock()
             self._listener.source_active(self, source)
             self._refresh_viewers()
             self._sources_changed()
@@ -76,6 +83,7 @@ class Stream:
                 viewer.set_main(source)
         old.replaced = True
         old.close()
+        self.retired.add_source(old)
         self._sources_changed()
         if old.on_replaced is not None:
             old.on_replaced()
@@ -87,6 +95,7 @@ class Stream:
             return
         del self.sources[source.source_id]
         source.close()
+        self.retired.add_source(source)
         self._refresh_viewers()
         self._sources_changed()
         self._listener.source_inactive(self, source)
@@ -114,6 +123,7 @@ class Stream:
         self.viewers.remove(viewer)
         self.multiplexer.remove_viewer(viewer)
         viewer.close()
+        self.retired.add_viewer(viewer)
         self._listener.viewer_count(self, len(self.viewers))
         self._maybe_empty()
 
@@ -129,6 +139,7 @@ class Stream:
         if feed in self.relays:
             self.relays.remove(feed)
             feed.close()
+            self.retired.add_viewer(feed)
             self._maybe_empty()
 
     def main_source_for(self, viewer: Viewer) -> Source | None:
@@ -173,7 +184,7 @@ class Stream:
         probing: list[Viewer] = []
         for viewer in self.viewers:
             viewer.tick(now, ntp_now, config.sr_interval)
-            if choose:
+            if choose or now >= viewer.choose_at:
                 for mid, entry in viewer.update_layers(now, LAYERS_EVENT_INTERVAL):
                     self._listener.layers(self, viewer, mid, entry)
             if viewer.probing:
@@ -219,6 +230,7 @@ class Streams:
         self._clock = clock
         self._ntp_clock: NtpClock = ntp_clock or rtcp.ntp_now
         self._streams: dict[str, Stream] = {}
+        self.retired = Totals()  # counts of what left; node totals = this + live (totals.py)
         self._probing: list[Stream] = []  # streams with probe padding to pace
 
     def get(self, name: str) -> Stream | None:
@@ -227,7 +239,8 @@ class Streams:
     def get_or_create(self, name: str) -> Stream:
         stream = self._streams.get(name)
         if stream is None:
-            stream = Stream(name, self._listener, self.config, self._clock, self._drop)
+            stream = Stream(name, self._listener, self.config, self._clock, self._drop,
+                            self.retired)
             self._streams[name] = stream
         return stream
 
@@ -238,11 +251,13 @@ class Streams:
         if busy or self._streams.get(stream.name) is not stream:
             return False
         del self._streams[stream.name]
+        self.retired.multiplexer_switches += stream.multiplexer.switches
         return True
 
     def _drop(self, stream: Stream) -> None:
         if self._streams.get(stream.name) is stream:
             del self._streams[stream.name]
+            self.retired.multiplexer_switches += stream.multiplexer.switches
 
     def __iter__(self) -> Iterator[Stream]:
         return iter(list(self._streams.values()))

@@ -9,6 +9,7 @@ from hubbub.sfu import layers, rtcp_io
 from hubbub.sfu.bwe import DownlinkEstimator, ProbeResult
 from hubbub.sfu.config import SfuConfig
 from hubbub.sfu.downtrack import PADDING_BYTES, DownTrack
+from hubbub.sfu.totals import Totals
 from hubbub.sfu.types import Clock, DownTrackParams, RtpSink
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Viewer:
         self.closed = False
         self.rtcp_malformed = 0
         self.projected: dict[str, DownTrack] = {}
+        self.retired = Totals()  # counts of projected DownTracks removed (sfu/totals.py)
         self._by_ssrc = {d.ssrc: d for d in self.down_tracks}
         self._clock = clock
         self._config = config
@@ -141,6 +143,7 @@ class Viewer:
         if down is not None:
             down.bind(None)
             self._by_ssrc.pop(down.ssrc, None)
+            self.retired.add_down(down)
         return down
 
     def set_main(self, source: Source | None) -> None:

@@ -39,11 +39,15 @@ async def grant_for(
     if not is_jwt(token):
         return await long_lived_grant(auth, kind, token, stream, client_ip, origin,
                                       check_origin)
-    grant = auth.verify(token, kind)
-    if grant.stream != stream:
-        raise TokenRejected(403, f"Forbidden: stream not allowed by token: {stream!r} "
-                            f"(the token is for {grant.stream!r})")
-    _check_where_from(grant.origins, grant.ips, client_ip, origin, check_origin)
+    try:
+        grant = auth.verify(token, kind)
+        if grant.stream != stream:
+            raise TokenRejected(403, f"Forbidden: stream not allowed by token: {stream!r} "
+                                f"(the token is for {grant.stream!r})")
+        _check_where_from(grant.origins, grant.ips, client_ip, origin, check_origin)
+    except TokenRejected as exc:
+        auth.refusals.count(exc.message)
+        raise
     return grant
 
 
@@ -61,16 +65,21 @@ async def long_lived_grant(
     not expired or revoked (TokenRejected 401), covering the stream, origin and address
     (403). Its last use is noted."""
     record = await auth.store.find_by_secret(kind, secret)
-    if record is None:
-        raise TokenRejected(401, "Unauthorized: Invalid token")
-    refusal = record.refusal(time.time())
-    if refusal is not None:
-        # A revoked or expired token gets no new JWTs; those already out run to `exp`.
-        raise TokenRejected(401, f"Unauthorized: {refusal}")
-    if not record.covers(stream):
-        raise TokenRejected(403, f"Forbidden: token does not cover stream {stream!r}")
-    spec = record.spec
-    _check_where_from(spec.allowed_origins, spec.allowed_ips, client_ip, origin, check_origin)
+    try:
+        if record is None:
+            raise TokenRejected(401, "Unauthorized: Invalid token")
+        refusal = record.refusal(time.time())
+        if refusal is not None:
+            # A revoked or expired token gets no new JWTs; those already out run to `exp`.
+            raise TokenRejected(401, f"Unauthorized: {refusal}")
+        if not record.covers(stream):
+            raise TokenRejected(403, f"Forbidden: token does not cover stream {stream!r}")
+        spec = record.spec
+        _check_where_from(spec.allowed_origins, spec.allowed_ips, client_ip, origin,
+                          check_origin)
+    except TokenRejected as exc:
+        auth.refusals.count(exc.message)
+        raise
     await auth.store.touch(record.id)
     publish = kind == PUBLISH
     return Grant(kind=kind, stream=stream, token_id=str(record.id),

@@ -9,6 +9,7 @@ from hubbub.config import AuthConfig
 from hubbub.control.auth import jwts, patterns
 from hubbub.control.auth.datadir import DataDir
 from hubbub.control.auth.keys import VerifyingKey
+from hubbub.control.auth.refusals import Refusals
 from hubbub.control.auth.store import TokenStore
 
 
@@ -22,6 +23,7 @@ class Auth:
         # (a node that started a moment ago may already have handed out JWTs).
         self.peer_keys: Callable[[], list[VerifyingKey]] = list
         self.refresh_peer_keys: Callable[[], Awaitable[None]] | None = None
+        self.refusals = Refusals()  # credentials refused, by reason (read by /metrics)
 
     @property
     def store(self) -> TokenStore:
