@@ -261,6 +261,15 @@ def _config_from(args: argparse.Namespace) -> Config:
     return config
 
 
+def config_of(argv: Sequence[str]) -> Config:
+    """The Config `hubbub serve ARGV` would run with (flags, HUBBUB_* env, `--config` file), for
+    tests and tools; settings.SettingsError names what is wrong."""
+    parser = argparse.ArgumentParser(prog="hubbub serve")
+    _serve_args(parser)
+    args = parser.parse_args(argv)
+    return _config_from(args.flags.resolve(args))
+
+
 def _check_turn(config: Config) -> None:
     """ValueError for a TURN URL that is malformed, or servers without a secret (or the other
     way round); the URLs are kept in their canonical form."""

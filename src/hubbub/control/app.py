@@ -26,6 +26,7 @@ from hubbub.control.examples import examples_router
 from hubbub.control.http_sessions import HttpSessions
 from hubbub.control.metrics.http import metrics_router
 from hubbub.control.node import Node
+from hubbub.control.recordings import recordings_router
 from hubbub.control.rtmp import attach_rtmp
 from hubbub.control.signaling import serve_socket
 from hubbub.control.webhooks.api import WebhookService
@@ -131,6 +132,7 @@ def create_app(node: Node, auth: Auth | None = None, apps: Sequence[MountedApp] 
     app.include_router(api_router(auth, node.webhooks.emit))
     app.include_router(webhooks.router())
     app.include_router(admin_streams_router(auth, node))
+    app.include_router(recordings_router(auth, node))
     node.metrics.count_refusals(auth.refusals)
     app.include_router(metrics_router(node))
     app.include_router(examples_router())

@@ -13,6 +13,7 @@ from hubbub.control import messages
 from hubbub.control.coordination import Coordinator, SingleNode
 from hubbub.control.events import EventHub
 from hubbub.control.metrics import NodeMetrics
+from hubbub.control.recordings import create_recordings
 from hubbub.control.stream_stats import RateMeter
 from hubbub.control.webhooks import Webhooks
 from hubbub.ingest.rtmp import RtmpServer
@@ -47,6 +48,8 @@ class Node:
         self.webhooks = Webhooks(config.webhooks)
         """Webhooks to the operator's backend: `emit(type, event, data)` only enqueues (never
         awaits or raises); control/webhooks/, docs/WEBHOOKS.md."""
+        self.recordings = create_recordings(self)
+        """Server-side recording (recording/, control/recordings.py)."""
         self.rtmp: RtmpServer | None = None
         """RTMP ingest (control/rtmp.py `attach_rtmp`), started and stopped with the node."""
         self._ticker: asyncio.Task[None] | None = None
@@ -76,6 +79,7 @@ class Node:
     async def stop(self) -> None:
         if self.rtmp is not None:
             await self.rtmp.close()  # encoders' sources unpublish while the sfu still runs
+        await self.recordings.close()  # files finished before the media stops
         await self.coordinator.stop()
         if self._ticker is not None:
             self._ticker.cancel()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.negotiate import answer_offer, stream_for
+from hubbub.control.recordings import record_if_granted
 from hubbub.control.session import Session, new_id
 from hubbub.media import rtp, sdp
 from hubbub.media.transport import TransportState, WebRtcTransport
@@ -140,6 +141,8 @@ class PublisherSession(Session):
             transport.on_rtp = source.on_rtp
             transport.on_rtcp = source.on_rtcp
             self.node.coordinator.source_published(self.stream, source)
+            record_if_granted(self.node, self.stream, source,
+                              self.grant is not None and self.grant.record)
             self.node.metrics.joined("publish", self._asked_at)
         elif state in (TransportState.FAILED, TransportState.CLOSED):
             if state is TransportState.FAILED:

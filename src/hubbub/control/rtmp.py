@@ -41,6 +41,7 @@ from hubbub import logs
 from hubbub.control import messages
 from hubbub.control.auth import credentials
 from hubbub.control.auth.jwts import PUBLISH, Grant, TokenRejected
+from hubbub.control.recordings import record_if_granted
 from hubbub.ingest.aac_opus import AacToOpus
 from hubbub.ingest.h264_rtp import H264Packetizer
 from hubbub.ingest.rtmp import (
@@ -117,7 +118,9 @@ class RtmpIngest:
             if verdict is not None and not verdict.multisource:
                 return Refusal("hubbub: sourceId not allowed by token: multisource publishing "
                                "is not enabled", BAD_NAME)
-        return RtmpPublication(self.node, name, source_id, request)
+        publication = RtmpPublication(self.node, name, source_id, request)
+        publication.record = verdict is not None and verdict.record
+        return publication
 
     async def _grant(self, name: str, token: str | None, ip: str) -> Grant | Refusal | None:
         """The token's Grant for stream `name`, None without one under --allow-any-stream."""
@@ -183,6 +186,7 @@ class RtmpPublication:
         self.source: Source | None = None
         self._interest: Interest | None = node.coordinator.interest(name, "publish")
         self._ended = False
+        self.record = False  # the token's `record` flag (control/recordings.py)
         self._expect_video = True
         self._expect_audio = True
         self.avc: AvcConfig | None = None
@@ -301,6 +305,7 @@ class RtmpPublication:
         source.on_replaced = self.replaced
         self.node.hub.bind_source(source, self)  # the admin API and the cluster can end it
         self.node.coordinator.source_published(self.stream, source)
+        record_if_granted(self.node, self.stream, source, self.record)
         log.info("rtmp publish stream=%s source=%s from %s: %s", self.name, self.source_id,
                  self.request.peer[0],
                  ", ".join(f"{t.codec} {t.fmtp.rpartition('=')[2]}" if t.kind == "video"
