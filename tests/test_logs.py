@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import logging
 
-from hubbub.logs import MAX_MESSAGE, BoundedFormatter, FloodFilter, clip
+from hubbub import logs
+from hubbub.logs import (
+    MAX_MESSAGE,
+    BoundedFormatter,
+    ContextFilter,
+    FloodFilter,
+    JsonFormatter,
+    clip,
+    context,
+)
 
 
 def test_clip_escapes_and_truncates() -> None:
@@ -57,3 +68,71 @@ def test_a_repeated_cause_is_logged_a_few_times_then_counted() -> None:
     last = out.getvalue().splitlines()[-1]
     assert last == ("INFO command refused: again [and 997 more like this in the previous "
                     "60 s, not logged]")
+
+
+def json_logger() -> tuple[logging.Logger, io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger(f"test-logs-json-{id(out)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger, out
+
+
+def test_text_lines_end_with_the_session_context_as_key_value() -> None:
+    logger, out = logger_with(ContextFilter())
+    with context(stream="demo", peer="192.0.2.7:5000"):
+        logs.bind(source="cam\nFAKE")  # client-supplied: escaped like the message
+        logger.info("publish %s", "pub-1")
+    logger.info("after the session")
+    assert out.getvalue().splitlines() == [
+        "INFO publish pub-1 stream=demo source=cam\\nFAKE peer=192.0.2.7:5000",
+        "INFO after the session",
+    ]
+
+
+async def test_each_task_has_its_own_context() -> None:
+    logger, out = logger_with(ContextFilter())
+
+    async def session(name: str, started: asyncio.Event, other: asyncio.Event) -> None:
+        logs.bind(stream=name)
+        started.set()
+        await other.wait()
+        logger.info("line of %s", name)
+
+    a, b = asyncio.Event(), asyncio.Event()
+    await asyncio.gather(session("one", a, b), session("two", b, a))
+    assert sorted(out.getvalue().splitlines()) == ["INFO line of one stream=one",
+                                                   "INFO line of two stream=two"]
+
+
+def test_json_lines_are_objects_with_the_context_as_keys() -> None:
+    logger, out = json_logger()
+    with context(stream="demo", viewer="sub-1", peer="[::1]:5000"):
+        logger.info("view pinned=%s", "x\n" * 5000)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("command failed")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = map(json.loads, lines)
+    assert first["level"] == "INFO" and first["logger"].startswith("test-logs-json")
+    assert (first["stream"], first["viewer"], first["peer"]) == ("demo", "sub-1", "[::1]:5000")
+    assert "source" not in first and "context" not in first
+    assert first["time"].endswith("Z") and first["time"][10] == "T"
+    assert first["message"].startswith("view pinned=x\\nx\\n")  # escaped as in text
+    assert len(first["message"]) < MAX_MESSAGE + 100
+    assert "ValueError: boom" in second["exc_info"]
+
+
+def test_json_lines_are_flood_filtered_too() -> None:
+    logger, out = json_logger()
+    logger.handlers[0].addFilter(FloodFilter(burst=2, interval=60))
+    for i in range(100):
+        logger.info("command refused: %s", f"bad JSON {i}")
+    assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
+        "command refused: bad JSON 0", "command refused: bad JSON 1"]

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -106,6 +107,12 @@ class JsonFormatter(_JsonFormatter):
                          rename_fields={"asctime": "time", "levelname": "level",
                                         "name": "logger"},
                          reserved_attrs=[*_RESERVED, "context", *FIELDS])
+
+    def formatTime(self, record: logging.LogRecord,  # noqa: N802 (logging API)
+                   datefmt: str | None = None) -> str:
+        # RFC 3339 in UTC, what log pipelines parse without configuration.
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         log_data["message"] = clip(log_data.get("message", ""), MAX_MESSAGE)
