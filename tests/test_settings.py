@@ -244,3 +244,13 @@ def test_config_show_masks_secrets_and_loads_back(
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--version"], capsys)
     assert (code, out.strip()) == (0, f"hubbub {version('hubbub')}")
+
+
+def test_the_sample_config_file_loads() -> None:
+    sample = Path(__file__).resolve().parents[1] / "deploy" / "hubbub.toml"
+    config = config_of(["--config", str(sample)])
+    assert config.media.announced_ips == ["203.0.113.10"]
+    assert config.auth.data_dir == "/var/lib/hubbub"
+    assert config.log_format == "json"
+    assert config.sfu.multiplexer.hold == 1.0 and config.sfu.video_cache_size == 1024
+    assert config.recording.directory == "recordings"
