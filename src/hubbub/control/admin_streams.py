@@ -98,7 +98,7 @@ def admin_streams_router(auth: Auth, node: Node) -> APIRouter:
     ) -> JSONResponse:
         """One stream: its sources, tracks, bitrates, loss, viewers per node and uptime."""
         require_admin(request)
-        stream = node.streams.get(node.strip_account(stream_name))
+        stream = node.streams.get(stream_name)
         if stream is None:
             raise ApiError(404, f"Not Found: no stream {stream_name!r} on this node")
         return success(stream_stats(node, stream, node.rates).model_dump())

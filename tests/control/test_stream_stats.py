@@ -1,0 +1,98 @@
+"""GET /api/streams and /api/streams/{name} in-process: the admin secret, 404, what a live
+stream reports (sources, tracks, codec, bitrate, loss, viewers, uptime) and the OpenAPI schema.
+tests/e2e/test_metrics_e2e.py asks a real server about a real Opus publisher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from tests.control.test_metrics import ADMIN, Env, make_env
+from tests.sfu.fakes import (
+    FakeSink,
+    audio_packet,
+    audio_params,
+    down_audio,
+    video_packet,
+    video_params,
+)
+
+from hubbub.control.stream_stats import StreamStats
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest_asyncio.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async for made in make_env(tmp_path):
+        yield made
+
+
+async def get(env: Env, path: str) -> dict[str, Any]:
+    reply = await env.client.get(path, headers=ADMIN_HEADERS)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    assert body["status"] == "success"
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_the_admin_secret_is_required(env: Env) -> None:
+    for path in ("/api/streams", "/api/streams/room"):
+        assert (await env.client.get(path)).status_code == 401
+        reply = await env.client.get(path, headers={"Authorization": "Bearer wrong"})
+        assert reply.status_code == 401
+
+
+async def test_an_unknown_stream_is_404(env: Env) -> None:
+    reply = await env.client.get("/api/streams/nobody", headers=ADMIN_HEADERS)
+    assert reply.status_code == 404
+    assert reply.json()["status"] == "fail"
+    assert await get(env, "/api/streams") == {"streams": []}
+
+
+async def test_a_live_stream_reports_its_sources_tracks_and_viewers(env: Env) -> None:
+    node = env.node
+    node.rates.stop()  # the test takes the samples, one second apart
+    stream = node.streams.get_or_create("room")
+    source = stream.publish("mic", [audio_params(), video_params()], FakeSink())
+    stream.add_viewer([down_audio()], FakeSink())
+    node.rates.sample(node, 100.0)
+    # One second of Opus (50 packets of 20 ms) with 2 lost, and a VP8 keyframe.
+    for seq in range(52):
+        if seq not in (10, 11):
+            source.on_rtp(audio_packet(seq, seq * 960))
+    source.on_rtp(video_packet(0, 0, key=True))
+    node.rates.sample(node, 101.0)
+
+    data = await get(env, "/api/streams/room")
+    StreamStats.model_validate(data)
+    assert data["streamName"] == "room" and data["live"] is True
+    assert data["uptime"] >= 0
+    assert data["viewers"] == {"total": 1, "nodes": {node.cluster_id: 1}}
+    (mic,) = data["sources"]
+    assert mic["sourceId"] == "mic" and mic["uptime"] >= 0 and mic["started"] > 1.7e9
+    audio, video = mic["tracks"]
+    assert (audio["kind"], audio["codec"], audio["packets"]) == ("audio", "opus", 50)
+    assert audio["packetsLost"] == 2
+    assert audio["fractionLost"] == round(2 / 52, 4)
+    packet_bits = len(audio_packet(0, 0)) * 8
+    assert audio["bitrate"] == 50 * packet_bits
+    assert audio["layers"] == []
+    assert (video["kind"], video["codec"], video["packets"]) == ("video", "VP8", 1)
+
+    listed = await get(env, "/api/streams")
+    assert [s["streamName"] for s in listed["streams"]] == ["room"]
+
+
+async def test_the_replies_are_described_in_openapi(env: Env) -> None:
+    spec = (await env.client.get("/openapi.json")).json()
+    one = spec["paths"]["/api/streams/{stream_name}"]["get"]
+    listed = spec["paths"]["/api/streams"]["get"]
+    assert {"200", "401", "404"} <= set(one["responses"])
+    assert "200" in listed["responses"]
+    schemas = spec["components"]["schemas"]
+    assert {"StreamStats", "SourceStats", "TrackStats", "LayerStats"} <= set(schemas)
+    assert "bitrate" in schemas["TrackStats"]["properties"]
