@@ -13,14 +13,13 @@ The viewer's page (the SDK, 430 KB) is loaded before the limit is set.
 Steps, each measured on the viewers' inbound-rtp (`frameWidth`, `framesDecoded`, Chromium's
 `freezeCount`/`totalFreezesDuration`) and printed:
 1. at about 300 kbit/s the limited viewer gets the 320x180 layer with few freezes; the
-   unlimited one the 1280x720 layer;
+   unlimited one the 1280x720 layer (while the publisher sends it);
 2. the limit lifted, the limited viewer moves up (a larger frameWidth) within 10 s;
-3. the limit set again, it moves down to 320 within 3 s without a freeze over 1 s.
+3. the limit set again, it moves down to 320 within 3 s without a freeze over 1 s, and
+   stays there.
 
-Steps 1 and 3 are strict; step 2 fails if the viewer never moves up and is reported as
-xfail when it takes over 10 s (seen once in CI, see there). Should step 2 leave the viewer
-on the low layer, step 3 measures the move down from a new View in "v" that started
-unlimited and reached the top layer, so both figures are reported.
+Should step 2 leave the viewer on the low layer, step 3 measures the move down from a new
+View in "v" that started unlimited and reached the top layer, so both figures are reported.
 
 The tests share one network, server, publisher and both viewers (module scope, and so the
 module's event loop: NetnsBrowser's Playwright connection belongs to the loop that started it)
@@ -93,6 +92,9 @@ hubbub forwards only its VP8 temporal layer 0, about a quarter of the frames."""
 TOP_WAIT = 25.0  # s from the lift the viewer gets to reach the top layer before step 3
 PUBLISHER_RAMPED = 2_000_000  # bit/s: the top encoding's targetBitrate once Chromium ramped up
 RAMP_WAIT = 15.0  # s
+TOP_GRACE = 3.0  # s the top layer is live before the unlimited viewer must be on it (keyframe,
+# probe, UPGRADE_HOLD)
+MIN_JUDGED = 20  # samples (2 s) of that in the window, for its share to be judged
 STEADY = 4.0  # s a new View plays the top layer before the limit is set again
 RAMPED = """async (bps) => Object.values(await sdk.outbound('p')).some((m) => m.kind === 'video'
     && m.layers.some((x) => x.frameWidth === 1280 && x.targetBitrate >= bps))"""
@@ -336,6 +338,38 @@ async def sending_now(publisher: Page) -> list[tuple[Any, ...]]:
              x.get("qualityLimitationReason")) for x in video["layers"]]
 
 
+TOP_TIMELINE = """(width) => sdk.log('v')
+    .filter((e) => e.what === 'event' && e.data.name === 'layers')
+    .map((e) => ({at: e.at, top: Object.values(e.data.data.medias).some(
+        (m) => m.active.some((x) => x.width === width))}))"""
+
+
+async def top_live_since(page: Page) -> list[tuple[float, float | None]]:
+    """From the viewer's `layers` events: (page ms, since when the top layer has been live
+    without a break, or None while it is not) at each event."""
+    events_: list[Json] = await page.evaluate(TOP_TIMELINE, TOP)
+    out: list[tuple[float, float | None]] = []
+    since: float | None = None
+    for ev in events_:
+        since = (since if since is not None else ev["at"]) if ev["top"] else None
+        out.append((ev["at"], since))
+    return out
+
+
+def top_share_while_live(history: list[Json], timeline: list[tuple[float, float | None]],
+                         start: float, end: float) -> tuple[float | None, int]:
+    """Of the samples in [start, end] taken while the top layer had been live for TOP_GRACE,
+    the share on it (None if none was), and how many there were."""
+    judged = []
+    for s in history:
+        if not start <= s["at"] <= end:
+            continue
+        since = next((live for at, live in reversed(timeline) if at <= s["at"]), None)
+        if since is not None and s["at"] - since >= TOP_GRACE * 1000:
+            judged.append(s["width"] == TOP)
+    return (round(sum(judged) / len(judged), 2) if judged else None), len(judged)
+
+
 async def layer_rates(page: Page) -> list[list[tuple[Any, ...]]]:
     """(id, width, bitrate) of the active layers in the last three `layers` events."""
     got = await events(page, "layers")
@@ -369,6 +403,12 @@ async def test_a_viewer_at_300_kbits_gets_the_low_layer_and_an_unlimited_one_the
                                  top_history[-1]["at"])
     top_trace = trace(top_history, top_history[-1]["at"] - OBSERVE * 1000, top_history[-1]["at"],
                       top_history[-1]["at"] - OBSERVE * 1000)
+    timeline = await top_live_since(unlimited)
+    top_share, judged = top_share_while_live(top_history, timeline,
+                                             top_history[-1]["at"] - OBSERVE * 1000,
+                                             top_history[-1]["at"])
+    recent_live = [(round((top_history[-1]["at"] - at) / 1000, 1), live is not None)
+                   for at, live in timeline[-6:]]
     settling = trace(history, scene.connected_at, start, scene.connected_at)
     report = (f"\nlimited ({LIMIT_KBIT} kbit/s): on {LOW} {took:.1f} s after connecting "
               f"(first widths {[s['width'] for s in history if s['at'] > scene.connected_at][:1]}"
@@ -378,7 +418,9 @@ async def test_a_viewer_at_300_kbits_gets_the_low_layer_and_an_unlimited_one_the
               f"{[(x['frameWidth'], x.get('targetBitrate')) for x in scene.sending]} when the "
               f"viewers joined, now "
               f"{await sending_now(scene.publisher)}; {shaper.stats()}; unlimited: (s, width, "
-              f"decoded, freezes) {top_trace}; layers {await layer_rates(unlimited)}")
+              f"decoded, freezes) {top_trace}; layers {await layer_rates(unlimited)}; top layer "
+              f"live at (s before the end, live) {recent_live}"
+              f"; on top while it was live {top_share} of {judged} samples")
     print(report)
     assert figures["widths"] == [LOW], report
     assert figures["freezeCount"] <= MAX_FREEZES, report
@@ -388,8 +430,13 @@ async def test_a_viewer_at_300_kbits_gets_the_low_layer_and_an_unlimited_one_the
     assert figures["fps"] >= MIN_FPS, report
     # The unlimited viewer's own link is loopback, but its estimate sees the load of three
     # Chromiums on two cores as delay: a dip to 640 for a second was seen in 1 of 7 runs.
-    # It must be on the top layer at the end and for most of the window.
-    assert top_figures["topShare"] >= 0.8 and top_history[-1]["width"] == TOP, report
+    # It is judged only while the publisher sends the top layer: under that load Chromium's
+    # own adaptation pauses it (seen in CI: 1280 absent from `layers` for 8 s of the window).
+    if judged >= MIN_JUDGED:
+        assert top_share is not None and top_share >= 0.8, report
+    # At the end on the top layer, or (the publisher paused it) back on it soon.
+    if top_history[-1]["width"] != TOP:
+        await wait_width(unlimited, TOP, TOP_WAIT, f"the unlimited viewer{report}")
 
 
 async def test_lifting_the_limit_moves_the_viewer_up_within_10_s(
@@ -412,12 +459,10 @@ async def test_lifting_the_limit_moves_the_viewer_up_within_10_s(
               f"{took_top} s; (s, width, decoded, freezes) "
               f"{trace(history, lifted - 1000, history[-1]['at'], lifted)}")
     print(report)
-    assert took_up is not None, f"never moved up: {report}"
-    if took_up > UP_LIMIT:
-        # 4.3-7.8 s in 8 runs here and in one clean CI run, 14.4 s in the next CI run (a
-        # loaded machine: the viewer decoded ~10 fps). Reported, not failed, until that is
-        # understood (issue 17 stays open for it); never moving up fails above.
-        pytest.xfail(f"up after {took_up:.1f} s, over {UP_LIMIT} s: {report}")
+    # (4.3-7.8 s, and 14.4 s once in CI, while a probe's result waited out the 1 s probe
+    # timeout and its padding fell short of the target whenever fewer temporal layers were
+    # forwarded than the layer's bitrate assumed.)
+    assert took_up is not None and took_up <= UP_LIMIT, report
 
 
 async def test_lowering_it_again_moves_the_viewer_down_within_3_s_without_a_freeze(
@@ -449,8 +494,11 @@ async def test_lowering_it_again_moves_the_viewer_down_within_3_s_without_a_free
               f"{took} s; from the limit to 2 s after the move {figures}; (s, width, decoded, "
               f"freezes) {trace(history, lowered - 1000, end, lowered)}; {shaper.stats()}")
     print(report)
-    assert took is not None, f"never down to {LOW}: {report}"
+    assert took is not None and down is not None, f"never down to {LOW}: {report}"
     # (Slower than 3 s, or a freeze over 1 s, in 5 of 15 loaded runs until NACKs for the
     # layer left behind stopped being answered: they flooded the narrowed path.)
     assert took <= DOWN_LIMIT, report
     assert max(figures["longestGap"], figures["longestFreeze"]) <= FREEZE_LIMIT, report
+    # ... and it stays there (a probe that left as a burst once read 1.5 Mb/s through the
+    # 0.3 Mb/s link and took it back up to 1280 for half a second).
+    assert window_figures(history, down["at"], end)["widths"] == [LOW], report

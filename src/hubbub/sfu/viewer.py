@@ -24,11 +24,13 @@ QUEUE_DOWNGRADE = 0.1  # ... and the bottleneck queue stays under this (seconds)
 PROBE_INTERVAL = 3.0  # seconds between probes of one viewer's path
 # ... doubled after each probe the path did not carry, up to this: a viewer on a small layer
 # sends too little to show more capacity any other way (libwebrtc probes an application-
-# limited path every 5 s).
-PROBE_MAX_INTERVAL = 6.0
+# limited path every 5 s). A wider path is found no later than this after it widened.
+PROBE_MAX_INTERVAL = 4.0
 PROBE_AGAIN_ABOVE = 1.1  # ... but reset once the estimate exceeds a failed probe's rate so
 PROBE_FURTHER = 0.5  # seconds after a probe the path carried before the next one
 PROBE_SETTLE = 1.5  # seconds in which a queue is taken for the probe's, not congestion
+PROBE_PADDING_SIZE = PADDING_BYTES + 24  # as the send history counts it: RTP header and all
+MEDIA_HEADER_BYTES = 28  # RTP header and extensions of a forwarded packet, about
 
 
 def _larger(a: Track, b: Track) -> bool:
@@ -76,10 +78,14 @@ class Viewer:
         self._upgrade_since: dict[str, float] = {}  # mid -> since when a larger layer fits
         # Probing before moving up (sfu/bwe/probe.py): padding still to send for the cluster
         # under way, the transport seqs that carried probe padding, the next probe's time.
-        self._probe_packets = 0  # padding packets in the cluster under way
-        self._probe_sent = 0  # ... of them sent
-        self._probe_rate = 0.0  # ... paced at this many per second (`pace`)
+        self.probing = False
+        """A probe cluster is under way: `pace` it."""
+        self._probe_sent = 0  # padding packets sent in it
         self._probe_start = 0.0
+        self._probe_bytes_per_s = 0.0  # its target rate ...
+        self._probe_duration = 0.0  # ... over this long
+        self._probe_media_start = 0  # `_media_bytes` when it started
+        self._probe_min_padding = 0
         # Every packet sent in the probe's window is part of it (media first, padding to make
         # up the rate: as libwebrtc's pacer fills a cluster), so what arrives is the path's.
         self._probe_window = (float("inf"), float("-inf"))
@@ -87,6 +93,8 @@ class Viewer:
         self._probe_backoff = PROBE_INTERVAL
         self._probe_sent_at = float("-inf")
         self._last_probe: tuple[ProbeResult, float] | None = None  # result, when
+        self.choose_at = float("inf")
+        """A layer choice due before the Stream's next one: the probe after a carried one."""
         # Downlink bandwidth estimate (sfu/bwe), only for viewers with video: from the
         # viewer's transport-cc feedback on transport-wide seqs we stamp, or its REMB. The
         # estimator (~250 KB of send history) is made when there are layers to choose from.
@@ -171,6 +179,8 @@ class Viewer:
         """Follow each simulcast video's best layer; the `layers` events due: (mid, entry)
         for a mid whose active layers changed, or every `resend_after` seconds."""
         due: list[tuple[str, dict[str, object]]] = []
+        if now >= self.choose_at:
+            self.choose_at = float("inf")
         for down in (self.main_video, *self.projected.values()):
             if down is None or down.kind != "video":
                 continue
@@ -267,39 +277,45 @@ class Viewer:
         self._next_probe = now + self._probe_backoff
         if cluster is not None:
             self._probe_sent_at = now
-            # Padding at the target rate over the cluster's duration, paced (`pace`): a burst
-            # would overflow a shallow bottleneck queue and read as a path that cannot carry it.
-            size = PADDING_BYTES + 24  # as the send history counts it: RTP header and all
-            media = (track.bitrate if down.track is track else 0) + audio
-            # 5 % over: the media rate is last second's, and the cluster must not fall short.
-            padding_bps = max(0.25 * cluster.target_bps, 1.05 * cluster.target_bps - media)
-            wanted = int(padding_bps * cluster.duration / 8) // size + 1
-            self._probe_packets = max(cluster.min_packets, wanted)
-            self._probe_rate = padding_bps / 8 / size
+            self._probe_bytes_per_s = cluster.target_bps / 8
+            self._probe_duration = cluster.duration
             self._probe_window = (float("inf"), float("-inf"))
             self._probe_sent = 0
             self._probe_start = now
+            self._probe_media_start = self._media_bytes()
+            self._probe_min_padding = cluster.min_packets
+            self.probing = True
             self.pace(now)
 
-    @property
-    def probing(self) -> bool:
-        """Probe padding is still to be sent (`pace` it)."""
-        return self._probe_sent < self._probe_packets
+    def _media_bytes(self) -> int:
+        """Bytes of media sent to this viewer so far, as the send history counts them."""
+        return sum(d.octets_sent + MEDIA_HEADER_BYTES * d.packets_sent for d in self.down_tracks)
 
     def pace(self, now: float) -> bool:
-        """Send the probe padding due by `now` at the cluster's rate; True while some is left.
-        Called every tick, and by control's pacer every few ms while a probe is under way."""
+        """Make up the probe's rate with padding: every packet sent in its window counts, the
+        media first (libwebrtc's pacer fills a cluster likewise), so the padding is what the
+        media left short by `now`, one packet ahead. True while the probe runs. Called every
+        tick, and by control's pacer every 5 ms while a probe is under way: a burst would
+        overflow a shallow bottleneck queue and read as a path that cannot carry it."""
         if not self.probing:
             return False
         down = self.main_video
-        due = min(self._probe_packets, 1 + int((now - self._probe_start) * self._probe_rate))
-        while self._probe_sent < due:
+        elapsed = min(now - self._probe_start, self._probe_duration)
+        media = self._media_bytes() - self._probe_media_start
+        due = self._probe_bytes_per_s * elapsed + PROBE_PADDING_SIZE
+        sent = media + self._probe_sent * PROBE_PADDING_SIZE
+        done = elapsed >= self._probe_duration
+        while sent < due or (done and self._probe_sent < self._probe_min_padding):
             if self.closed or down is None or not down.send_padding(1):
-                self._probe_packets = 0  # nothing to carry it (idle, closed): drop the probe
+                self.probing = False  # nothing to carry it (idle, closed): drop the probe
                 return False
             self._probe_sent += 1
-            first, _ = self._probe_window
-            self._probe_window = (min(first, now), now)
+            sent += PROBE_PADDING_SIZE
+        if self._probe_sent:
+            # Up to after the send: the sink stamps each packet as it leaves, after `now`.
+            self._probe_window = (min(self._probe_window[0], now), self._clock())
+        if done:
+            self.probing = False
         return self.probing
 
     def _probed(self, bps: float, now: float) -> bool:
@@ -375,6 +391,8 @@ class Viewer:
         first, last = self._probe_window
         for seq, size, sent_at in sent:
             estimator.on_packet_sent(seq, size, sent_at, first <= sent_at <= last)
+        if not self.probing:
+            estimator.probe_sent()  # paced out in full: every packet of it is noted above
         try:
             feedback = rtcp.TransportCC.parse(packet)
         except ValueError:
@@ -382,12 +400,16 @@ class Viewer:
             return
         result = estimator.on_feedback(feedback, now)
         if result is not None:
+            down = self.main_video
             self._last_probe = (result, now)
             if not result.congested:
                 # Carried: climb on (the next probe aims at what the next layer needs, at
                 # most twice the new estimate) instead of waiting out a backoff set earlier.
                 self._probe_backoff = PROBE_INTERVAL
                 self._next_probe = min(self._next_probe, now + PROBE_FURTHER)
+                self.choose_at = self._next_probe
+            if down is not None:
+                self._choose_layer(down, now)  # a move up the probe allows, now
 
     def _choosing_layers(self) -> bool:
         """A video with simulcast layers whose choice is automatic: only then does the

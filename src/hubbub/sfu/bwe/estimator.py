@@ -262,6 +262,12 @@ class DownlinkEstimator:
         self._probe = ProbeTracker(cluster)
         return cluster
 
+    def probe_sent(self) -> None:
+        """The sender has sent the whole cluster (and noted every packet): judge it once its
+        packets are reported, not at the probe timeout."""
+        if self._probe is not None and self._probe.sent > 0:
+            self._probe.complete = True
+
     @property
     def probe_active(self) -> ProbeCluster | None:
         """The cluster that still wants packets flagged `probe=True`, if any."""
