@@ -254,3 +254,13 @@ def test_the_sample_config_file_loads() -> None:
     assert config.log_format == "json"
     assert config.sfu.multiplexer.hold == 1.0 and config.sfu.video_cache_size == 1024
     assert config.recording.directory == "recordings"
+
+
+def test_the_file_from_hubbub_config_and_other_hubbub_vars_left_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBBUB_CONFIG", write(tmp_path, "hubbub.yml", "media_port: 11500\n"))
+    monkeypatch.setenv("HUBBUB_URL", "ws://127.0.0.1:8080")  # the client's, not a setting
+    monkeypatch.setenv("HUBBUB_SFU", '{"audio_cache_size": 256}')  # a whole table as JSON
+    config = config_of([])
+    assert config.media.port == 11500
+    assert config.sfu.audio_cache_size == 256
