@@ -88,7 +88,7 @@ def download(srv: RunningServer, info: dict[str, Any], tmp_path: Path) -> Path:
     assert reply.status_code == 200
     assert reply.headers["content-type"] == info["mediaType"]
     assert int(reply.headers["content-length"]) == info["size"]
-    path = tmp_path / info["file"]
+    path = tmp_path / str(info["file"])
     path.write_bytes(reply.content)
     return path
 
