@@ -3,7 +3,8 @@
 `Flags(parser)` takes the serve parser once all its flags exist: it keeps each flag's default for
 the settings model and then sets argparse's to SUPPRESS, so a parse holds only the flags the user
 gave. `resolve` layers them over pydantic-settings' env source, the file and the defaults, and
-returns the argparse Namespace that `serve` always used, plus `sfu` (the SfuConfig).
+returns the argparse Namespace that `serve` always used, plus one dataclass per table (`sfu`:
+the SfuConfig, `webhooks`, `recording`), validated by pydantic (their __post_init__ included).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ServeSettings(BaseSettings):
 
 
 class Flags:
+    """The settings of one parser (`hubbub serve`, `hubbub config show`): `fields` by key."""
+
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         actions = list(setting_actions(parser))
         self.fields = {action.dest: field_for(action) for action in actions} | table_fields()
@@ -62,7 +65,7 @@ class Flags:
             action.default = argparse.SUPPRESS
 
     def resolve(self, given: argparse.Namespace) -> argparse.Namespace:
-        """Every setting's value, with `sfu`; SettingsError says which one is wrong."""
+        """Every setting's value; SettingsError says which one is wrong and where it came from."""
         path: str | None = getattr(given, "config", None)
         file = read(path) if path else {}
         model = self.model()
