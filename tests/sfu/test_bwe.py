@@ -23,6 +23,7 @@ from hubbub.sfu.bwe import (
     SendHistory,
     Usage,
 )
+from hubbub.sfu.bwe.probe import ProbeCluster, ProbeTracker
 from tests.sfu.bwe_sim import Link, Sim, Trace, first_time, settle_time
 
 MBPS = 1_000_000
@@ -316,3 +317,35 @@ def test_a_probe_that_left_late_is_not_held_against_the_path() -> None:
     assert result(3_000_000, 600_000).congested  # the path carried 60 % of the target
     assert result(500_000, 300_000).congested  # ... or less than it was given
     assert result(1_000_000, 1_000_000, fraction=0.8).congested  # lost
+
+
+def test_a_paced_probe_is_judged_once_sent_in_full_and_a_burst_measures_nothing() -> None:
+    """A cluster paced over its duration has its last packet just before the duration is up:
+    judged on the sender's word (`DownlinkEstimator.probe_sent`), not at the 1 s timeout. One
+    that left as a burst has no send rate, so it is neither a capacity sample nor a failure."""
+    cluster = ProbeCluster(1, 1_000_000, 0.1, 5)
+    paced = ProbeTracker(cluster)
+    for i in range(10):  # 1250 B every 10 ms: 1 Mb/s, the last packet at 90 ms
+        paced.on_sent(1250, i * 0.01)
+        paced.on_received(1250, 0.02 + i * 0.01)
+    assert paced.sending  # its duration is not up ...
+    paced.complete = True  # ... but the sender sent all of it
+    assert not paced.sending
+    carried = paced.result()
+    assert carried.send_bps == pytest.approx(1_000_000) and carried.delivered
+
+    burst = ProbeTracker(cluster)
+    for i in range(10):  # all within 9 ms (a late loop), spread by the path to 2 Mb/s
+        burst.on_sent(1250, i * 0.001)
+        burst.on_received(1250, 0.02 + i * 0.005)
+    burst.complete = True
+    nothing = burst.result()
+    assert nothing.bps == 0.0 and not nothing.congested and not nothing.delivered
+
+    est = DownlinkEstimator(BweConfig(start_bps=500_000))
+    assert est.probe_request(1_000_000) is not None
+    est.probe_sent()  # nothing sent yet: the probe stays open
+    assert est.probe_active is not None
+    est.on_packet_sent(1, 1250, 0.0, probe=True)
+    est.probe_sent()
+    assert est.probe_active is None  # sent in full: no more packets are flagged into it

@@ -1,6 +1,6 @@
 """The whole downlink loop in process: a simulcast publisher's three layers, one viewer behind a
 simulated bottleneck (tests/sfu/bwe_sim.py's Link) that sends real transport-cc feedback every
-100 ms. The viewer settles on the largest layer the link carries, moves up within 10 s of the
+100 ms. The viewer settles on the largest layer the link carries, moves up within 6 s of the
 link widening (a probe, then the switch), down within 3 s of it narrowing, and does not
 oscillate in between."""
 
@@ -138,7 +138,8 @@ def test_the_viewer_follows_the_link_up_and_down_without_oscillating() -> None:
     widened = clock.now
     run(12)
     up = next((t for t, i in history if t > widened and i == 2), None)
-    assert up is not None and up - widened <= 10, (history, viewer.estimator.estimate_bps)
+    # The next probe is at most PROBE_MAX_INTERVAL (4 s) away, then two carried probes.
+    assert up is not None and up - widened <= 6, (history, viewer.estimator.estimate_bps)
     assert down.padding_sent > 0, "no probe before the upgrade"
 
     link.capacity = 350_000  # and narrows
