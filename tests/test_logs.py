@@ -136,3 +136,23 @@ def test_json_lines_are_flood_filtered_too() -> None:
         logger.info("command refused: %s", f"bad JSON {i}")
     assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
         "command refused: bad JSON 0", "command refused: bad JSON 1"]
+
+
+async def test_a_task_started_in_a_session_shows_its_fields_only_if_it_binds() -> None:
+    logger, out = logger_with(ContextFilter())
+
+    async def service() -> None:  # e.g. a webhook sender started by a session's first event
+        logger.info("service line")
+
+    async def helper() -> None:  # e.g. the session's receive loop
+        logs.bind()
+        logger.info("helper line")
+
+    logs.bind(stream="demo", peer="192.0.2.7:5000")
+    await asyncio.gather(asyncio.create_task(service()), asyncio.create_task(helper()))
+    logger.info("session line")
+    assert out.getvalue().splitlines() == [
+        "INFO service line",
+        "INFO helper line stream=demo peer=192.0.2.7:5000",
+        "INFO session line stream=demo peer=192.0.2.7:5000",
+    ]

@@ -6,14 +6,19 @@
   its arguments carried (tracebacks, which only server faults produce, stay multi-line).
 - `FloodFilter`: a cause (logger, level, message template) is logged `burst` times per
   `interval`; further occurrences are counted and reported once per interval.
-- `context(stream=..., source=..., viewer=..., peer=...)`: fields of every line logged while a
-  session runs (a contextvar: each asyncio task has its own copy, so a WebSocket's task and the
-  tasks it starts carry its fields and no other's). `ContextFilter` puts them on each record;
-  text lines end with ` stream=demo peer=203.0.113.7:51234`, JSON lines have them as keys.
+- `bind(stream=..., source=..., viewer=..., peer=...)`: fields of every line the calling task
+  logs from then on (a contextvar, so no other session's task sees them). A task started from
+  it inherits them but shows them only once it calls `bind()` itself: a session's helper task
+  does, while a long-lived service task that happened to be started inside a session (a webhook
+  sender, a recording watcher) must not log as that session. `ContextFilter` puts them on each
+  record; text lines end with ` stream=demo peer=203.0.113.7:51234`, JSON lines have them as
+  keys. A line about another session (an event sent to a viewer from a publisher's task) shows
+  the task's session: name the other one in the message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import threading
@@ -46,35 +51,51 @@ def clip(value: object, limit: int = 120) -> str:
 FIELDS = ("stream", "source", "viewer", "peer")
 """Context fields, in the order text lines show them."""
 
-_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "log_context", default=MappingProxyType({}))
+_NONE: Mapping[str, str] = MappingProxyType({})
+_context: contextvars.ContextVar[tuple[object, Mapping[str, str]]] = contextvars.ContextVar(
+    "log_context", default=(None, _NONE))
+"""(the task that bound the fields, the fields)."""
 
 
 def bind(**fields: object) -> None:
-    """Add `fields` to this task's log context for the rest of it (a session's whole life);
-    None leaves a field out. Values are client-supplied: clipped when formatted."""
-    _context.set({**_context.get(), **_strings(fields)})
+    """Add `fields` (None: left out) to this task's log context for the rest of it, on top of
+    what it inherited. Values are client-supplied: clipped when formatted."""
+    _context.set(_bound(fields))
 
 
 @contextmanager
 def context(**fields: object) -> Iterator[None]:
     """`bind` for a block: the fields are gone again after it."""
-    token = _context.set({**_context.get(), **_strings(fields)})
+    token = _context.set(_bound(fields))
     try:
         yield
     finally:
         _context.reset(token)
 
 
-def _strings(fields: dict[str, object]) -> dict[str, str]:
-    return {key: str(value) for key, value in fields.items() if value is not None}
+def current() -> Mapping[str, str]:
+    """The fields this task shows: those it bound, not those merely inherited."""
+    owner, fields = _context.get()
+    return fields if owner is _task() else _NONE
+
+
+def _bound(fields: dict[str, object]) -> tuple[object, Mapping[str, str]]:
+    new = {key: str(value) for key, value in fields.items() if value is not None}
+    return _task(), {**_context.get()[1], **new}
+
+
+def _task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return None
 
 
 class ContextFilter(logging.Filter):
     """Puts the log context on each record (`record.stream`, ...; also `record.context`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _context.get()
+        fields = current()
         record.context = fields
         for key, value in fields.items():
             setattr(record, key, value)

@@ -90,6 +90,7 @@ async def serve_socket(
 
 
 async def _receive_loop(websocket: WebSocket, node: Node, session: Session) -> None:
+    logs.bind()  # this task carries on the socket's session: its lines show the peer
     limits = _CommandLimits(node)
     while True:
         # The message is passed on, never bound here: a local would keep the last one (a
