@@ -85,7 +85,7 @@ async def test_one_opus_source_and_a_viewer_move_the_counters(srv: RunningServer
         await wait_for(srv, "hubbub_sources", 1)
         await asyncio.sleep(1.0)  # past the first packets' start-up
         first, t0 = await scrape(srv), time.monotonic()
-        await asyncio.sleep(4.0)
+        await asyncio.sleep(5.0)
         second, t1 = await scrape(srv), time.monotonic()
         received = (value(second, "hubbub_packets_received_total", kind="audio")
                     - value(first, "hubbub_packets_received_total", kind="audio"))
