@@ -264,3 +264,9 @@ def test_the_file_from_hubbub_config_and_other_hubbub_vars_left_alone(
     config = config_of([])
     assert config.media.port == 11500
     assert config.sfu.audio_cache_size == 256
+
+
+def test_off_ports_in_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "hubbub.yaml", "rtmp_port: off\nmedia_tcp_port: 'off'\n")
+    config = config_of(["--config", path])
+    assert (config.control.rtmp_port, config.media.tcp_port) == (-1, -1)

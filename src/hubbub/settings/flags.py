@@ -56,6 +56,8 @@ def _through(parse: Any) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if value is None:
             return None
+        if value is False:  # YAML 1.1 reads a bare `off` as false: `rtmp_port: off`
+            value = "off"
         try:
             return parse(str(value))
         except (argparse.ArgumentTypeError, TypeError) as exc:
