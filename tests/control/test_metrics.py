@@ -34,7 +34,8 @@ METRICS_TOKEN = "scrape-token-0123456789"
 # Every name docs/OPERATIONS.md lists (sample names, as the parser reports them).
 DOCUMENTED = {
     "hubbub_info", "hubbub_streams", "hubbub_live_streams", "hubbub_sources", "hubbub_viewers",
-    "hubbub_peer_connections", "hubbub_relays", "hubbub_packets_received_total",
+    "hubbub_peer_connections", "hubbub_relays", "hubbub_relay_links",
+    "hubbub_ice_tcp_connections_total", "hubbub_packets_received_total",
     "hubbub_packets_sent_total", "hubbub_bytes_received_total", "hubbub_bytes_sent_total",
     "hubbub_rtcp_packets_total", "hubbub_srtp_errors_total",
     "hubbub_media_bytes_received_total", "hubbub_nacks_received_total",

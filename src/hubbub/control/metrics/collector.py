@@ -38,6 +38,10 @@ def _by_label(name: str, doc: str, label: str,
     return family
 
 
+def _count(listed: object) -> int:
+    return len(listed) if isinstance(listed, list) else 0
+
+
 class NodeCollector(Collector):
     """Gauges and counters of one Node (and of its Auth's refusals, once attached)."""
 
@@ -80,10 +84,13 @@ class NodeCollector(Collector):
         relays = GaugeMetricFamily("hubbub_relays", "Cluster relays: sources this node pulls "
                                    "from others (in), and feeds it sends to others (out).",
                                    labels=["direction"])
-        pulled = node.coordinator.stats().get("pulled", [])
-        relays.add_metric(["in"], len(pulled) if isinstance(pulled, list) else 0)
+        cluster = node.coordinator.stats()
+        relays.add_metric(["in"], _count(cluster.get("pulled")))
         relays.add_metric(["out"], sum(len(s.relays) for s in streams))
         yield relays
+        yield GaugeMetricFamily("hubbub_relay_links", "SRTP links to other nodes of the "
+                                "cluster (one per peer node in use).",
+                                value=_count(cluster.get("links")))
 
     def _media(self) -> Iterator[Metric]:
         node = self.node
@@ -124,5 +131,7 @@ class NodeCollector(Collector):
         tcp = port.tcp
         for name in TCP_DROP_COUNTERS:
             drops[f"tcp_{name}"] = int(getattr(tcp.stats, name)) if tcp is not None else 0
+        yield _counter("hubbub_ice_tcp_connections", "ICE-TCP connections accepted.",
+                       tcp.stats.accepted if tcp is not None else 0)
         yield _by_label("hubbub_dropped_datagrams", "Datagrams (and ICE-TCP connections or "
                         "frames: tcp_*) the media port dropped, by reason.", "reason", drops)
