@@ -44,6 +44,9 @@ def rtmp_port(value: str) -> int:
     return port
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     """Every flag is also a config-file key and a HUBBUB_* env var (hubbub/settings/): keep
     adding flags here, before the last line."""
@@ -95,7 +98,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         "kept in the data dir",
     )
     parser.add_argument(
-        "--metrics-token", default=os.environ.get("HUBBUB_METRICS_TOKEN", ""),
+        "--metrics-token", default="",
         metavar="TOKEN",
         help="bearer token /metrics requires (env HUBBUB_METRICS_TOKEN); default: /metrics "
         "is open (bind or proxy it privately)",
@@ -216,9 +219,6 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     from hubbub.settings import Flags
 
     parser.set_defaults(flags=Flags(parser))  # last: takes every flag above as a setting
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
