@@ -57,6 +57,15 @@ class TimestampUnwrapper:
             self._last = value
         return value
 
+    def nearest(self, ts: int) -> int:
+        """`ts` unwrapped like `unwrap`, without moving on (an SR's timestamp)."""
+        if self._last is None:
+            return ts
+        delta = (ts - self._last) & 0xFFFFFFFF
+        if delta >= _TS_HALF:
+            delta -= 0x100000000
+        return self._last + delta
+
 
 class ReorderBuffer(Generic[T]):
     """Items by unwrapped sequence number, given back in order.

@@ -5,10 +5,8 @@ consumer of the Source's Tracks; unrecorded streams have none). Per packet: the 
 a dict lookup, the reorder buffer, the depacketizer; a finished frame is one queue put to the
 muxer thread.
 
-Audio/video sync: each track's RTP clock is anchored at its first packet's arrival, relative
-to the first packet of the recording (the feed's DownTracks rebase timestamps on republish,
-so a replaced publisher continues the same timeline). Arrival anchoring is off by the two
-legs' jitter, a few tens of ms; the translated SRs the feed also sends are not used.
+Audio/video sync: by the feed's SRs, else by arrival (`sync.py`). The feed's DownTracks
+rebase timestamps on republish, so a replaced publisher continues the same timeline.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hubbub.media import codecs, rtp
+from hubbub.media import codecs, rtcp, rtp
 from hubbub.recording.depacketize import (
     START_CODE,
     FrameAssembler,
@@ -28,6 +26,7 @@ from hubbub.recording.depacketize import (
     payload_format,
 )
 from hubbub.recording.jitter import ReorderBuffer, TimestampUnwrapper
+from hubbub.recording.sync import Anchor, Timeline
 from hubbub.recording.writer import MediaWriter, StreamSpec
 
 log = logging.getLogger(__name__)
@@ -35,6 +34,8 @@ log = logging.getLogger(__name__)
 VIDEO_REORDER_DEPTH = 128  # packets held past a hole (~1 s of 1 Mbit/s video: NACK retries)
 AUDIO_REORDER_DEPTH = 16  # ~320 ms of 20 ms Opus packets
 OPEN_TIMEOUT = 10.0  # s to wait for every video track's first keyframe before writing without
+SYNC_WAIT = 5.5  # s after the first frame to wait for an SR of every track (browsers send
+# one every 5 s for audio, 1 s for video); frames wait meanwhile, none is lost
 PENDING_LIMIT = 2000  # frames held while waiting (audio first: 40 s of Opus)
 
 Packet = tuple[int, bool, bytes]  # (rtp timestamp, marker, payload)
@@ -49,12 +50,14 @@ class TrackRecorder:
     clock_rate: int
     fmt: PayloadFormat
     request_keyframe: Callable[[], object]
+    has_sender_report: Callable[[], bool] = lambda: True
+    """Whether the feed's SRs carry the publisher's clock yet (before its first SR the feed
+    makes them up from ours, which would tell nothing about sync)."""
     index: int = -1  # stream index in the file; -1 = not in the file
     assembler: FrameAssembler = field(init=False)
     reorder: ReorderBuffer[Packet] = field(init=False)
     timestamps: TimestampUnwrapper = field(default_factory=TimestampUnwrapper)
-    origin: int | None = None  # unwrapped RTP timestamp of the first frame
-    offset: int = 0  # ticks from the recording's start to `origin`
+    anchor: Anchor | None = None  # its clock on the file's timeline (SourceRecorder)
     spec: StreamSpec | None = None  # known once the first (key)frame came
 
     def __post_init__(self) -> None:
@@ -73,7 +76,8 @@ class SourceRecorder:
     """Records the Tracks in `tracks` (by the SSRC their feed sends under) into `path`.
 
     The file is opened when every video track has given its first keyframe (its size, and
-    H.264's SPS/PPS for the container header) or after OPEN_TIMEOUT; frames before that wait.
+    H.264's SPS/PPS for the container header) and every track an SR (or SYNC_WAIT passed), or
+    after OPEN_TIMEOUT; frames before that wait.
     """
 
     def __init__(self, path: str, extension: str, tracks: dict[int, TrackRecorder],
@@ -86,8 +90,9 @@ class SourceRecorder:
         self._warned: set[str] = set()
         self._clock = clock
         self._created = clock()
-        self._start = -1.0  # arrival of the first frame of the recording
-        self._pending: list[tuple[TrackRecorder, bytes, int, bool]] = []
+        self._first_frame = -1.0  # arrival of the first frame of the recording
+        self.timeline = Timeline()
+        self._pending: list[tuple[TrackRecorder, int, bytes, bool]] = []
         self.closed = False
 
     # --- RtpSink --------------------------------------------------------------------------
@@ -114,7 +119,25 @@ class SourceRecorder:
             self._packet(track, pts, mark, payload, gap)
 
     def send_rtcp(self, data: bytes) -> None:
-        """The feed's SRs (translated to its timestamps): not needed, see the module doc."""
+        """The feed's SRs (the publisher's, translated to the feed's timestamps): sync."""
+        if self.closed or self.timeline.started:
+            return
+        try:
+            for pt, _, start, end in rtcp.iter_compound(data):
+                if pt == rtcp.SR:
+                    report = rtcp.SenderReport.parse(data[start:end])
+                    track = self.tracks.get(report.ssrc)
+                    if track is not None and track.has_sender_report():
+                        ts = track.timestamps.nearest(report.rtp_timestamp)
+                        self.timeline.sender_report(self._anchor(track), report.ntp_timestamp,
+                                                    ts, self._clock())
+        except ValueError:
+            return  # our own feed's RTCP: cannot be malformed in practice
+
+    def _anchor(self, track: TrackRecorder) -> Anchor:
+        if track.anchor is None:
+            track.anchor = self.timeline.add(track.clock_rate)
+        return track.anchor
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -129,45 +152,55 @@ class SourceRecorder:
 
     def _frame(self, track: TrackRecorder, ts: int, data: bytes, keyframe: bool) -> None:
         now = self._clock()
-        if self._start < 0:
-            self._start = now
-        if track.origin is None:
-            track.origin = ts
-            track.offset = round((now - self._start) * track.clock_rate)
+        if self._first_frame < 0:
+            self._first_frame = now
+        anchor = self._anchor(track)
+        if anchor.first_ts is None:
+            self.timeline.first_frame(anchor, ts, now)
             if track.spec is None:
                 track.spec = _spec(track, data)
-        pts = ts - track.origin + track.offset
-        if self.writer is None:
-            self._pending.append((track, data, pts, keyframe))
-            if len(self._pending) > PENDING_LIMIT:
-                del self._pending[0]
-            if not self._open(now):
-                return
-            pending, self._pending = self._pending, []
-            for t, d, p, k in pending:
-                self._write(t, d, p, k)
+        if self.writer is not None:
+            self._write(track, ts, data, keyframe)
             return
-        self._write(track, data, pts, keyframe)
+        self._pending.append((track, ts, data, keyframe))
+        if len(self._pending) > PENDING_LIMIT:
+            del self._pending[0]
+        if self._open(now):
+            self._write_pending()
 
-    def _write(self, track: TrackRecorder, data: bytes, pts: int, keyframe: bool) -> None:
-        if track.index >= 0 and self.writer is not None:
-            self.writer.write(track.index, data, pts, keyframe)
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for track, ts, data, keyframe in pending:
+            self._write(track, ts, data, keyframe)
 
-    def _open(self, now: float) -> bool:
-        """Start the file once every video track is known (or waiting took too long)."""
+    def _write(self, track: TrackRecorder, ts: int, data: bytes, keyframe: bool) -> None:
+        if track.index >= 0 and self.writer is not None and track.anchor is not None:
+            self.writer.write(track.index, data, self.timeline.pts(track.anchor, ts), keyframe)
+
+    def _open(self, now: float, force: bool = False) -> bool:
+        """Start the file once every video track is known and synced (see the class doc)."""
         tracks = list(self.tracks.values())
-        videos_ready = all(t.spec is not None for t in tracks if t.kind == "video")
-        if not videos_ready and now - self._created < OPEN_TIMEOUT:
-            return False
+        if not force and now - self._created < OPEN_TIMEOUT:
+            if not all(t.spec is not None for t in tracks if t.kind == "video"):
+                return False
+            if not self.timeline.synced and now - self._first_frame < SYNC_WAIT:
+                return False
         specs: list[StreamSpec] = []
         for t in tracks:
-            if t.spec is not None:
+            if t.spec is not None and t.anchor is not None and t.anchor.first_ts is not None:
                 t.index = len(specs)
                 specs.append(t.spec)
+            elif t.kind == "video":
+                log.warning("recording %s: no keyframe of %s video yet: recorded without it",
+                            self.path, t.codec)
         if not specs:
             return False
+        self.timeline.start()
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self.writer = MediaWriter(self.path, self.extension, specs)
+        log.info("recording %s: writing %s, synced by %s", self.path,
+                 "+".join(spec.codec for spec in specs),
+                 "sender reports" if self.timeline.by_sender_reports else "arrival")
         return True
 
     def finish(self) -> MediaWriter | None:
@@ -181,12 +214,8 @@ class SourceRecorder:
             for frame in track.assembler.flush():
                 self._frame(track, frame.timestamp, frame.data, frame.keyframe)
         self.closed = True
-        if self.writer is None and self._pending:
-            self._created = -OPEN_TIMEOUT  # write what we have
-            pending, self._pending = self._pending, []
-            if self._open(self._clock()):
-                for t, d, p, k in pending:
-                    self._write(t, d, p, k)
+        if self.writer is None and self._pending and self._open(self._clock(), force=True):
+            self._write_pending()  # what we have
         return self.writer
 
 

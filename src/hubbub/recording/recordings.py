@@ -128,7 +128,8 @@ class Recordings:
                             recording_id, track.kind, track.codec)
                 continue
             recorder.tracks[down.ssrc] = TrackRecorder(
-                track.kind, track.codec.lower(), track.clock_rate, fmt, _keyframe_asker(down))
+                track.kind, track.codec.lower(), track.clock_rate, fmt, _keyframe_asker(down),
+                _publisher_reported(down))
         info = RecordingInfo(recording_id, stream.name, source.source_id,
                              f"{recording_id}.{extension}", extension, MEDIA_TYPES[extension],
                              time.time())
@@ -273,3 +274,11 @@ def _keyframe_asker(down: DownTrack) -> Callable[[], object]:
         track = down.track
         return track.request_keyframe() if track is not None else False
     return ask
+
+
+def _publisher_reported(down: DownTrack) -> Callable[[], bool]:
+    """Whether the Track the feed's DownTrack is bound to has had its publisher's SR."""
+    def reported() -> bool:
+        track = down.track
+        return track is not None and track.sr_ntp >= 0
+    return reported
