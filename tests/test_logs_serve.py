@@ -42,7 +42,7 @@ def start(tmp_path: Path, log_format: str) -> tuple[subprocess.Popen[bytes], int
          "--data-dir", str(tmp_path / "data")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr.open("wb"),
         env=env, start_new_session=True)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded CI machine imports slowly
     while True:
         assert proc.poll() is None, stderr.read_text()
         try:
