@@ -3,8 +3,8 @@
 Each recording is `<id>.<webm|mkv|mp4>` plus `<id>.json` (stream, sourceId, format, times,
 state), named by a random id, never by anything a client sent. A recording is attached to a
 live Source through `Stream.add_relay` (a feed of the Source's Tracks; see the package doc)
-and ends when that sourceId is no longer live in its stream (checked every
-`WATCH_INTERVAL`), when stopped, or when the node stops. A republish of the same sourceId
+and ends when that Source ends (its feed is unbound; checked every `WATCH_INTERVAL`), when
+stopped, or when the node stops. A republish of the same sourceId
 moves the feed to the new publisher, so the recording goes on.
 
 A sidecar still saying "recording" when no recorder owns it is what a crash left: it is
@@ -98,9 +98,13 @@ class Recordings:
         """Record a live source (already recording: that recording)."""
         if not self.enabled:
             raise RecordingError(409, "recording is disabled on this node")
-        active = self._active.get((stream_name, source_id))
-        if active is not None:
+        key = (stream_name, source_id)
+        active = self._active.get(key)
+        if active is not None and not _ended(active):
             return active.info
+        if active is not None:  # its source ended and a new one came before the watcher ran
+            del self._active[key]
+            self._finish_later(active)
         stream = self._streams.get(stream_name)
         source = stream.sources.get(source_id) if stream is not None else None
         if stream is None or source is None:
@@ -185,11 +189,14 @@ class Recordings:
         while self._active:
             await asyncio.sleep(WATCH_INTERVAL)
             for key, active in list(self._active.items()):
-                if active.stream.sources.get(key[1]) is None:
+                if _ended(active):
                     del self._active[key]
-                    task = asyncio.get_running_loop().create_task(self._finish(active))
-                    self._stopping.add(task)
-                    task.add_done_callback(self._stopping.discard)
+                    self._finish_later(active)
+
+    def _finish_later(self, active: _Active) -> None:
+        task = asyncio.get_running_loop().create_task(self._finish(active))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def close(self) -> None:
         """Finish every recording (the node is stopping)."""
@@ -266,6 +273,12 @@ class Recordings:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info)))
         os.replace(tmp, path)
+
+
+def _ended(active: _Active) -> bool:
+    """The recorded source ended: its feed's DownTracks were unbound (a republish of the
+    sourceId moves them to the new source instead)."""
+    return all(down.track is None for down in active.feed.down_tracks)
 
 
 def _keyframe_asker(down: DownTrack) -> Callable[[], object]:
