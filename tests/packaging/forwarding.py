@@ -12,10 +12,15 @@ from tests.helpers.server import RunningServer
 
 async def assert_forwards_media(srv: RunningServer, stream: str = "packaging") -> None:
     """The viewer hears 440 Hz (1 s of decoded audio) and decodes 20 video frames."""
-    async with Publisher(srv.ws_pub_url, stream, tracks=[ToneTrack(440), PatternTrack()],
+    await assert_forwards_media_at(srv.ws_pub_url, srv.ws_sub_url, stream)
+
+
+async def assert_forwards_media_at(pub_url: str, sub_url: str, stream: str) -> None:
+    """The same through signaling URLs of one's choice (e.g. a TLS proxy's wss://)."""
+    async with Publisher(pub_url, stream, tracks=[ToneTrack(440), PatternTrack()],
                          codec="vp8") as pub:
         await pub.wait_connected()
-        async with Viewer(srv.ws_sub_url, stream) as viewer:
+        async with Viewer(sub_url, stream) as viewer:
             await viewer.wait_connected()
             assert viewer.audio_mid is not None and viewer.video_mid is not None
             audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid], seconds=3).start()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.server import RunningServer
+from tests.helpers.server import RunningServer, free_tcp_port, free_udp_port, stop_group
+from tests.packaging import image
 from tests.packaging.forwarding import assert_forwards_media
 from tests.packaging.venv import build_server_venv, clean_env, wheelhouse_missing
 
@@ -60,3 +62,34 @@ async def test_the_server_only_install_forwards_media(server_python: Path) -> No
     async with srv:
         await assert_forwards_media(srv)
     assert "Traceback" not in srv.log_text()
+
+
+def test_the_image_command_serves_and_passes_its_healthcheck(server_python: Path,
+                                                              tmp_path: Path) -> None:
+    """deploy/Dockerfile's ENV, ENTRYPOINT + CMD and HEALTHCHECK, run in the server-only venv
+    (what the image installs), with loopback and free ports instead of the image's."""
+    env = {**clean_env(), **image.runtime_env(),
+           "HUBBUB_HOST": "127.0.0.1", "HUBBUB_HTTP_PORT": str(free_tcp_port()),
+           "HUBBUB_MEDIA_PORT": str(free_udp_port()),
+           "HUBBUB_MEDIA_TCP_PORT": str(free_tcp_port()), "HUBBUB_RTMP_PORT": "off",
+           "HUBBUB_DATA_DIR": str(tmp_path / "data")}
+    bin_dir = server_python.parent
+    command = image.runtime_command()
+    check = image.healthcheck()
+    assert check[0] == "python"
+    check[0] = str(server_python)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([str(bin_dir / command[0]), *command[1:]], env=env, cwd=tmp_path,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(check, env=env, capture_output=True, timeout=10).returncode:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+    finally:
+        stop_group(proc)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()  # SIGTERM: a clean stop
+    assert (tmp_path / "data" / "tokens.db").exists()  # the data dir came from the image's ENV

@@ -1,0 +1,80 @@
+"""deploy/proxy/'s nginx and Caddy examples, run for real with a self-signed certificate in
+front of a real `hubbub serve --trusted-proxy 127.0.0.1`: signaling over wss:// through the
+proxy (the WebSocket upgrade), media straight to the media port, /metrics kept private."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.helpers.server import RunningServer
+from tests.packaging.forwarding import assert_forwards_media_at
+from tests.packaging.proxies import (
+    Tls,
+    caddyfile,
+    free_ports,
+    nginx_main,
+    nginx_site,
+    running,
+    self_signed,
+)
+from tests.packaging.tools import require_tool
+
+pytestmark = [pytest.mark.slow]
+
+Proxy = Callable[[Tls, int, int, Path], AbstractContextManager[None]]
+
+
+def nginx(tls: Tls, https_port: int, upstream_port: int,
+          where: Path) -> AbstractContextManager[None]:
+    binary = require_tool("nginx")
+    main = nginx_main(where, nginx_site(tls, https_port, free_ports(1)[0], upstream_port))
+    return running([binary, "-p", str(where), "-c", str(main)], https_port, where)
+
+
+def caddy(tls: Tls, https_port: int, upstream_port: int,
+          where: Path) -> AbstractContextManager[None]:
+    binary = require_tool("caddy")
+    config = where / "Caddyfile"
+    config.write_text(caddyfile(tls, https_port, upstream_port))
+    return running([binary, "run", "--config", str(config), "--adapter", "caddyfile"],
+                   https_port, where, env={"XDG_DATA_HOME": str(where / "data"),
+                                           "XDG_CONFIG_HOME": str(where / "config")})
+
+
+@pytest_asyncio.fixture
+async def srv() -> AsyncIterator[RunningServer]:
+    server = RunningServer(name="packaging-behind-proxy", options={"trusted_proxy": "127.0.0.1"})
+    async with server:
+        yield server
+
+
+def get(url: str, tls: Tls) -> int:
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+@pytest.mark.parametrize("proxy", [nginx, caddy], ids=["nginx", "caddy"])
+async def test_signaling_through_the_tls_proxy_and_media_beside_it(
+        proxy: Proxy, srv: RunningServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tls = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.cert))  # the SDK's wss:// trusts it
+    https_port = free_ports(1)[0]
+    with proxy(tls, https_port, srv.http_port, tmp_path):
+        base = f"https://127.0.0.1:{https_port}"
+        assert get(base + "/healthz", tls) == 200
+        assert get(base + "/metrics", tls) == 404  # not served to the Internet
+        wss = f"wss://127.0.0.1:{https_port}"
+        await assert_forwards_media_at(wss + "/ws/v2/pub", wss + "/ws/v2/sub", "proxied")
