@@ -4,6 +4,7 @@ every attempt, and still forwards media. Plus the messages a server-only install
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def _without(modules: tuple[str, ...], code: str, *args: str) -> subprocess.Comp
     """`code` in a fresh interpreter where importing any of `modules` fails."""
     block = f"import sys\nfor m in {modules!r}: sys.modules[m] = None\n"
     return subprocess.run([sys.executable, "-c", block + code, *args], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
 
 
 async def test_serve_forwards_media_without_importing_client_or_asyncpg(
