@@ -5,6 +5,7 @@ tests/e2e/test_metrics_e2e.py asks a real server about a real Opus publisher."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.sfu.fakes import (
     video_packet,
     video_params,
 )
+from tests.sfu.test_simulcast import sized_packet
 
 from hubbub.control.stream_stats import StreamStats
 
@@ -85,6 +87,26 @@ async def test_a_live_stream_reports_its_sources_tracks_and_viewers(env: Env) ->
 
     listed = await get(env, "/api/streams")
     assert [s["streamName"] for s in listed["streams"]] == ["room"]
+
+
+async def test_simulcast_layers_show_their_bitrate_and_size(env: Env) -> None:
+    node = env.node
+    node.rates.stop()
+    stream = node.streams.get_or_create("cam")
+    params = replace(video_params(ssrc=None), layer_ssrcs=[11, 22])
+    source = stream.publish(None, [params], FakeSink())
+    node.rates.sample(node, 100.0)
+    for seq in range(30):
+        source.on_rtp(sized_packet(seq, seq * 3000, 11, (1280, 720) if seq == 0 else None))
+        source.on_rtp(sized_packet(seq, seq * 3000, 22, (320, 180) if seq == 0 else None))
+    node.rates.sample(node, 101.0)
+    (track,) = (await get(env, "/api/streams/cam"))["sources"][0]["tracks"]
+    assert track["codec"] == "VP8" and track["packets"] == 60
+    layers = {layer["encodingId"]: layer for layer in track["layers"]}
+    assert (layers["0"]["width"], layers["0"]["height"]) == (1280, 720)
+    assert (layers["1"]["width"], layers["1"]["height"]) == (320, 180)
+    assert all(layer["bitrate"] > 0 for layer in layers.values())
+    assert track["bitrate"] == sum(layer["bitrate"] for layer in layers.values())
 
 
 async def test_the_replies_are_described_in_openapi(env: Env) -> None:
