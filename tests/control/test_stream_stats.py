@@ -12,6 +12,9 @@ from typing import Any
 import pytest_asyncio
 from tests.control.test_metrics import ADMIN, Env, make_env
 from tests.sfu.fakes import (
+    ABS_IN,
+    VP8_DELTA,
+    VP8_PT,
     FakeSink,
     audio_packet,
     audio_params,
@@ -19,11 +22,19 @@ from tests.sfu.fakes import (
     video_packet,
     video_params,
 )
-from tests.sfu.test_simulcast import sized_packet
 
 from hubbub.control.stream_stats import StreamStats
+from hubbub.media import rtp
 
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def sized_packet(seq: int, ts: int, ssrc: int, size: tuple[int, int] | None) -> bytes:
+    """VP8: a keyframe of `size` (RFC 6386 §9.1 start code and size), else a delta frame."""
+    body = VP8_DELTA if size is None else (
+        b"\x10\x00\x00\x00\x9d\x01\x2a" + size[0].to_bytes(2, "little")
+        + size[1].to_bytes(2, "little") + b"k" * 20)
+    return rtp.build_packet(VP8_PT, seq, ts, ssrc, body, False, [(ABS_IN, b"\x01\x02\x03")])
 
 
 @pytest_asyncio.fixture
