@@ -4,6 +4,7 @@ proxy (the WebSocket upgrade), media straight to the media port, /metrics kept p
 
 from __future__ import annotations
 
+import json
 import ssl
 import urllib.error
 import urllib.request
@@ -51,7 +52,8 @@ def caddy(tls: Tls, https_port: int, upstream_port: int,
 
 @pytest_asyncio.fixture
 async def srv() -> AsyncIterator[RunningServer]:
-    server = RunningServer(name="packaging-behind-proxy", options={"trusted_proxy": "127.0.0.1"})
+    server = RunningServer(name="packaging-behind-proxy",
+                           options={"trusted_proxy": "127.0.0.1", "open_viewing": "proxied"})
     async with server:
         yield server
 
@@ -65,6 +67,17 @@ def get(url: str, tls: Tls) -> int:
         return int(error.code)
 
 
+def director_ws_url(base: str, tls: Tls | None = None) -> str:
+    """The signaling URL the Director hands a viewer (an open stream: no token)."""
+    request = urllib.request.Request(
+        base + "/api/director/subscribe", data=json.dumps({"streamName": "proxied"}).encode(),
+        headers={"Content-Type": "application/json"})
+    context = ssl.create_default_context(cafile=str(tls.cert)) if tls else None
+    with urllib.request.urlopen(request, timeout=5, context=context) as resp:
+        url: str = json.load(resp)["data"]["wsUrl"]
+        return url
+
+
 @pytest.mark.parametrize("proxy", [nginx, caddy], ids=["nginx", "caddy"])
 async def test_signaling_through_the_tls_proxy_and_media_beside_it(
         proxy: Proxy, srv: RunningServer, tmp_path: Path,
@@ -76,5 +89,8 @@ async def test_signaling_through_the_tls_proxy_and_media_beside_it(
         base = f"https://127.0.0.1:{https_port}"
         assert get(base + "/healthz", tls) == 200
         assert get(base + "/metrics", tls) == 404  # not served to the Internet
+        # X-Forwarded-Proto from a --trusted-proxy: the Director says wss:// at the proxy.
+        assert director_ws_url(base, tls) == f"wss://127.0.0.1:{https_port}/ws/v2/sub"
+        assert director_ws_url(srv.http_url) == f"ws://127.0.0.1:{srv.http_port}/ws/v2/sub"
         wss = f"wss://127.0.0.1:{https_port}"
         await assert_forwards_media_at(wss + "/ws/v2/pub", wss + "/ws/v2/sub", "proxied")
