@@ -298,6 +298,12 @@ class RecordingConfig:
     (fragmented at each keyframe: a crash loses at most the fragment being written). VP8/VP9
     sources are always WebM."""
 
+    def __post_init__(self) -> None:
+        if self.h264_format not in ("mkv", "mp4"):
+            raise ValueError(f"h264_format must be mkv or mp4, got {self.h264_format!r}")
+        if not self.directory:
+            raise ValueError("directory must not be empty")
+
 
 @dataclass
 class Config:
