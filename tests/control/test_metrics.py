@@ -173,9 +173,9 @@ async def test_refused_tokens_are_counted_by_reason(env: Env) -> None:
 
 
 async def test_the_loop_lag_histogram_fills(env: Env) -> None:
-    await asyncio.sleep(1.2)  # two samples at 0.5 s
+    await asyncio.sleep(1.2)  # a sample every 0.5 s (fewer on a loaded machine)
     samples = await env.scrape()
-    assert value(samples, "hubbub_event_loop_lag_seconds_count") >= 2
+    assert value(samples, "hubbub_event_loop_lag_seconds_count") >= 1
     assert value(samples, "hubbub_event_loop_lag_seconds_sum") >= 0
 
 
