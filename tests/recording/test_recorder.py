@@ -11,6 +11,7 @@ import pytest
 
 from hubbub.recording.depacketize import payload_format
 from hubbub.recording.recorder import SourceRecorder, TrackRecorder
+from hubbub.recording.writer import MediaWriter, StreamSpec
 from tests.recording.rtp_media import (
     FPS,
     h264_payloads,
@@ -110,3 +111,19 @@ def test_bad_packets_are_counted_not_raised(tmp_path: Path) -> None:
     assert recorder.malformed == 2
     assert recorder.finish() is None  # nothing to write: no file
     assert not (tmp_path / "x.webm").exists()
+
+
+def test_a_writer_far_behind_drops_and_resumes_video_at_a_keyframe(tmp_path: Path) -> None:
+    writer = MediaWriter(str(tmp_path / "w.webm"), "webm",
+                         [StreamSpec("vp8", 90000, 320, 240), StreamSpec("opus", 48000)],
+                         max_queued=0)
+    frames = video_frames("libvpx", 4, gop=2)  # key, delta, key, delta
+    writer.write(0, frames[0][0], 0, True)  # the muxer is "behind": dropped
+    writer.max_queued = 1_000_000
+    writer.write(0, frames[1][0], 3000, False)  # a delta after a drop: dropped too
+    writer.write(1, opus_frames(1)[0], 0, True)  # audio resumes at once
+    writer.write(0, frames[2][0], 6000, True)
+    writer.write(0, frames[3][0], 9000, False)
+    writer.close()
+    assert writer.dropped == 2 and writer.error is None
+    assert decoded_video_frames(tmp_path / "w.webm") == 2

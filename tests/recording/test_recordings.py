@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import av
@@ -123,3 +124,17 @@ async def test_a_sidecar_left_recording_is_listed_as_interrupted(tmp_path: Path)
         "started": 1000.0}))
     (info,) = Recordings(tmp_path, streams).list()
     assert info.state == DONE and info.interrupted and info.size == 100
+
+
+async def test_a_sibling_workers_recording_stays_recording(tmp_path: Path) -> None:
+    streams, _, _, _ = make_streams()
+    (tmp_path / "rec_00000000000000cc.json").write_text(json.dumps({
+        "id": "rec_00000000000000cc", "stream": "s", "source_id": None,
+        "file": "rec_00000000000000cc.webm", "format": "webm", "media_type": "video/webm",
+        "started": 1000.0, "state": "recording", "owner": os.getppid()}))  # alive, not us
+    recordings = Recordings(tmp_path, streams)
+    (info,) = recordings.list()
+    assert info.state == RECORDING and not info.interrupted
+    with pytest.raises(RecordingError) as busy:
+        recordings.delete(info.id)
+    assert busy.value.status == 409

@@ -7,8 +7,8 @@ and ends when that Source ends (its feed is unbound; checked every `WATCH_INTERV
 stopped, or when the node stops. A republish of the same sourceId
 moves the feed to the new publisher, so the recording goes on.
 
-A sidecar still saying "recording" when no recorder owns it is what a crash left: it is
-listed as done and `interrupted` (the file is playable up to its last whole cluster; see
+A sidecar still saying "recording" whose process is gone is what a crash left: it is listed
+as done and `interrupted` (the file is playable up to its last whole cluster; see
 `writer.py`).
 """
 
@@ -64,6 +64,7 @@ class RecordingInfo:
     state: str = RECORDING
     interrupted: bool = False  # the node died while recording (see module doc)
     error: str | None = None
+    owner: int = 0  # pid of the process recording it (`--workers` share the directory)
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Recordings:
                 _publisher_reported(down))
         info = RecordingInfo(recording_id, stream.name, source.source_id,
                              f"{recording_id}.{extension}", extension, MEDIA_TYPES[extension],
-                             time.time())
+                             time.time(), owner=os.getpid())
         self.directory.mkdir(parents=True, exist_ok=True)
         self._save(info)
         self._active[(stream.name, source.source_id)] = _Active(info, stream, feed, recorder)
@@ -259,7 +260,7 @@ class Recordings:
         if not RECORDING_ID.match(info.id) or info.file not in (
                 f"{info.id}.{ext}" for ext in MEDIA_TYPES):
             return None  # not ours: never serve a path a sidecar made up
-        if info.state == RECORDING:  # no recorder owns it: the node died while recording
+        if info.state == RECORDING and not _alive(info.owner):  # the node died recording
             media = self.directory / info.file
             info.state, info.interrupted = DONE, True
             if media.exists():
@@ -295,3 +296,17 @@ def _publisher_reported(down: DownTrack) -> Callable[[], bool]:
         track = down.track
         return track is not None and track.sr_ntp >= 0
     return reported
+
+
+def _alive(pid: int) -> bool:
+    """Whether another process (a `--workers` sibling) may still be recording: ours only counts
+    through `_active`."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

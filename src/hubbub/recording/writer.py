@@ -42,6 +42,7 @@ _MUXER_OPTIONS = {
             "movflags": "frag_keyframe+empty_moov+default_base_moof+omit_tfhd_offset"},
 }
 _STOP = None
+MAX_QUEUED_FRAMES = 3000  # ~30 s of audio + video: a disk that far behind loses frames
 
 
 @dataclass
@@ -66,12 +67,16 @@ class MediaWriter:
     """One file being written. `write` is cheap (a queue put); `close` waits for the thread to
     finish the file (run it off the event loop: `asyncio.to_thread`)."""
 
-    def __init__(self, path: str, extension: str, specs: list[StreamSpec]) -> None:
+    def __init__(self, path: str, extension: str, specs: list[StreamSpec],
+                 max_queued: int = MAX_QUEUED_FRAMES) -> None:
         self.path = path
         self.extension = extension
         self.specs = specs
+        self.max_queued = max_queued
         self.error: str | None = None
         self.packets = 0
+        self.dropped = 0  # frames not queued: the disk fell behind
+        self._resync: set[int] = set()  # streams that start again at their next keyframe
         self.last_pts = [-1] * len(specs)
         self.first_pts = [-1] * len(specs)
         self._queue: queue.SimpleQueue[tuple[int, bytes, int, bool] | None] = queue.SimpleQueue()
@@ -79,7 +84,20 @@ class MediaWriter:
         self._thread.start()
 
     def write(self, index: int, data: bytes, pts: int, keyframe: bool) -> None:
-        """Queue one frame of stream `index`, `pts` in 1/clock_rate s from the file's start."""
+        """Queue one frame of stream `index`, `pts` in 1/clock_rate s from the file's start.
+        While the muxer is `max_queued` frames behind, frames are dropped (memory stays
+        bounded); a video stream then resumes at its next keyframe."""
+        if self._queue.qsize() >= self.max_queued:
+            if not self.dropped:
+                log.warning("recording %s: the disk is too slow, dropping frames", self.path)
+            self.dropped += 1
+            self._resync.add(index)
+            return
+        if index in self._resync:
+            if not keyframe:
+                self.dropped += 1
+                return
+            self._resync.discard(index)
         self._queue.put((index, data, pts, keyframe))
 
     def close(self) -> None:
