@@ -153,7 +153,8 @@ async def test_a_killed_server_leaves_a_playable_file(tmp_path: Path) -> None:
     finally:
         server.stop()
     (path,) = list((data / "recordings").glob("rec_*.webm"))
-    assert decoded_frames(path) >= 2 * FPS  # up to the kill, less what was in flight
+    # Published for 6 s (connecting included); about the last second is lost with the kill.
+    assert decoded_frames(path) >= 3 * FPS
     assert abs(dominant_frequency(path) - 440) < 5
     # A node started on the same data dir lists it as done, interrupted.
     again = RunningServer(name="recording-killed-again", allow_any_stream=False,

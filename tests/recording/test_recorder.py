@@ -11,7 +11,7 @@ import pytest
 
 from hubbub.recording.depacketize import payload_format
 from hubbub.recording.recorder import SourceRecorder, TrackRecorder
-from hubbub.recording.writer import MediaWriter, StreamSpec
+from hubbub.recording.writer import MediaWriter, StreamSpec, recover
 from tests.recording.rtp_media import (
     FPS,
     h264_payloads,
@@ -127,3 +127,24 @@ def test_a_writer_far_behind_drops_and_resumes_video_at_a_keyframe(tmp_path: Pat
     writer.close()
     assert writer.dropped == 2 and writer.error is None
     assert decoded_video_frames(tmp_path / "w.webm") == 2
+
+
+def test_a_cut_short_file_plays_and_recover_gives_it_a_duration(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "whole.webm"
+    recorder = _recorder(path, "vp8", "webm", clock)
+    start = clock.now
+    for at, packet in _packets("vp8"):
+        clock.now = start + at
+        recorder.send_rtp(packet)
+    writer = recorder.finish()
+    assert writer is not None
+    writer.close()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(path.read_bytes()[:path.stat().st_size * 2 // 3])  # as a crash leaves it
+    assert decoded_video_frames(cut) > FPS  # readable as it is
+    whole = tmp_path / "recovered.webm"
+    recover(str(cut), str(whole))
+    with av.open(str(whole)) as container:
+        assert container.duration is not None and container.duration > 1_000_000
+    assert decoded_video_frames(whole) > FPS
