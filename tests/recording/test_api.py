@@ -70,6 +70,8 @@ async def test_record_list_download_delete(env: tuple[Node, httpx.AsyncClient]) 
     assert started["format"] == "webm" and started["mediaType"] == "video/webm"
     busy = await client.delete(f"/api/recordings/{started['id']}", headers=AUTH)
     assert busy.status_code == 409 and busy.json()["status"] == "fail"
+    growing = await client.get(f"/api/recordings/{started['id']}/file", headers=AUTH)
+    assert growing.status_code == 409
     for i, payload in enumerate(opus_frames(100)):
         source.on_rtp(rtp.build_packet(111, i, i * 960, 1111, payload, False, []))
     (done,) = data(await client.delete("/api/streams/s/record?sourceId=mic", headers=AUTH))

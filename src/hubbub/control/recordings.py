@@ -6,7 +6,8 @@ DELETE /api/streams/{streamName}/record[?sourceId=]  (also POST .../record/stop)
        finished recordings; 404 not being recorded
 GET    /api/recordings[?streamName=]      -> 200 every recording in the data dir, oldest first
 GET    /api/recordings/{recordingId}      -> 200 one; 404 unknown
-GET    /api/recordings/{recordingId}/file -> the file (video/webm, video/x-matroska, video/mp4)
+GET    /api/recordings/{recordingId}/file -> the file (video/webm, video/x-matroska, video/mp4);
+       409 while recording
 DELETE /api/recordings/{recordingId}      -> 200; 404 unknown; 409 still recording
 
 A publish token (or JWT) with `record` starts a recording when its source goes live
@@ -28,7 +29,7 @@ from pydantic import BaseModel, Field
 from hubbub.control.auth.http import ApiError, bearer, success, unauthorized
 from hubbub.control.auth.service import Auth
 from hubbub.control.webhooks.events import recording_done
-from hubbub.recording.recordings import RecordingError, RecordingInfo, Recordings
+from hubbub.recording.recordings import RECORDING, RecordingError, RecordingInfo, Recordings
 
 if TYPE_CHECKING:
     from hubbub.control.node import Node
@@ -176,6 +177,8 @@ def recordings_router(auth: Auth, node: Node) -> APIRouter:
                                              "video/mp4": {}}}})
     async def download_recording(recording_id: str = RecordingIdPath) -> FileResponse:
         info = find(recording_id)
+        if info.state == RECORDING:  # still growing: its length is not known yet
+            raise ApiError(409, f"Conflict: recording {recording_id!r} is still being recorded")
         path = recordings.path_of(info)
         if not path.is_file():
             raise ApiError(404, f"Not Found: the file of {recording_id!r} is gone")
