@@ -281,3 +281,17 @@ async def test_feeds_fire_for_local_sources_only_and_live_once_per_stream() -> N
     assert ended["active"] is False and isinstance(ended["ended"], int)
     assert sent.events[1][2] == {"accountId": "hubbub", "name": "demo",
                                  "streamId": "hubbub/demo", "live": True, "sources": 1}
+
+
+async def test_a_feed_taken_over_by_another_publisher_continues_until_inactive() -> None:
+    sent = Collected()
+    feeds = FeedEvents(sent, "hubbub", "node-a", interval=5.0)
+    stream = fake(name="demo")
+    local = fake(source_id="cam", sink=object())
+    # The publisher moved to another node: its relayed copy replaced the local source here
+    # (Stream.publish tells nobody), and ends later.
+    copy = fake(source_id="cam", sink=RelayLink.__new__(RelayLink))
+    feeds.source_active(stream, local)
+    feeds.source_inactive(stream, copy)
+    assert [e[1] for e in sent.events] == ["started", "live", "ended", "offline"]
+    assert sent.events[0][2]["feedId"] == sent.events[2][2]["feedId"]
