@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import av
 import httpx
 import numpy as np
 import pytest
+from tests.e2e.test_rtmp_ingest import pushing
 from tests.helpers import tokens
 from tests.helpers.server import ARTIFACTS_DIR, RunningServer
 from tests.helpers.tokens import admin_token
@@ -31,7 +33,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[RunningServer]:
-    with RunningServer(name="recording", allow_any_stream=False,
+    with RunningServer(name="recording", allow_any_stream=False, rtmp_port=0,
                        extra_args=["--api-secret", ADMIN]) as s:
         yield s
 
@@ -135,6 +137,23 @@ async def test_admin_endpoint_records_h264(srv: RunningServer, tmp_path: Path) -
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
     assert decoded_frames(path) >= 2 * FPS
+    assert abs(dominant_frequency(path) - 440) < 5
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+async def test_an_rtmp_publish_with_a_record_token_is_recorded(srv: RunningServer,
+                                                               tmp_path: Path) -> None:
+    """ffmpeg pushes H.264 + AAC (a 440 Hz sine): the recording holds the H.264 as sent and
+    the Opus hubbub made of the AAC."""
+    token = admin_token(srv.http_url, ADMIN, "publish", record=True)["token"]
+    async with pushing(srv.rtmp_url("rec-rtmp", f"token={token}"), 4) as proc:
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    info = await wait_done(srv, "rec-rtmp")
+    assert info["format"] == "mkv"
+    path = await asyncio.to_thread(download, srv, info, tmp_path)
+    with av.open(str(path)) as container:
+        assert {s.codec_context.name for s in container.streams} == {"h264", "opus"}
+    assert decoded_frames(path) >= 3 * 30 * 0.8  # testsrc2 at 30 fps
     assert abs(dominant_frequency(path) - 440) < 5
 
 
