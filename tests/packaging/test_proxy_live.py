@@ -4,6 +4,7 @@ proxy (the WebSocket upgrade), media straight to the media port, /metrics kept p
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -16,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from tests.helpers.server import RunningServer
+from tests.helpers.tokens import admin_token
 from tests.packaging.forwarding import assert_forwards_media_at
 from tests.packaging.proxies import (
     Tls,
@@ -50,10 +52,14 @@ def caddy(tls: Tls, https_port: int, upstream_port: int,
                                            "XDG_CONFIG_HOME": str(where / "config")})
 
 
+ADMIN_SECRET = "packaging-admin-secret-for-tests"
+
+
 @pytest_asyncio.fixture
 async def srv() -> AsyncIterator[RunningServer]:
     server = RunningServer(name="packaging-behind-proxy",
-                           options={"trusted_proxy": "127.0.0.1", "open_viewing": "proxied"})
+                           options={"trusted_proxy": "127.0.0.1", "open_viewing": "proxied",
+                                    "api_secret": ADMIN_SECRET})
     async with server:
         yield server
 
@@ -65,6 +71,20 @@ def get(url: str, tls: Tls) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+def director_status_from(source: str, https_port: int, tls: Tls, token: str) -> int:
+    """The Director's answer to a subscribe with `token`, through the proxy, from the
+    loopback address `source` (the proxy sees it and forwards it as X-Forwarded-For)."""
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    conn = http.client.HTTPSConnection("127.0.0.1", https_port, context=context, timeout=5,
+                                       source_address=(source, 0))
+    try:
+        conn.request("POST", "/api/director/subscribe", json.dumps({"streamName": "fenced"}),
+                     {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def director_ws_url(base: str, tls: Tls | None = None) -> str:
@@ -92,5 +112,11 @@ async def test_signaling_through_the_tls_proxy_and_media_beside_it(
         # X-Forwarded-Proto from a --trusted-proxy: the Director says wss:// at the proxy.
         assert director_ws_url(base, tls) == f"wss://127.0.0.1:{https_port}/ws/v2/sub"
         assert director_ws_url(srv.http_url) == f"ws://127.0.0.1:{srv.http_port}/ws/v2/sub"
+        # X-Forwarded-For from a --trusted-proxy: hubbub's peer is always the proxy
+        # (127.0.0.1), yet a token for 127.0.0.2 only works for a client at 127.0.0.2.
+        fenced = admin_token(srv.http_url, ADMIN_SECRET, "subscribe", "fenced",
+                             allowedIpAddresses=["127.0.0.2"])["token"]
+        assert director_status_from("127.0.0.2", https_port, tls, fenced) == 200
+        assert director_status_from("127.0.0.1", https_port, tls, fenced) in (401, 403)
         wss = f"wss://127.0.0.1:{https_port}"
         await assert_forwards_media_at(wss + "/ws/v2/pub", wss + "/ws/v2/sub", "proxied")
