@@ -9,6 +9,8 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from tests.helpers.server import free_tcp_port
@@ -18,6 +20,7 @@ from hubbub.config import WebhookConfig
 from hubbub.control.webhooks import signing
 from hubbub.control.webhooks.dispatcher import Attempt, Webhook, Webhooks
 from hubbub.control.webhooks.feeds import FeedEvents
+from hubbub.media.relay_link import RelayLink
 
 SECRET = "a-webhook-secret"
 
@@ -251,3 +254,44 @@ async def test_viewer_counts_are_throttled_per_stream() -> None:
     feeds.viewer_count("demo", 2)
     await asyncio.sleep(0.4)
     assert len(sent.events) == 3  # unchanged: not sent again
+
+
+def fake(**fields: object) -> Any:
+    return SimpleNamespace(**fields)
+
+
+async def test_feeds_fire_for_local_sources_only_and_live_once_per_stream() -> None:
+    sent = Collected()
+    feeds = FeedEvents(sent, "hubbub", "node-a", interval=5.0)
+    stream = fake(name="demo")
+    cam = fake(source_id="cam", sink=object())
+    screen = fake(source_id=None, sink=object())
+    relayed = fake(source_id="far", sink=RelayLink.__new__(RelayLink))  # an edge's copy
+    feeds.source_active(stream, cam)
+    feeds.source_active(stream, relayed)
+    feeds.source_active(stream, screen)
+    feeds.source_inactive(stream, relayed)
+    feeds.source_inactive(stream, cam)
+    feeds.source_inactive(stream, screen)
+    assert [(e[1], e[2].get("sourceId")) for e in sent.events] == [
+        ("started", "cam"), ("live", None), ("started", None), ("ended", "cam"),
+        ("ended", None), ("offline", None)]
+    started, ended = sent.events[0][2], sent.events[3][2]
+    assert started["feedId"] == ended["feedId"] != sent.events[2][2]["feedId"]
+    assert ended["active"] is False and isinstance(ended["ended"], int)
+    assert sent.events[1][2] == {"accountId": "hubbub", "name": "demo",
+                                 "streamId": "hubbub/demo", "live": True, "sources": 1}
+
+
+async def test_a_feed_taken_over_by_another_publisher_continues_until_inactive() -> None:
+    sent = Collected()
+    feeds = FeedEvents(sent, "hubbub", "node-a", interval=5.0)
+    stream = fake(name="demo")
+    local = fake(source_id="cam", sink=object())
+    # The publisher moved to another node: its relayed copy replaced the local source here
+    # (Stream.publish tells nobody), and ends later.
+    copy = fake(source_id="cam", sink=RelayLink.__new__(RelayLink))
+    feeds.source_active(stream, local)
+    feeds.source_inactive(stream, copy)
+    assert [e[1] for e in sent.events] == ["started", "live", "ended", "offline"]
+    assert sent.events[0][2]["feedId"] == sent.events[2][2]["feedId"]

@@ -1,10 +1,14 @@
 """FeedEvents: the sfu's stream changes as `feeds` and `viewerConnection` webhook events.
 
-EventHub (control/events.py) forwards its StreamListener calls here. Only sources published
-on this node count: a relayed copy on an edge (its sink is a RelayLink) fires nothing, so in a
-cluster each source's `started`/`ended` come once, from the node its publisher is on. `live`
-and `offline` follow this node's own sources of the stream; viewer counts are this node's
-viewers (`nodeId` says which), at most one event per stream per `interval`.
+EventHub (control/events.py) forwards its StreamListener calls here. A feed is a sourceId
+live in a stream, as viewers see it (`active` ... `inactive`): a publisher taking over a live
+sourceId (Stream.publish replaces without events) continues the feed. It is started only by a
+source published on this node: a relayed copy on an edge (its sink is a RelayLink) fires
+nothing, so in a cluster each feed's `started`/`ended` come once, from the node its publisher
+was on when it started (if the publisher moves to another node, that node's relayed copy keeps
+the feed here until it ends). `live` and `offline` follow this node's feeds of the stream;
+viewer counts are this node's viewers (`nodeId` says which), at most one event per stream per
+`interval`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class FeedEvents:
         self.account_id = account_id
         self.node_id = node_id
         self.interval = interval
-        self._feeds: dict[int, _Feed] = {}     # id(Source) -> its publication
+        self._feeds: dict[tuple[str, str | None], _Feed] = {}  # (stream, sourceId) -> feed
         self._live: dict[str, int] = {}        # stream -> sources of it published here
         self._counts: dict[str, int] = {}
         self._sent: dict[str, int] = {}
@@ -55,7 +59,10 @@ class FeedEvents:
         try:
             if isinstance(source.sink, RelayLink):
                 return
-            feed = self._feeds[id(source)] = _Feed(secrets.token_hex(8), events.now_ms())
+            key = (stream.name, source.source_id)
+            if key in self._feeds:
+                return
+            feed = self._feeds[key] = _Feed(secrets.token_hex(8), events.now_ms())
             self.sender.emit(events.FEEDS, "started", events.feed(
                 self.account_id, stream.name, source.source_id, feed.feed_id, feed.started))
             count = self._live[stream.name] = self._live.get(stream.name, 0) + 1
@@ -67,9 +74,9 @@ class FeedEvents:
 
     def source_inactive(self, stream: Stream, source: Source) -> None:
         try:
-            feed = self._feeds.pop(id(source), None)
+            feed = self._feeds.pop((stream.name, source.source_id), None)
             if feed is None:
-                return  # relayed, or not seen active
+                return  # started as a relayed copy: its origin node reports it
             self.sender.emit(events.FEEDS, "ended", events.feed(
                 self.account_id, stream.name, source.source_id, feed.feed_id, feed.started,
                 events.now_ms()))
