@@ -410,6 +410,15 @@ class Viewer:
                 self.choose_at = self._next_probe
             if down is not None:
                 self._choose_layer(down, now)  # a move up the probe allows, now
+            return
+        down = self.main_video
+        track = down.track if down is not None else None
+        budget = self.video_budget()
+        if (down is not None and track is not None and down.pending is None
+                and budget is not None and track.bitrate > budget * DOWNGRADE_TOLERANCE):
+            # Over budget: move down now, not at the next layer choice (up to 0.5 s later),
+            # while the bottleneck's queue and the freeze it brings still grow.
+            self._choose_layer(down, now)
 
     def _choosing_layers(self) -> bool:
         """A video with simulcast layers whose choice is automatic: only then does the
