@@ -4,13 +4,18 @@ every attempt, and still forwards media. Plus the messages a server-only install
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hubbub.client.analysis import dominant_frequency
+from hubbub.client.media import AudioRecorder
+from hubbub.client.viewer import Viewer
 from tests.helpers.server import RunningServer
 from tests.packaging.forwarding import assert_forwards_media
 
@@ -56,17 +61,57 @@ def _without(modules: tuple[str, ...], code: str, *args: str) -> subprocess.Comp
                           text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
 
 
-async def test_serve_forwards_media_without_importing_client_or_asyncpg(
-        tmp_path: Path) -> None:
-    refused = tmp_path / "refused.txt"
+def refusing_server(refused: Path) -> RunningServer:
+    """`hubbub serve` (RTMP on) whose process refuses BLOCKED, logging to `refused`."""
     refused.touch()
     srv = RunningServer(name="packaging-refusing-imports", rtmp_port=0,
                         env={"HUBBUB_REFUSED_LOG": str(refused)})
     assert srv.args[1:3] == ["-m", "hubbub"]
     srv.args[1:3] = ["-c", BLOCKING_MAIN]
-    async with srv:
+    return srv
+
+
+async def test_serve_forwards_media_without_importing_client_or_asyncpg(
+        tmp_path: Path) -> None:
+    refused = tmp_path / "refused.txt"
+    async with refusing_server(refused) as srv:
         await assert_forwards_media(srv)
     assert "aiortc" in refused.read_text()  # the CLI's guard: the hook works
+    assert server_imports(refused.read_text()) == []
+    assert "Traceback" not in srv.log_text()
+
+
+async def test_rtmp_aac_becomes_opus_without_numpy(tmp_path: Path) -> None:
+    """ingest/aac_opus.py (PyAV) at work: an encoder's AAC 440 Hz tone reaches a viewer."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        reason = "ffmpeg not found: run scripts/test (it installs Debian's ffmpeg)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    refused = tmp_path / "refused.txt"
+    async with refusing_server(refused) as srv:
+        encoder = await asyncio.create_subprocess_exec(
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+            "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+            "-re", "-f", "lavfi", "-i", "sine=frequency=440",
+            "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-tune",
+            "zerolatency", "-g", "30", "-c:a", "aac", "-ac", "2", "-t", "8", "-threads", "1",
+            "-f", "flv", srv.rtmp_url("rtmp-aac"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            await asyncio.sleep(1.5)  # the source is live
+            async with Viewer(srv.ws_sub_url, "rtmp-aac", video=False) as viewer:
+                audio = AudioRecorder(viewer.tracks_by_mid[viewer.audio_mid or ""],
+                                      seconds=3).start()
+                await audio.wait_for_frames(100, timeout=15)
+                freq = dominant_frequency(audio.samples(1.0), audio.sample_rate)
+                assert abs(freq - 440) < 5, f"heard {freq:.1f} Hz"
+                await audio.stop()
+        finally:
+            if encoder.returncode is None:
+                encoder.kill()
+            await encoder.wait()
     assert server_imports(refused.read_text()) == []
     assert "Traceback" not in srv.log_text()
 
