@@ -147,6 +147,22 @@ async def test_backoff_doubles_and_gives_up_after_max_attempts() -> None:
         await sender.stop()
 
 
+async def test_an_event_is_not_tried_past_its_max_age() -> None:
+    port = free_tcp_port()
+    registry = MemoryRegistry([hook(1, f"http://127.0.0.1:{port}/hook")])
+    sender = await started(registry, retry_base=0.2, max_age=1.0)
+    try:
+        sender.emit("feeds", "started", {})
+        await asyncio.sleep(2.0)
+        attempts = registry.attempts
+        # at 0, ~0.2, ~0.6 s; the next (~1.4 s) would be past the age: given up at ~0.6 s
+        assert 2 <= len(attempts) <= 3 and attempts[-1].final
+        assert attempts[-1].at - attempts[0].at < 1.0
+        assert sender.stats.failed == 1
+    finally:
+        await sender.stop()
+
+
 async def test_a_4xx_answer_is_final(receiver: Receiver) -> None:
     receiver.status = 400
     registry = MemoryRegistry([hook(1, receiver.url)])

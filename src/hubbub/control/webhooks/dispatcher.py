@@ -243,9 +243,10 @@ class Webhooks:
             duration = time.monotonic() - started
             delivered = status is not None and 200 <= status < 300
             age = time.time() - occurrence.timestamp / 1000
+            delay = self._backoff(attempt)
             retry = (not delivered and _retryable(status)
                      and attempt < self.config.max_attempts
-                     and age + self._backoff(attempt) < self.config.max_age)
+                     and age + delay < self.config.max_age)
             self._log_attempt(Attempt(
                 hook.id, occurrence, attempt, delivered, not retry, status, error,
                 at=time.time(), duration=duration))
@@ -259,7 +260,7 @@ class Webhooks:
                             error or f"HTTP {status}")
                 return
             self.stats.retried += 1
-            await asyncio.sleep(self._backoff(attempt))
+            await asyncio.sleep(delay)
 
     async def _post(self, hook: Webhook, occurrence: WebhookEvent,
                     body: bytes) -> tuple[int | None, str | None]:
