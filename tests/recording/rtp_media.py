@@ -81,3 +81,12 @@ def h264_payloads(frame: bytes, mtu: int = 1000) -> list[bytes]:
             fu = (header & 0x1F) | (0x80 if n == 0 else 0) | (0x40 if n == len(pieces) - 1 else 0)
             out.append(bytes(((header & 0xE0) | 28, fu)) + piece)
     return out
+
+
+def vp9_payloads(frame: bytes, mtu: int = 1000) -> list[bytes]:
+    """RFC 9628 without PictureID or layers: B on the first packet, E on the last, P on
+    inter frames."""
+    chunks = [frame[i:i + mtu] for i in range(0, len(frame), mtu)]
+    inter = 0x40 if frame[0] & 0x04 else 0  # VP9 frame_type bit (profile 0): 1 = inter
+    return [bytes((inter | (0x08 if n == 0 else 0) | (0x04 if n == len(chunks) - 1 else 0),))
+            + c for n, c in enumerate(chunks)]

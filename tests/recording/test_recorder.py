@@ -19,6 +19,7 @@ from tests.recording.rtp_media import (
     rtp,
     video_frames,
     vp8_payloads,
+    vp9_payloads,
 )
 
 VIDEO_SSRC, AUDIO_SSRC = 1111, 2222
@@ -35,8 +36,8 @@ class FakeClock:
 
 def _packets(codec: str) -> list[tuple[float, bytes]]:
     """(send time, RTP packet) for SECONDS of video and a 440 Hz tone, seq/ts near the wrap."""
-    encoder = {"vp8": "libvpx", "h264": "libx264"}[codec]
-    cut = vp8_payloads if codec == "vp8" else h264_payloads
+    encoder = {"vp8": "libvpx", "vp9": "libvpx-vp9", "h264": "libx264"}[codec]
+    cut = {"vp8": vp8_payloads, "vp9": vp9_payloads, "h264": h264_payloads}[codec]
     out: list[tuple[float, bytes]] = []
     seq, ts0 = 65500, 0xFFFFFFFF - 90000  # both wrap during the recording
     for i, (frame, _) in enumerate(video_frames(encoder, SECONDS * FPS)):
@@ -79,8 +80,8 @@ def decoded_video_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-@pytest.mark.parametrize(("codec", "extension"), [("vp8", "webm"), ("h264", "mkv"),
-                                                   ("h264", "mp4")])
+@pytest.mark.parametrize(("codec", "extension"), [("vp8", "webm"), ("vp9", "webm"),
+                                                   ("h264", "mkv"), ("h264", "mp4")])
 def test_recorded_file_decodes_with_tone_and_frames(tmp_path: Path, codec: str,
                                                     extension: str) -> None:
     clock = FakeClock()
@@ -148,3 +149,27 @@ def test_a_cut_short_file_plays_and_recover_gives_it_a_duration(tmp_path: Path) 
     with av.open(str(whole)) as container:
         assert container.duration is not None and container.duration > 1_000_000
     assert decoded_video_frames(whole) > FPS
+
+
+def test_unrepaired_video_loss_asks_for_a_keyframe_and_resumes_there(tmp_path: Path) -> None:
+    asked: list[float] = []
+    clock = FakeClock()
+    vp8 = payload_format("vp8")
+    assert vp8 is not None
+    tracks = {VIDEO_SSRC: TrackRecorder("video", "vp8", 90000, vp8,
+                                        lambda: asked.append(clock.now))}
+    recorder = SourceRecorder(str(tmp_path / "l.webm"), "webm", tracks, clock)
+    seq = 0
+    for i, (frame, _) in enumerate(video_frames("libvpx", 60, gop=40)):
+        clock.now += 1 / FPS
+        for n, payload in enumerate(vp8_payloads(frame, 200)):
+            if not (i == 10 and n == 0):  # one packet of frame 10 never comes
+                recorder.send_rtp(rtp(seq, i * 3000, VIDEO_SSRC, payload, False))
+            seq += 1
+    writer = recorder.finish()
+    assert writer is not None
+    writer.close()
+    assert asked  # the publisher was asked for a keyframe once the hole was given up
+    assert tracks[VIDEO_SSRC].reorder.lost == 1
+    # Frames 0-9, then from the keyframe at 40: nothing undecodable in between.
+    assert decoded_video_frames(tmp_path / "l.webm") == 10 + 20

@@ -226,6 +226,8 @@ def _spec(track: TrackRecorder, first: bytes) -> StreamSpec:
     if track.codec == "vp8" and len(first) >= 10 and first[3:6] == b"\x9d\x01\x2a":
         width = (first[6] | first[7] << 8) & 0x3FFF
         height = (first[8] | first[9] << 8) & 0x3FFF
+    elif track.codec == "vp9":
+        width, height = vp9_keyframe_size(first) or (0, 0)
     elif track.codec == "h264":
         params = [n for n in nal_units(first) if n[0] & 0x1F in (7, 8)]
         sps = next((n for n in params if n[0] & 0x1F == 7), None)
@@ -234,3 +236,33 @@ def _spec(track: TrackRecorder, first: bytes) -> StreamSpec:
             width, height = size
         extradata = b"".join(START_CODE + n for n in params) or None
     return StreamSpec(track.codec, track.clock_rate, width, height, extradata=extradata)
+
+
+def vp9_keyframe_size(frame: bytes) -> tuple[int, int] | None:
+    """(width, height) from a VP9 key frame's uncompressed header (VP9 bitstream spec §6.2:
+    frame marker, profile, flags, sync code 49 83 42, color config, frame size minus 1)."""
+    bits = int.from_bytes(frame[:12], "big")
+    total = 8 * min(len(frame), 12)
+
+    def read(pos: int, n: int) -> int:
+        return (bits >> (total - pos - n)) & ((1 << n) - 1)
+
+    if total < 96 or read(0, 2) != 2:
+        return None
+    profile = read(2, 1) | read(3, 1) << 1
+    pos = 5 if profile == 3 else 4  # profile 3 has a reserved bit
+    if read(pos, 1) or read(pos + 1, 1):  # show_existing_frame, or not a key frame
+        return None
+    pos += 4  # show_existing, frame_type, show_frame, error_resilient
+    if read(pos, 24) != 0x498342:
+        return None
+    pos += 24
+    if profile >= 2:
+        pos += 1  # ten_or_twelve_bit
+    color_space = read(pos, 3)
+    pos += 3
+    if color_space != 7:  # not sRGB: color_range, then (profiles 1, 3) subsampling + reserved
+        pos += 1 + (3 if profile in (1, 3) else 0)
+    elif profile in (1, 3):
+        pos += 1
+    return read(pos, 16) + 1, read(pos + 16, 16) + 1
