@@ -173,3 +173,24 @@ def test_unrepaired_video_loss_asks_for_a_keyframe_and_resumes_there(tmp_path: P
     assert tracks[VIDEO_SSRC].reorder.lost == 1
     # Frames 0-9, then from the keyframe at 40: nothing undecodable in between.
     assert decoded_video_frames(tmp_path / "l.webm") == 10 + 20
+
+
+def test_padding_packets_are_no_loss(tmp_path: Path) -> None:
+    clock = FakeClock()
+    vp8 = payload_format("vp8")
+    assert vp8 is not None
+    tracks = {VIDEO_SSRC: TrackRecorder("video", "vp8", 90000, vp8, lambda: None)}
+    recorder = SourceRecorder(str(tmp_path / "p.webm"), "webm", tracks, clock)
+    seq = 0
+    for i, (frame, _) in enumerate(video_frames("libvpx", 20, gop=100)):
+        for payload in vp8_payloads(frame, 500):
+            recorder.send_rtp(rtp(seq, i * 3000, VIDEO_SSRC, payload, False))
+            seq += 1
+        # A probe: padding only (P bit, the last byte counts the padding).
+        recorder.send_rtp(b"\xa0" + rtp(seq, i * 3000, VIDEO_SSRC, bytes(9) + b"\x0a")[1:])
+        seq += 1
+    writer = recorder.finish()
+    assert writer is not None
+    writer.close()
+    assert tracks[VIDEO_SSRC].assembler.dropped == 0
+    assert decoded_video_frames(tmp_path / "p.webm") == 20

@@ -23,7 +23,6 @@ from hubbub.recording.depacketize import (
     FrameAssembler,
     PayloadFormat,
     nal_units,
-    payload_format,
 )
 from hubbub.recording.jitter import ReorderBuffer, TimestampUnwrapper
 from hubbub.recording.sync import Anchor, Timeline
@@ -58,6 +57,7 @@ class TrackRecorder:
     reorder: ReorderBuffer[Packet] = field(init=False)
     timestamps: TimestampUnwrapper = field(default_factory=TimestampUnwrapper)
     anchor: Anchor | None = None  # its clock on the file's timeline (SourceRecorder)
+    gap_pending: bool = False  # packets were lost before a padding packet
     spec: StreamSpec | None = None  # known once the first (key)frame came
 
     def __post_init__(self) -> None:
@@ -66,10 +66,6 @@ class TrackRecorder:
             VIDEO_REORDER_DEPTH if self.kind == "video" else AUDIO_REORDER_DEPTH)
         if self.kind == "audio":  # nothing to learn from the first frame
             self.spec = StreamSpec(self.codec, self.clock_rate)
-
-
-def recordable(codec: str) -> bool:
-    return payload_format(codec) is not None
 
 
 class SourceRecorder:
@@ -113,10 +109,11 @@ class SourceRecorder:
                 self._warned.add(str(exc))
                 log.warning("recording %s: bad RTP packet dropped: %s", self.path, exc)
             return
-        if end <= start:
-            return  # padding only (probes)
-        for (pts, mark, payload), gap in track.reorder.push(seq, (ts, marker, data[start:end])):
-            self._packet(track, pts, mark, payload, gap)
+        # A padding-only packet (a probe) goes through the reorder buffer too: its sequence
+        # number is no loss.
+        payload = data[start:end] if end > start else b""
+        for (rtp_ts, mark, body), gap in track.reorder.push(seq, (ts, marker, payload)):
+            self._packet(track, rtp_ts, mark, body, gap)
 
     def send_rtcp(self, data: bytes) -> None:
         """The feed's SRs (the publisher's, translated to the feed's timestamps): sync."""
@@ -143,6 +140,10 @@ class SourceRecorder:
 
     def _packet(self, track: TrackRecorder, ts: int, marker: bool, payload: bytes,
                 gap: bool) -> None:
+        if not payload:  # padding: a loss just before it belongs to the next real packet
+            track.gap_pending |= gap
+            return
+        gap, track.gap_pending = gap or track.gap_pending, False
         waiting = track.assembler.needs_keyframe
         frames = track.assembler.push(track.timestamps.unwrap(ts), marker, payload, gap)
         if track.assembler.needs_keyframe and (gap or not waiting or not frames):
