@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
 
 def test_the_image_env_names_are_hubbub_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in image.runtime_env().items() if k.startswith("HUBBUB_")}
-    shown = subprocess.run(["python", "-m", "hubbub", "config", "show"], capture_output=True,
+    shown = subprocess.run([sys.executable, "-m", "hubbub", "config", "show"], capture_output=True,
                            text=True, timeout=60, env={**os.environ, **env}, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     settings = tomllib.loads(shown.stdout)
