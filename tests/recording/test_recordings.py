@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -138,3 +139,33 @@ async def test_a_sibling_workers_recording_stays_recording(tmp_path: Path) -> No
     with pytest.raises(RecordingError) as busy:
         recordings.delete(info.id)
     assert busy.value.status == 409
+
+
+async def test_a_simulcast_source_records_its_largest_layer(tmp_path: Path) -> None:
+    streams, _, _, _ = make_streams()
+    stream = streams.get_or_create("s")
+    params = replace(video_params(ssrc=None, pt=VP8_PT), layer_ssrcs=[11, 22])
+    source = stream.publish(None, [params], FakeSink())
+    (track,) = source.tracks
+    track.layers[0].width, track.layers[0].height = 160, 120
+    track.layers[1].width, track.layers[1].height = 320, 240
+    recordings = Recordings(tmp_path, streams)
+    info = recordings.start("s", None)
+    (recorded,) = recordings._active[("s", None)].recorder.tracks.values()
+    feed = recordings._active[("s", None)].feed
+    assert [d.track for d in feed.down_tracks] == [None, track.layers[1]]  # the other: idle
+    seq = 0
+    for i, (frame, _) in enumerate(video_frames("libvpx", FPS)):
+        for n, part in enumerate(parts := vp8_payloads(frame, 900)):
+            for ssrc in (11, 22):
+                source.on_rtp(rtp.build_packet(VP8_PT, seq, i * 3000, ssrc, part,
+                                               n == len(parts) - 1, []))
+            seq += 1
+    done = await recordings.stop("s", None)
+    assert done.id == info.id and recorded.assembler.frames == FPS
+    assert counts_video(tmp_path / info.file) == FPS
+
+
+def counts_video(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))

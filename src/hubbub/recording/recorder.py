@@ -42,7 +42,7 @@ Packet = tuple[int, bool, bytes]  # (rtp timestamp, marker, payload)
 
 @dataclass
 class TrackRecorder:
-    """One recorded Track (a simulcast m-line records its first-shown layer)."""
+    """One recorded Track (of a simulcast m-line: the layer largest at the start)."""
 
     kind: str
     codec: str  # lower case, as `depacketize.FORMATS`

@@ -122,15 +122,17 @@ class Recordings:
         recorder = SourceRecorder(str(self.directory / f"{recording_id}.{extension}"),
                                   extension, {})
         feed = stream.add_relay(source, ssrcs, recorder)
-        # One layer per m-line: its first-shown one (Track.layers[0]).
+        # One layer per m-line: of a simulcast one, the largest (then busiest) at the start.
+        chosen = {max(t.layers, key=lambda layer: (layer.width * layer.height, layer.bitrate))
+                  for t in source.tracks}
         for down in feed.down_tracks:
             track = down.track
-            if track is None or track.layers[0] is not track:
-                continue
-            fmt = payload_format(track.codec)
-            if fmt is None:
-                log.warning("recording %s: %s track not recorded (codec %s)",
-                            recording_id, track.kind, track.codec)
+            fmt = payload_format(track.codec) if track is not None else None
+            if track is None or track not in chosen or fmt is None:
+                if track is not None and fmt is None:
+                    log.warning("recording %s: %s track not recorded (codec %s)",
+                                recording_id, track.kind, track.codec)
+                down.bind(None)  # nothing to forward to us: no cost per packet
                 continue
             recorder.tracks[down.ssrc] = TrackRecorder(
                 track.kind, track.codec.lower(), track.clock_rate, fmt, _keyframe_asker(down),
