@@ -20,6 +20,7 @@ from tests.e2e.test_rtmp_ingest import pushing
 from tests.helpers import tokens
 from tests.helpers.server import ARTIFACTS_DIR, RunningServer
 from tests.helpers.tokens import admin_token
+from tests.helpers.whip import WhipPublisher
 
 from hubbub.client.media import PatternTrack, ToneTrack
 from hubbub.client.publisher import Publisher
@@ -136,6 +137,23 @@ async def test_admin_endpoint_records_h264(srv: RunningServer, tmp_path: Path) -
     path = await asyncio.to_thread(download, srv, info, tmp_path)
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+    assert decoded_frames(path) >= 2 * FPS
+    assert abs(dominant_frequency(path) - 440) < 5
+
+
+async def test_a_whip_publish_with_a_record_token_is_recorded(srv: RunningServer,
+                                                              tmp_path: Path) -> None:
+    token = str(admin_token(srv.http_url, ADMIN, "publish", record=True)["token"])
+    publisher = await WhipPublisher(f"{srv.http_url}/api/whip/rec-whip", token,
+                                    [ToneTrack(440), PatternTrack()]).start()
+    try:
+        await asyncio.sleep(3.0)
+        assert (await publisher.delete()).status_code == 200
+    finally:
+        publisher.location = None
+        await publisher.close()
+    info = await wait_done(srv, "rec-whip")
+    path = await asyncio.to_thread(download, srv, info, tmp_path)
     assert decoded_frames(path) >= 2 * FPS
     assert abs(dominant_frequency(path) - 440) < 5
 
