@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,12 +79,15 @@ def decoded_frames(path: Path) -> int:
 
 
 def probed_duration(path: Path) -> float:
-    """What ffprobe says (the container's duration, else the last packet's end)."""
+    """The duration `ffprobe` reports (PyAV's libavformat, the same code, without it)."""
+    if shutil.which("ffprobe") is not None:
+        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                              "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                             check=True, timeout=30)
+        return float(out.stdout.strip())
     with av.open(str(path)) as container:
-        if container.duration is not None:
-            return float(container.duration) / 1_000_000
-        ends = [float(p.pts * p.time_base) for p in container.demux() if p.pts is not None]
-        return max(ends)
+        assert container.duration is not None
+        return float(container.duration) / 1_000_000
 
 
 def download(srv: RunningServer, info: dict[str, Any], tmp_path: Path) -> Path:
