@@ -227,6 +227,27 @@ async def test_emit_with_nothing_registered_is_harmless() -> None:
     assert sender.stats.emitted == 1
 
 
+class SlowRegistry(MemoryRegistry):
+    async def webhooks(self) -> list[Webhook]:
+        read = list(self.hooks)
+        await asyncio.sleep(0.05)  # the database answers after a while
+        return read
+
+
+async def test_a_re_read_begun_before_a_change_does_not_undo_it(receiver: Receiver) -> None:
+    registry = SlowRegistry([])
+    sender = await started(registry)
+    try:
+        reading = asyncio.ensure_future(sender.refresh())
+        await asyncio.sleep(0.01)  # it has read [] ...
+        registry.hooks.append(hook(1, receiver.url))  # ... when the API writes one
+        sender.put(registry.hooks[0])
+        await reading
+        assert [h.id for h in sender.webhooks()] == [1]
+    finally:
+        await sender.stop()
+
+
 async def test_removing_a_webhook_stops_its_deliveries(receiver: Receiver) -> None:
     registry = MemoryRegistry([hook(1, receiver.url)])
     sender = await started(registry)

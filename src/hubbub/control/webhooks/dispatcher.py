@@ -103,6 +103,7 @@ class Webhooks:
         self._slots: asyncio.Semaphore | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._logging: set[asyncio.Task[None]] = set()
+        self._changes = 0  # registrations changed here; a re-read begun before one is stale
         self._dropped_unlogged = 0
         self._drop_logged_at = -LOG_INTERVAL
 
@@ -188,14 +189,20 @@ class Webhooks:
 
     def put(self, hook: Webhook) -> None:
         """Add or change one registration (the API, right after writing it)."""
+        self._changes += 1
         self.set_webhooks([*(h for h in self.webhooks() if h.id != hook.id), hook])
 
     def remove(self, hook_id: int) -> None:
+        self._changes += 1
         self.set_webhooks([h for h in self.webhooks() if h.id != hook_id])
 
     async def refresh(self) -> None:
-        if self._registry is not None:
-            self.set_webhooks(await self._registry.webhooks())
+        if self._registry is None:
+            return
+        changes = self._changes
+        hooks = await self._registry.webhooks()
+        if changes == self._changes:  # else it may predate a change made here: next time
+            self.set_webhooks(hooks)
 
     async def _refresh_loop(self) -> None:
         while True:
