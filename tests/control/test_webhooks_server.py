@@ -256,6 +256,23 @@ async def test_registration_lifecycle_and_the_secret_shown_once(
     assert (await api.get(f"/api/webhooks/{hid}/deliveries")).status_code == 404
 
 
+async def test_a_test_ping_reaches_the_receiver_signed(
+        api: httpx.AsyncClient, hooks: Hooks, receiver: Receiver) -> None:
+    hook = await hooks.add(receiver.url, "recordings")  # any types: a ping goes anyway
+    reply = await api.post(f"/api/webhooks/{hook['id']}/test")
+    assert reply.status_code == 202, reply.text
+    event_id = reply.json()["data"]["eventId"]
+    (got,) = await receiver.wait_for(1)
+    assert got.verifies(hook["secret"]) and got.headers["x-hubbub-event-id"] == event_id
+    body = got.json()
+    assert (body["type"], body["event"], body["data"]) == ("test", "ping",
+                                                           {"webhookId": hook["id"]})
+    assert (await api.put(f"/api/webhooks/{hook['id']}", json={"active": False})).is_success
+    paused = await api.post(f"/api/webhooks/{hook['id']}/test")
+    assert paused.status_code == 409 and "not active" in paused.text
+    assert (await api.post("/api/webhooks/999999/test")).status_code == 404
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({"url": "ftp://example.test/x", "types": ["feeds"]}, "url: Value error, must be an "
      "http:// or https:// URL"),

@@ -6,6 +6,7 @@ get         GET    /api/webhooks/{id}
 update      PUT    /api/webhooks/{id}                 only the fields given change
 delete      DELETE /api/webhooks/{id}
 deliveries  GET    /api/webhooks/{id}/deliveries?offset&limit   newest first
+test        POST   /api/webhooks/{id}/test            -> 202, a `test`/`ping` event queued
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hubbub.control.node import Node
 from hubbub.control.webhooks.feeds import FeedEvents
 from hubbub.control.webhooks.models import (
     DeliveryPageEnvelope,
+    PingEnvelope,
     WebhookCreate,
     WebhookEnvelope,
     WebhookPageEnvelope,
@@ -123,6 +125,17 @@ class WebhookService:
                 raise not_found(hook_id)
             webhooks.remove(hook_id)
             return success({"id": hook_id, "deleted": True})
+
+        @router.post("/{hook_id}/test", status_code=202, response_model=PingEnvelope)
+        async def test_webhook(hook_id: int = HookId) -> JSONResponse:
+            hook = await self.store.get(hook_id)
+            if hook is None:
+                raise not_found(hook_id)
+            if not hook.active:
+                raise ApiError(409, f"Conflict: webhook {hook_id} is not active")
+            occurrence = webhooks.ping(hook)
+            return success({"eventId": occurrence.id, "queued": webhooks.queued(hook_id)},
+                           202)
 
         @router.get("/{hook_id}/deliveries", response_model=DeliveryPageEnvelope)
         async def list_deliveries(hook_id: int = HookId, offset: int = offset_q,

@@ -21,7 +21,7 @@ import httpx
 
 from hubbub.config import WebhookConfig
 from hubbub.control.webhooks import signing
-from hubbub.control.webhooks.events import WebhookEvent
+from hubbub.control.webhooks.events import TEST, WebhookEvent
 from hubbub.logs import clip
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,22 @@ class Webhooks:
                 receiver.wake.set()
         except Exception:
             log.exception("webhook %s/%s not queued", clip(type), clip(event))
+
+    def ping(self, hook: Webhook) -> WebhookEvent:
+        """Queue a `test`/`ping` event for one webhook whatever its types (an operator checking
+        the receiver and its signature check); registers it here if this node has not re-read
+        it yet."""
+        receiver = self._receivers.get(hook.id)
+        if receiver is None:
+            self.put(hook)
+            receiver = self._receivers[hook.id]
+        occurrence = WebhookEvent(TEST, "ping", {"webhookId": hook.id})
+        if len(receiver.pending) >= self.config.queue_size:
+            receiver.pending.popleft()
+            self._dropped(receiver.hook)
+        receiver.pending.append(occurrence)
+        receiver.wake.set()
+        return occurrence
 
     def wants(self, type: str) -> bool:
         """Whether any webhook would get an event of `type` (skip building it if not)."""

@@ -16,6 +16,7 @@ FEEDS = "feeds"
 VIEWER_CONNECTION = "viewerConnection"
 RECORDINGS = "recordings"
 TOKENS = "tokens"
+TEST = "test"  # `ping`, sent on request only (POST /api/webhooks/{id}/test), to any webhook
 
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # started/ended: one publisher source (per sourceId); live/offline: the stream as a whole.

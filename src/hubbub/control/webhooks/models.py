@@ -101,6 +101,16 @@ class WebhookPageEnvelope(BaseModel):
     data: WebhookPage
 
 
+class Ping(BaseModel):
+    eventId: str = Field(description="the X-Hubbub-Event-Id of the test event")
+    queued: int = Field(description="events waiting for this receiver, the test included")
+
+
+class PingEnvelope(BaseModel):
+    status: str = "success"
+    data: Ping
+
+
 class DeliveryOut(BaseModel):
     id: int
     eventId: str = Field(description="the X-Hubbub-Event-Id header: same on every attempt")
