@@ -34,7 +34,9 @@ def render(values: Mapping[str, Any], form: str) -> str:
     flat = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     # TOML has no null: an unset optional (`media_host`) is left out, which means the same.
-    return tomli_w.dumps({**flat, **tables})
+    header = ("# hubbub config show: the settings `hubbub serve` would use (flag > env > file >\n"
+              "# default); secrets are masked as ***, so put them back before using this file.\n")
+    return header + tomli_w.dumps({**flat, **tables})
 
 
 def _masked(key: str, value: Any) -> Any:
