@@ -123,6 +123,19 @@ async def test_every_documented_metric_is_served_and_parses(env: Env) -> None:
         assert value(samples, "hubbub_token_refusals_total", reason=reason) == 0
     for role in ("publish", "view"):
         assert value(samples, "hubbub_join_seconds_count", role=role) == 0
+    for outcome in ("emitted", "delivered", "failed", "retried", "dropped"):
+        assert value(samples, "hubbub_webhook_events_total", outcome=outcome) == 0
+
+
+async def test_webhook_outcomes_are_the_dispatchers_counts(env: Env) -> None:
+    """The dispatcher counts (tests/control/test_webhooks_* drive it against real receivers);
+    /metrics reads those counts at scrape time."""
+    stats = env.node.webhooks.stats
+    stats.emitted, stats.delivered, stats.retried = 3, 2, 1
+    samples = await env.scrape()
+    assert value(samples, "hubbub_webhook_events_total", outcome="emitted") == 3
+    assert value(samples, "hubbub_webhook_events_total", outcome="delivered") == 2
+    assert value(samples, "hubbub_webhook_events_total", outcome="retried") == 1
 
 
 async def test_sfu_counters_move_and_never_go_back_when_objects_leave(env: Env) -> None:

@@ -56,6 +56,13 @@ class NodeCollector(Collector):
         yield from self._gauges()
         yield from self._media()
         yield from self._drops()
+        hooks = self.node.webhooks.stats
+        yield _by_label("hubbub_webhook_events", "Webhook events: emitted (queued for a "
+                        "receiver), delivered, failed (given up after the last attempt), "
+                        "retried (attempts after the first), dropped (a full queue's oldest).",
+                        "outcome", {"emitted": hooks.emitted, "delivered": hooks.delivered,
+                                    "failed": hooks.failed, "retried": hooks.retried,
+                                    "dropped": hooks.dropped})
         refusals = self.refusals
         if refusals is not None:
             yield _by_label("hubbub_token_refusals", "Credentials refused (WebSocket JWTs, "
