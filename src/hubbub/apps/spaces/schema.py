@@ -1,10 +1,8 @@
 """The Spaces tables and their versioned migrations (own version table; the auth schema is
-untouched). Each migration is applied once, in order, in one transaction; never edit a
-released one, append the next."""
+untouched), migrated by hubbub/migrations.py: a start of two processes at once is serialized
+as the token tables' is."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy import (
     Boolean,
@@ -14,9 +12,11 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hubbub import migrations
+from hubbub.migrations import Schema
 
 metadata = MetaData()
 
@@ -113,28 +113,11 @@ def _v3(dialect: str) -> list[str]:
     return ["ALTER TABLE spaces_rooms ADD COLUMN end_reason VARCHAR(16)"]
 
 
-MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1), (2, _v2), (3, _v3)]
-LATEST = MIGRATIONS[-1][0]
+SCHEMA = Schema("Spaces tables", "spaces_schema_version", 0x73706163,  # "spac"
+                [(1, _v1), (2, _v2), (3, _v3)])
+LATEST = SCHEMA.latest
 
 
 async def migrate(engine: AsyncEngine, target: int = LATEST) -> tuple[int, int]:
     """Bring the database to `target`; (version before, version after)."""
-    dialect = engine.dialect.name
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("CREATE TABLE IF NOT EXISTS spaces_schema_version (version INTEGER NOT NULL)")
-        )
-        found = (await conn.execute(text("SELECT MAX(version) FROM spaces_schema_version")))
-        before = int(found.scalar() or 0)
-        if before > LATEST:
-            raise RuntimeError(
-                f"the Spaces database is at schema v{before}, newer than this hubbub (v{LATEST})"
-            )
-        for version, statements in MIGRATIONS:
-            if before < version <= target:
-                for statement in statements(dialect):
-                    await conn.execute(text(statement))
-                await conn.execute(
-                    text("INSERT INTO spaces_schema_version (version) VALUES (:v)"), {"v": version}
-                )
-        return before, max(before, target)
+    return await migrations.migrate(engine, SCHEMA, target)
