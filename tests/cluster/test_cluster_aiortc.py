@@ -15,7 +15,7 @@ from hubbub.client.analysis import dominant_frequency
 from hubbub.client.media import AudioRecorder, PatternTrack, ToneTrack, VideoCounter
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
-from tests.helpers.cluster import cluster_node, cluster_stats, get_json
+from tests.helpers.cluster import cluster_stats, get_json, running_cluster
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
 from tests.helpers.tones import which_tone
@@ -32,14 +32,8 @@ def stream_name() -> str:
 
 @pytest.fixture(scope="module")
 def nodes(redis: RedisServer) -> Iterator[list[RunningServer]]:
-    started = [cluster_node(redis, f"cluster-{n}") for n in "abc"]
-    try:
-        for node in started:
-            node.start()
+    with running_cluster(redis, "cluster", "abc") as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 def recorder(viewer: Viewer, mid: str | None = None) -> AudioRecorder:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hubbub.client.media import ToneTrack
 from hubbub.client.publisher import Publisher
 from hubbub.client.viewer import Viewer
-from tests.helpers.cluster import cluster_node, cluster_stats, get_json
+from tests.helpers.cluster import cluster_stats, get_json, running_cluster
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
 
@@ -25,14 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def nodes(redis: RedisServer) -> Iterator[list[RunningServer]]:
-    started = [cluster_node(redis, f"metrics-{n}") for n in "ab"]
-    try:
-        for node in started:
-            node.start()
+    with running_cluster(redis, "metrics", "ab") as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 def gauge(node: RunningServer, name: str, **labels: str) -> float:

@@ -16,7 +16,7 @@ from hubbub.client.media import VideoCounter
 from hubbub.client.viewer import Viewer
 from tests.e2e.test_simulcast_chromium import SWITCH_LIMIT, rid_sizes, wait_size
 from tests.helpers.browser import REPO_ROOT, PageFactory, StaticServer, wait_for_state
-from tests.helpers.cluster import API_SECRET, cluster_node, cluster_stats
+from tests.helpers.cluster import API_SECRET, cluster_stats, running_cluster
 from tests.helpers.redis import RedisServer
 from tests.helpers.server import RunningServer
 
@@ -25,14 +25,8 @@ pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def nodes(redis: RedisServer) -> Iterator[list[RunningServer]]:
-    started = [cluster_node(redis, f"cluster-sim-{n}") for n in "ab"]
-    try:
-        for node in started:
-            node.start()
+    with running_cluster(redis, "cluster-sim", "ab") as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 @pytest.fixture(scope="module")

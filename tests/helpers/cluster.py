@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.helpers.redis import RedisServer
@@ -27,6 +29,21 @@ def cluster_node(redis: RedisServer | str, name: str, **options: OptionValue) ->
     }
     merged.update(options)
     return RunningServer(name=name, options=merged)
+
+
+@contextmanager
+def running_cluster(redis: RedisServer | str, prefix: str, names: str = "ab",
+                    **options: OptionValue) -> Iterator[list[RunningServer]]:
+    """Started nodes `prefix-<n>` for each letter of `names`, stopped on exit (those that
+    started, if one fails to)."""
+    nodes = [cluster_node(redis, f"{prefix}-{n}", **options) for n in names]
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 def get_json(url: str, secret: str | None = API_SECRET, body: Any = None) -> Any:
