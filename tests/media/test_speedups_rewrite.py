@@ -78,7 +78,7 @@ ext_maps = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(packets(), st.integers(0, 127), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF),
        st.integers(0, 0xFFFFFFFF), ext_maps, st.integers(0, 16), st.binary(max_size=18),
        st.sampled_from([0, 0, 3, 7, 14, 15, 16]))
