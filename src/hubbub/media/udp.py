@@ -129,6 +129,16 @@ DROP_COUNTERS = _DROP_COUNTERS
 TCP_DROP_COUNTERS = _TCP_DROP_COUNTERS
 
 
+def _add_traffic(total: TransportStats, more: TransportStats) -> None:
+    total.rtp_in += more.rtp_in
+    total.rtcp_in += more.rtcp_in
+    total.rtp_out += more.rtp_out
+    total.rtcp_out += more.rtcp_out
+    total.srtp_errors += more.srtp_errors
+    total.bytes_in += more.bytes_in
+    total.bytes_out += more.bytes_out
+
+
 class MediaPort(asyncio.DatagramProtocol):
     def __init__(self, config: MediaConfig | None = None) -> None:
         self.config = config or MediaConfig()
@@ -339,14 +349,7 @@ class MediaPort(asyncio.DatagramProtocol):
             self._keys.pop(transport.local_ufrag, None)
         self.unbind_address(transport)
         # Called once per peer (its close is guarded): keep its counts for `traffic`.
-        gone, total = transport.stats, self._retired
-        total.rtp_in += gone.rtp_in
-        total.rtcp_in += gone.rtcp_in
-        total.rtp_out += gone.rtp_out
-        total.rtcp_out += gone.rtcp_out
-        total.srtp_errors += gone.srtp_errors
-        total.bytes_in += gone.bytes_in
-        total.bytes_out += gone.bytes_out
+        _add_traffic(self._retired, transport.stats)
 
     def traffic(self) -> TransportStats:
         """SRTP/SRTCP counters of every peer connection and relay link since the start (live
@@ -356,14 +359,7 @@ class MediaPort(asyncio.DatagramProtocol):
         for peer in self._by_addr.values():
             peers.setdefault(id(peer), peer)
         for peer in peers.values():
-            s = peer.stats
-            total.rtp_in += s.rtp_in
-            total.rtcp_in += s.rtcp_in
-            total.rtp_out += s.rtp_out
-            total.rtcp_out += s.rtcp_out
-            total.srtp_errors += s.srtp_errors
-            total.bytes_in += s.bytes_in
-            total.bytes_out += s.bytes_out
+            _add_traffic(total, peer.stats)
         return total
 
     @property
