@@ -12,59 +12,46 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_SEQ_HALF = 0x8000
-_TS_HALF = 0x80000000
+class Unwrapper:
+    """A wrapping counter of `BITS` bits → a count that keeps going past the wrap, each value
+    taken nearest to the newest one seen (so a late, reordered one lands just before it)."""
 
-
-class SeqUnwrapper:
-    """16-bit sequence numbers → a monotonic count (nearest to the last one seen)."""
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last = -1
-
-    def unwrap(self, seq: int) -> int:
-        if self._last < 0:
-            self._last = seq
-            return seq
-        delta = (seq - self._last) & 0xFFFF
-        if delta >= _SEQ_HALF:
-            delta -= 0x10000
-        value = self._last + delta
-        if delta > 0:
-            self._last = value
-        return value
-
-
-class TimestampUnwrapper:
-    """32-bit RTP timestamps → a count that keeps going past 2^32 (nearest to the last one)."""
-
+    BITS = 32
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
         self._last: int | None = None
 
-    def unwrap(self, ts: int) -> int:
-        if self._last is None:
-            self._last = ts
-            return ts
-        delta = (ts - self._last) & 0xFFFFFFFF
-        if delta >= _TS_HALF:
-            delta -= 0x100000000
-        value = self._last + delta
-        if delta > 0:
-            self._last = value
-        return value
+    def nearest(self, value: int) -> int:
+        """`value` unwrapped, without moving on (e.g. an SR's timestamp)."""
+        last = self._last
+        if last is None:
+            return value
+        modulus = 1 << self.BITS
+        delta = (value - last) & (modulus - 1)
+        if delta >= modulus >> 1:
+            delta -= modulus
+        return last + delta
 
-    def nearest(self, ts: int) -> int:
-        """`ts` unwrapped like `unwrap`, without moving on (an SR's timestamp)."""
-        if self._last is None:
-            return ts
-        delta = (ts - self._last) & 0xFFFFFFFF
-        if delta >= _TS_HALF:
-            delta -= 0x100000000
-        return self._last + delta
+    def unwrap(self, value: int) -> int:
+        """`value` unwrapped; the newest one seen moves on when it is ahead."""
+        unwrapped = self.nearest(value)
+        if self._last is None or unwrapped > self._last:
+            self._last = unwrapped
+        return unwrapped
+
+
+class SeqUnwrapper(Unwrapper):
+    """16-bit RTP sequence numbers."""
+
+    BITS = 16
+    __slots__ = ()
+
+
+class TimestampUnwrapper(Unwrapper):
+    """32-bit RTP timestamps."""
+
+    __slots__ = ()
 
 
 class ReorderBuffer(Generic[T]):
