@@ -18,13 +18,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.inprocess import node_app
 from tests.sfu.fakes import FakeSink, audio_packet, audio_params, down_audio
 
 from hubbub.config import Config
-from hubbub.control.app import create_app
-from hubbub.control.auth import datadir
 from hubbub.control.auth.refusals import REASONS, reason_of
-from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 
 ADMIN = "admin-secret-for-metrics-tests-0123456789"
@@ -83,22 +81,11 @@ class Env:
 
 
 async def make_env(tmp_path: Path, metrics_token: str = "") -> AsyncIterator[Env]:
-    config = Config()
-    config.media.host = "127.0.0.1"
-    config.media.port = 0
-    config.auth.data_dir = str(tmp_path / "data")
-    config.auth.api_secret = ADMIN
-    config.control.metrics_token = metrics_token
-    node = Node(config)
-    auth = Auth(config.auth, datadir.prepare(config.auth))
-    app = create_app(node, auth)
-    await auth.start()
-    await node.start()
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://media.test") as c:
-        yield Env(node, c)
-    await node.stop()
-    await auth.stop()
+    def guard(config: Config) -> None:
+        config.control.metrics_token = metrics_token
+
+    async with node_app(tmp_path, ADMIN, guard, "http://media.test") as (node, client):
+        yield Env(node, client)
 
 
 @pytest_asyncio.fixture

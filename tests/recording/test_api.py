@@ -10,12 +10,9 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from hubbub.config import Config
-from hubbub.control.app import create_app
-from hubbub.control.auth import datadir
-from hubbub.control.auth.service import Auth
 from hubbub.control.node import Node
 from hubbub.media import rtp
+from tests.helpers.inprocess import node_app
 from tests.recording.rtp_media import opus_frames
 from tests.sfu.fakes import FakeSink, audio_params
 
@@ -25,21 +22,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 @pytest_asyncio.fixture
 async def env(tmp_path: Path) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    config = Config()
-    config.media.host = "127.0.0.1"
-    config.media.port = 0
-    config.auth.data_dir = str(tmp_path / "data")
-    config.auth.api_secret = ADMIN
-    node = Node(config)
-    auth = Auth(config.auth, datadir.prepare(config.auth))
-    app = create_app(node, auth)
-    await auth.start()
-    await node.start()
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as client:
-        yield node, client
-    await node.stop()
-    await auth.stop()
+    async with node_app(tmp_path, ADMIN) as made:
+        yield made
 
 
 def data(reply: httpx.Response, status: int = 200) -> Any:
