@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["h264_sps_size", "is_keyframe", "keyframe_size", "may_start_keyframe"]
+__all__ = ["h264_sps_size", "is_keyframe", "keyframe_size", "may_start_keyframe",
+           "vp8_descriptor_length"]
 
 
-def _vp8_header(p: bytes) -> int:
-    """Offset of the VP8 payload header in the first packet of partition 0, else -1."""
-    # RFC 7741 §4.2 payload descriptor: |X|R|N|S|R|PID| then, if X, |I|L|T|K|RSV|.
+def vp8_descriptor_length(p: bytes) -> int:
+    """Bytes of the RFC 7741 §4.2 payload descriptor that starts `p`, or -1 when `p` is cut
+    short before any payload follows it."""
+    # |X|R|N|S|R|PID| then, if X, |I|L|T|K|RSV| [PictureID 1-2] [TL0PICIDX] [TID|Y|KEYIDX].
     n = len(p)
     if n < 1:
         return -1
-    b = p[0]
-    if not b & 0x10 or b & 0x07:  # keyframe header only in the first packet of partition 0
-        return -1
     i = 1
-    if b & 0x80:
+    if p[0] & 0x80:
         if n < 2:
             return -1
         x = p[1]
@@ -36,6 +35,13 @@ def _vp8_header(p: bytes) -> int:
         if x & 0x30:  # T or K: TID/Y/KEYIDX byte
             i += 1
     return i if n > i else -1
+
+
+def _vp8_header(p: bytes) -> int:
+    """Offset of the VP8 payload header in the first packet of partition 0, else -1."""
+    if not p or not p[0] & 0x10 or p[0] & 0x07:  # only the first packet of partition 0
+        return -1
+    return vp8_descriptor_length(p)
 
 
 def _vp8(p: bytes) -> bool:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hubbub.media.codecs import vp8_descriptor_length
+
 START_CODE = b"\x00\x00\x00\x01"
 
 
@@ -42,27 +44,10 @@ class PayloadFormat:
 
 class Vp8Format(PayloadFormat):
     def unpack(self, p: bytes) -> tuple[bool, bytes] | None:
-        # |X|R|N|S|R|PID| [|I|L|T|K|RSV| [PictureID 1-2] [TL0PICIDX] [TID|Y|KEYIDX]]
-        n = len(p)
-        if n < 1:
+        i = vp8_descriptor_length(p)
+        if i < 0:
             return None
-        b = p[0]
-        i = 1
-        if b & 0x80:
-            if n < 2:
-                return None
-            x = p[1]
-            i = 2
-            if x & 0x80:
-                if n <= i:
-                    return None
-                i += 2 if p[i] & 0x80 else 1
-            if x & 0x40:
-                i += 1
-            if x & 0x30:
-                i += 1
-        if i >= n:
-            return None
+        b = p[0]  # S set and PID 0: the first packet of the frame
         return bool(b & 0x10) and not b & 0x07, p[i:]
 
     def is_keyframe(self, frame: bytes) -> bool:
