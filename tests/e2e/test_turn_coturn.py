@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import io
-import ipaddress
 import itertools
 import json
 import ssl
@@ -25,12 +23,9 @@ from aioice import stun
 from aioice import turn as aioice_turn
 from aiortc import RTCIceServer
 from aiortc.rtcicetransport import parse_stun_turn_uri
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from tests.helpers.coturn import Coturn
 from tests.helpers.server import RunningServer
+from tests.helpers.tls import self_signed
 
 from hubbub.client import commands
 from hubbub.client.analysis import dominant_frequency
@@ -252,35 +247,14 @@ async def test_cli_publish_and_view_relay_only_through_turn_tcp(
 
 # --- turns: (TLS) -------------------------------------------------------------------------
 
-def self_signed(directory: Path, ip: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hubbub turns test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "turn-cert.pem", directory / "turn-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o644)  # coturn may drop privileges before reading it
-    return cert_path, key_path
-
-
 @pytest.mark.slow
 async def test_turns_allocation_needs_a_certificate_the_client_trusts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tmp_path.chmod(0o755)
-    cert, key = self_signed(tmp_path, "127.0.0.1")
+    tls = self_signed(tmp_path, "127.0.0.1", "hubbub turns test", prefix="turn-")
+    cert, key = tls.cert, tls.key
+    key.chmod(0o644)  # coturn may drop privileges before reading it
     with Coturn(secret=SECRET, tls_cert=cert, tls_key=key, name="coturn-tls") as tls_turn:
         args = ["--turn-server", tls_turn.tls_uri(), "--turn-secret", SECRET,
                 "--open-viewing", "turn*"]

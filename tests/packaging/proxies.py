@@ -3,22 +3,15 @@ example's hostname, certificate and upstream swapped for loopback ones, nothing 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from tests.helpers.server import free_tcp_port, stop_group
+from tests.helpers.tls import Tls
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 EXAMPLE_HOST = "media.example.com"
@@ -26,35 +19,6 @@ EXAMPLE_UPSTREAM = "127.0.0.1:8080"
 NGINX_CERT = f"/etc/letsencrypt/live/{EXAMPLE_HOST}/fullchain.pem"
 NGINX_KEY = f"/etc/letsencrypt/live/{EXAMPLE_HOST}/privkey.pem"
 START_TIMEOUT = 15.0
-
-
-@dataclass(frozen=True)
-class Tls:
-    cert: Path
-    key: Path
-
-
-def self_signed(where: Path) -> Tls:
-    """A certificate for 127.0.0.1 that is its own CA (clients trust it via SSL_CERT_FILE)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    tls = Tls(where / "cert.pem", where / "key.pem")
-    tls.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    tls.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return tls
 
 
 def nginx_site(tls: Tls, https_port: int, http_port: int, upstream_port: int) -> str:

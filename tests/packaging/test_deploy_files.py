@@ -11,8 +11,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tests.helpers.tls import self_signed
 from tests.packaging import image
-from tests.packaging.proxies import NGINX_CERT, NGINX_KEY, nginx_main, self_signed
+from tests.packaging.proxies import NGINX_CERT, NGINX_KEY, nginx_main
 from tests.packaging.tools import require_tool
 from tests.packaging.venv import SOURCES
 

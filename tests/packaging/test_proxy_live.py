@@ -17,16 +17,15 @@ import pytest
 import pytest_asyncio
 
 from tests.helpers.server import RunningServer
+from tests.helpers.tls import Tls, self_signed
 from tests.helpers.tokens import admin_token
 from tests.packaging.forwarding import assert_forwards_media_at
 from tests.packaging.proxies import (
-    Tls,
     caddyfile,
     free_ports,
     nginx_main,
     nginx_site,
     running,
-    self_signed,
 )
 from tests.packaging.tools import require_tool
 
